@@ -1,0 +1,163 @@
+/*
+ * parley-api: serves the REST API over FastCGI with a fixed pool of worker
+ * threads. Each thread owns its database and Redis connections and handles
+ * one request at a time (FCGX_Accept_r). On SIGTERM or SIGINT the listening
+ * socket is shut down, requests in flight finish, and the process exits.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "log.h"
+#include "program.h"
+
+struct worker_thread {
+	pthread_t thread;
+	struct api_worker w;
+	int listen_fd;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker_thread *t = arg;
+	FCGX_Request fcgx;
+
+	if (FCGX_InitRequest(&fcgx, t->listen_fd, 0) != 0) {
+		pl_log(PL_LOG_ERR, "api: worker %d cannot initialize", t->w.id);
+		return NULL;
+	}
+	/* Connect early so the log says at once when a store is down. */
+	pl_db_ensure(&t->w.db);
+	pl_redis_ensure(&t->w.redis);
+	while (!pl_stop_requested) {
+		if (FCGX_Accept_r(&fcgx) < 0)
+			break;
+		api_request_handle(&t->w, &fcgx);
+		FCGX_Finish_r(&fcgx);
+	}
+	FCGX_Free(&fcgx, 1);
+	return NULL;
+}
+
+/* Opens the FastCGI socket: a unix socket path or HOST:PORT. Returns -1 on error. */
+static int open_listener(const char *listen_on)
+{
+	int fd;
+
+	/* FCGX_OpenSocket exits the process if bind fails: check first. */
+	if (listen_on[0] == '/') {
+		char *dir = strdup(listen_on);
+		char *slash = dir ? strrchr(dir, '/') : NULL;
+
+		if (slash && slash != dir) {
+			*slash = '\0';
+			if (access(dir, W_OK) != 0) {
+				pl_log_errno(PL_LOG_ERR, "api: cannot create socket "
+					     "in '%s'", dir);
+				free(dir);
+				return -1;
+			}
+		}
+		free(dir);
+	}
+	fd = FCGX_OpenSocket(listen_on, 128);
+	if (fd < 0) {
+		pl_log(PL_LOG_ERR, "api: cannot listen on '%s'", listen_on);
+		return -1;
+	}
+	if (listen_on[0] == '/' && chmod(listen_on, 0660) != 0)
+		pl_log_errno(PL_LOG_WARN, "api: cannot chmod '%s'", listen_on);
+	return fd;
+}
+
+int main(int argc, char **argv)
+{
+	struct pl_config cfg;
+	struct worker_thread *threads = NULL;
+	sigset_t block, old;
+	int next, fd, status = 1;
+	long long n, started = 0;
+	int all_joined = 1;
+
+	status = pl_program_start(argc, argv, "parley-api", NULL, &cfg, &next);
+	if (status >= 0)
+		goto out;
+	status = 1;
+	if (sodium_init() < 0 || FCGX_Init() != 0) {
+		pl_log(PL_LOG_ERR, "api: cannot initialize libsodium or libfcgi");
+		goto out;
+	}
+	fd = open_listener(cfg.api_listen);
+	if (fd < 0)
+		goto out;
+	n = cfg.api_threads;
+	threads = calloc((size_t)n, sizeof(*threads));
+	if (!threads)
+		goto out;
+
+	/* Workers leave the stop signals to the main thread. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	for (started = 0; started < n; started++) {
+		struct worker_thread *t = &threads[started];
+
+		t->w.id = (int)started;
+		t->w.cfg = &cfg;
+		t->listen_fd = fd;
+		pl_db_init(&t->w.db, &cfg);
+		pl_redis_init(&t->w.redis, &cfg);
+		if (pthread_create(&t->thread, NULL, worker_main, t) != 0) {
+			pl_log(PL_LOG_ERR, "api: cannot start worker thread");
+			pl_db_release(&t->w.db);
+			pl_redis_release(&t->w.redis);
+			pl_stop_requested = 1;
+			break;
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pl_log(PL_LOG_INFO, "api: listening on '%s' with %lld threads",
+	       cfg.api_listen, started);
+
+	while (!pl_stop_requested)
+		pl_program_sleep_ms(1000);
+
+	pl_log(PL_LOG_INFO, "api: stopping");
+	FCGX_ShutdownPending();
+	/* Wakes the threads blocked in accept(). */
+	shutdown(fd, SHUT_RDWR);
+	for (long long i = 0; i < started; i++) {
+		struct timespec deadline;
+
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_sec += 3;
+		/* A thread parked on an idle kept connection is left to exit(). */
+		if (pthread_timedjoin_np(threads[i].thread, NULL, &deadline) == 0) {
+			pl_db_release(&threads[i].w.db);
+			pl_redis_release(&threads[i].w.redis);
+		} else {
+			all_joined = 0;
+		}
+	}
+	close(fd);
+	if (cfg.api_listen[0] == '/')
+		unlink(cfg.api_listen);
+	pl_log(PL_LOG_INFO, "api: stopped");
+	status = 0;
+	if (!all_joined)
+		return status;	/* exit() ends the stragglers; their memory stays */
+out:
+	free(threads);
+	pl_config_release(&cfg);
+	return status;
+}

@@ -1,0 +1,258 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef PL_SYSCONFDIR
+#define PL_SYSCONFDIR "/etc"
+#endif
+
+enum key_type { KEY_STR, KEY_INT };
+
+struct key {
+	const char *section;
+	const char *name;
+	enum key_type type;
+	const char *def;
+	long long min, max;
+	size_t offset;
+	const char *help;
+};
+
+#define STR(sec, nm, dflt, field, hlp) \
+	{ sec, nm, KEY_STR, dflt, 0, 0, offsetof(struct pl_config, field), hlp }
+#define INT(sec, nm, dflt, lo, hi, field, hlp) \
+	{ sec, nm, KEY_INT, #dflt, lo, hi, offsetof(struct pl_config, field), hlp }
+
+static const struct key keys[] = {
+	STR("log", "level", "info", log_level, "err, warn, info or debug"),
+	STR("database", "conninfo",
+	    "host=127.0.0.1 port=5432 dbname=parley user=parley", db_conninfo,
+	    "libpq connection string"),
+	INT("database", "connect_timeout", 5, 1, 300, db_connect_timeout_s,
+	    "seconds to wait for one connection attempt"),
+	STR("redis", "host", "127.0.0.1", redis_host,
+	    "Redis address (an IP address or a unix socket path)"),
+	INT("redis", "port", 6379, 0, 65535, redis_port,
+	    "Redis TCP port (ignored for a unix socket)"),
+	INT("redis", "timeout_ms", 1000, 10, 60000, redis_timeout_ms,
+	    "milliseconds to wait for Redis to connect or answer"),
+	STR("auth", "secret_file", PL_SYSCONFDIR "/parley/secret",
+	    auth_secret_file, "file holding the token signing secret"),
+	INT("auth", "token_ttl", 86400, 60, 31536000, auth_token_ttl_s,
+	    "seconds a session token stays valid"),
+	STR("api", "listen", "/run/parley/api.sock", api_listen,
+	    "FastCGI socket: a unix socket path or HOST:PORT"),
+	INT("api", "threads", 8, 1, 256, api_threads,
+	    "worker threads, each with its own database and Redis connection"),
+	INT("api", "max_body_bytes", 65536, 1024, 1048576, api_max_body_bytes,
+	    "largest accepted request body"),
+	INT("relay", "port", 8091, 1, 65535, relay_port,
+	    "TCP port the relay listens on"),
+	STR("relay", "public_url", "ws://127.0.0.1:8091/ws", relay_public_url,
+	    "WebSocket URL clients are given by discovery"),
+	STR("relay", "region", "default", relay_region,
+	    "region name used by discovery"),
+	STR("relay", "id", "", relay_id,
+	    "relay id in the registry (empty: host name and port)"),
+	INT("relay", "capacity", 10000, 1, 1000000, relay_capacity,
+	    "connections this relay is sized for"),
+	INT("notify", "grace_ms", 3000, 0, 600000, notify_grace_ms,
+	    "milliseconds a push waits for the user to read the message"),
+	INT("presence", "heartbeat_interval", 5, 1, 300,
+	    presence_heartbeat_interval_s,
+	    "seconds between client heartbeats"),
+	INT("presence", "timeout", 30, 1, 3600, presence_timeout_s,
+	    "seconds without a heartbeat before a device is offline"),
+	INT("presence", "grace", 5, 0, 3600, presence_grace_s,
+	    "seconds after the last socket closes before a user is offline"),
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static char **str_field(struct pl_config *cfg, const struct key *k)
+{
+	return (char **)((char *)cfg + k->offset);
+}
+
+static long long *int_field(struct pl_config *cfg, const struct key *k)
+{
+	return (long long *)((char *)cfg + k->offset);
+}
+
+/* Sets one key from text. Returns 0, or -1 with a reason in err. */
+static int set_value(struct pl_config *cfg, const struct key *k,
+		     const char *value, char *err, size_t errlen)
+{
+	if (k->type == KEY_STR) {
+		char *copy = strdup(value);
+
+		if (!copy) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		free(*str_field(cfg, k));
+		*str_field(cfg, k) = copy;
+		return 0;
+	}
+
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(value, &end, 10);
+	if (errno || end == value || *end != '\0') {
+		snprintf(err, errlen, "'%s' is not an integer", value);
+		return -1;
+	}
+	if (v < k->min || v > k->max) {
+		snprintf(err, errlen, "%lld is out of range %lld..%lld", v,
+			 k->min, k->max);
+		return -1;
+	}
+	*int_field(cfg, k) = v;
+	return 0;
+}
+
+static const struct key *find_key(const char *section, const char *name)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].section, section) == 0 &&
+		    strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+void pl_config_init(struct pl_config *cfg)
+{
+	char ignored[8];
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < NKEYS; i++)
+		if (set_value(cfg, &keys[i], keys[i].def, ignored,
+			      sizeof(ignored)))
+			abort();	/* a default outside its own range */
+	cfg->log_level_value = PL_LOG_INFO;
+}
+
+void pl_config_release(struct pl_config *cfg)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (keys[i].type == KEY_STR) {
+			free(*str_field(cfg, &keys[i]));
+			*str_field(cfg, &keys[i]) = NULL;
+		}
+	}
+}
+
+struct parse_state {
+	struct pl_config *cfg;
+	char *err;
+	size_t errlen;
+};
+
+/* inih calls this per key; returning 0 makes ini_parse() report the line. */
+static int on_ini_key(void *user, const char *section, const char *name,
+		      const char *value)
+{
+	struct parse_state *st = user;
+	const struct key *k = find_key(section, name);
+	char why[256];
+
+	if (st->err[0])
+		return 0;	/* keep the first error */
+	if (!k) {
+		snprintf(st->err, st->errlen, "unknown key '%s' in section [%s]",
+			 name, section);
+		return 0;
+	}
+	if (set_value(st->cfg, k, value, why, sizeof(why))) {
+		snprintf(st->err, st->errlen, "[%s] %s: %s", section, name, why);
+		return 0;
+	}
+	return 1;
+}
+
+static void env_name(const struct key *k, char *out, size_t outlen)
+{
+	size_t n = (size_t)snprintf(out, outlen, "PARLEY_%s_%s", k->section,
+				    k->name);
+
+	for (size_t i = 0; i < n && i < outlen; i++)
+		out[i] = (char)toupper((unsigned char)out[i]);
+}
+
+int pl_config_load(struct pl_config *cfg, const char *path, char *err,
+		   size_t errlen)
+{
+	struct parse_state st = { cfg, err, errlen };
+	char why[512];
+
+	err[0] = '\0';
+	if (path) {
+		int line = ini_parse(path, on_ini_key, &st);
+
+		if (line < 0) {
+			snprintf(err, errlen, "cannot read '%s'", path);
+			return -1;
+		}
+		if (line > 0) {
+			snprintf(why, sizeof(why), "%s", err[0] ? err :
+				 "syntax error");
+			snprintf(err, errlen, "%s:%d: %s", path, line, why);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < NKEYS; i++) {
+		char name[96];
+		const char *value;
+
+		env_name(&keys[i], name, sizeof(name));
+		value = getenv(name);
+		if (!value)
+			continue;
+		if (set_value(cfg, &keys[i], value, why, sizeof(why))) {
+			snprintf(err, errlen, "environment %s: %s", name, why);
+			return -1;
+		}
+	}
+	if (pl_log_level_parse(cfg->log_level, &cfg->log_level_value)) {
+		snprintf(err, errlen, "[log] level: '%s' is not one of err, "
+			 "warn, info, debug", cfg->log_level);
+		return -1;
+	}
+	return 0;
+}
+
+void pl_config_print_help(FILE *out)
+{
+	fprintf(out, "configuration keys (section, key, default, environment):\n");
+	for (size_t i = 0; i < NKEYS; i++) {
+		char name[96];
+
+		env_name(&keys[i], name, sizeof(name));
+		fprintf(out, "  [%s] %s = %s", keys[i].section, keys[i].name,
+			keys[i].def);
+		if (keys[i].type == KEY_INT)
+			fprintf(out, " (%lld..%lld)", keys[i].min, keys[i].max);
+		fprintf(out, "  %s\n      %s\n", name, keys[i].help);
+	}
+}
+
+void pl_config_each_key(void (*fn)(const char *section, const char *key,
+				   void *arg), void *arg)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		fn(keys[i].section, keys[i].name, arg);
+}
+
+const char *pl_config_default_path(void)
+{
+	const char *env = getenv("PARLEY_CONFIG");
+
+	return env && *env ? env : PL_SYSCONFDIR "/parley/parley.conf";
+}

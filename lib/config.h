@@ -1,0 +1,80 @@
+/*
+ * config: parley.conf, one table of keys shared by every program.
+ *
+ * Each key has one row in the table in config.c: section, name, type,
+ * default, range and the field it fills. The INI reader (inih), the
+ * environment overrides (PARLEY_<SECTION>_<KEY>), validation and the
+ * --help listing all come from that table, and deploy/parley.conf.example
+ * documents every row (a unit test checks the two agree).
+ */
+#ifndef PL_CONFIG_H
+#define PL_CONFIG_H
+
+#include <stdio.h>
+
+#include "log.h"
+
+struct pl_config {
+	/* [log] */
+	char *log_level;
+	enum pl_log_level log_level_value;	/* parsed from log_level */
+	/* [database] */
+	char *db_conninfo;
+	long long db_connect_timeout_s;
+	/* [redis] */
+	char *redis_host;
+	long long redis_port;
+	long long redis_timeout_ms;
+	/* [auth] */
+	char *auth_secret_file;
+	long long auth_token_ttl_s;
+	/* [api] */
+	char *api_listen;
+	long long api_threads;
+	long long api_max_body_bytes;
+	/* [relay] */
+	long long relay_port;
+	char *relay_public_url;
+	char *relay_region;
+	char *relay_id;
+	long long relay_capacity;
+	/* [notify] */
+	long long notify_grace_ms;
+	/* [presence] */
+	long long presence_heartbeat_interval_s;
+	long long presence_timeout_s;
+	long long presence_grace_s;
+};
+
+/* Sets every key to its default. Pair with pl_config_release(). */
+void pl_config_init(struct pl_config *cfg);
+
+/* Frees the strings cfg owns. Safe on an initialized or released config. */
+void pl_config_release(struct pl_config *cfg);
+
+/*
+ * Reads path (NULL: defaults only), then applies PARLEY_<SECTION>_<KEY>
+ * environment overrides, then validates. Returns 0, or -1 with a message
+ * naming "file:line" and the key written to err (errlen bytes).
+ * Unknown sections or keys and out-of-range values are errors.
+ */
+int pl_config_load(struct pl_config *cfg, const char *path, char *err,
+		   size_t errlen);
+
+/* Writes one line per key: section, key, default, range, env var, help. */
+void pl_config_print_help(FILE *out);
+
+/*
+ * Calls fn once per table row with the section and key (borrowed static
+ * strings). Used by tests to compare the table with the example file.
+ */
+void pl_config_each_key(void (*fn)(const char *section, const char *key,
+				   void *arg), void *arg);
+
+/*
+ * Returns the path a program reads by default: $PARLEY_CONFIG if set, else
+ * the compiled-in /etc/parley/parley.conf (a static or environment string).
+ */
+const char *pl_config_default_path(void);
+
+#endif

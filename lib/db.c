@@ -1,0 +1,155 @@
+#include "db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "program.h"
+
+void pl_db_init(struct pl_db *db, const struct pl_config *cfg)
+{
+	memset(db, 0, sizeof(*db));
+	db->conninfo = strdup(cfg->db_conninfo);
+	if (!db->conninfo)
+		abort();
+	db->connect_timeout_s = cfg->db_connect_timeout_s;
+}
+
+void pl_db_release(struct pl_db *db)
+{
+	if (db->conn)
+		PQfinish(db->conn);
+	free(db->conninfo);
+	memset(db, 0, sizeof(*db));
+}
+
+/* The first line of a libpq message, for a one-line log. */
+static void first_line(const char *msg, char *out, size_t outlen)
+{
+	size_t n = strcspn(msg, "\n");
+
+	if (n >= outlen)
+		n = outlen - 1;
+	memcpy(out, msg, n);
+	out[n] = '\0';
+}
+
+static enum pl_err connect_once(struct pl_db *db, int quiet)
+{
+	char timeout[24];
+	const char *keys[] = { "dbname", "connect_timeout", "application_name",
+			       NULL };
+	const char *values[] = { db->conninfo, timeout, "parley", NULL };
+	char why[256];
+
+	if (db->conn)
+		PQfinish(db->conn);
+	snprintf(timeout, sizeof(timeout), "%lld", db->connect_timeout_s);
+	/* expand_dbname = 1: "dbname" carries the whole conninfo string. */
+	db->conn = PQconnectdbParams(keys, values, 1);
+	if (db->conn && PQstatus(db->conn) == CONNECTION_OK) {
+		if (db->was_down)
+			pl_log(PL_LOG_INFO, "db: reconnected to postgresql");
+		db->was_down = 0;
+		return PL_OK;
+	}
+	first_line(db->conn ? PQerrorMessage(db->conn) : "out of memory", why,
+		   sizeof(why));
+	if (!quiet || !db->was_down)
+		pl_log(PL_LOG_ERR, "db: cannot connect to postgresql: %s", why);
+	db->was_down = 1;
+	return PL_UNAVAILABLE;
+}
+
+enum pl_err pl_db_ensure(struct pl_db *db)
+{
+	if (db->conn && PQstatus(db->conn) == CONNECTION_OK)
+		return PL_OK;
+	if (db->conn && !db->was_down) {
+		pl_log(PL_LOG_WARN, "db: connection to postgresql lost");
+		db->was_down = 1;
+	}
+	return connect_once(db, 1);
+}
+
+enum pl_err pl_db_wait(struct pl_db *db)
+{
+	long delay_ms = 250;
+
+	while (!pl_stop_requested) {
+		if (connect_once(db, 1) == PL_OK)
+			return PL_OK;
+		if (pl_program_sleep_ms(delay_ms))
+			break;
+		delay_ms = delay_ms * 2 > 5000 ? 5000 : delay_ms * 2;
+	}
+	return PL_UNAVAILABLE;
+}
+
+enum pl_err pl_db_exec(struct pl_db *db, const char *sql, int nparams,
+		       const char *const *params, int retry_ok, PGresult **out,
+		       char sqlstate[6])
+{
+	int attempt;
+
+	*out = NULL;
+	if (sqlstate)
+		sqlstate[0] = '\0';
+	for (attempt = 0; attempt < 2; attempt++) {
+		PGresult *res;
+		ExecStatusType status;
+		const char *state;
+		char why[256];
+
+		if (pl_db_ensure(db))
+			return PL_UNAVAILABLE;
+		res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL,
+				   NULL, 0);
+		status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+		if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
+			*out = res;
+			return PL_OK;
+		}
+		state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+		if (sqlstate && state)
+			snprintf(sqlstate, 6, "%s", state);
+		first_line(res ? PQresultErrorMessage(res) :
+			   PQerrorMessage(db->conn), why, sizeof(why));
+		PQclear(res);
+		if (PQstatus(db->conn) != CONNECTION_OK) {
+			pl_log(PL_LOG_WARN, "db: connection to postgresql lost: %s",
+			       why);
+			db->was_down = 1;
+			if (retry_ok && attempt == 0 &&
+			    connect_once(db, 1) == PL_OK)
+				continue;
+			return PL_UNAVAILABLE;
+		}
+		/* Admin shutdown and similar server states mean "down", too. */
+		if (state && (strncmp(state, "57P", 3) == 0 ||
+			      strncmp(state, "08", 2) == 0)) {
+			pl_log(PL_LOG_WARN, "db: postgresql unavailable: %s", why);
+			return PL_UNAVAILABLE;
+		}
+		/* Serialization failures and deadlocks are the caller's to retry. */
+		if (state && strncmp(state, "40", 2) == 0) {
+			pl_log(PL_LOG_WARN, "db: statement aborted (%s): %s",
+			       state, why);
+			return PL_UNAVAILABLE;
+		}
+		pl_log(PL_LOG_ERR, "db: statement failed (%s): %s",
+		       state ? state : "?", why);
+		return PL_INTERNAL;
+	}
+	return PL_UNAVAILABLE;
+}
+
+enum pl_err pl_db_ping(struct pl_db *db)
+{
+	PGresult *res;
+	enum pl_err rc = pl_db_exec(db, "SELECT 1", 0, NULL, 1, &res, NULL);
+
+	PQclear(res);
+	return rc == PL_OK ? PL_OK : PL_UNAVAILABLE;
+}

@@ -1,0 +1,59 @@
+/*
+ * db: one PostgreSQL connection and its recovery.
+ *
+ * A struct pl_db belongs to one thread. It connects lazily, notices a lost
+ * connection and reconnects on the next use, so a restarted PostgreSQL is
+ * picked up without restarting Parley. Errors from libpq become enum pl_err
+ * here and are logged here once: a lost or refused connection is
+ * PL_UNAVAILABLE, anything else PL_INTERNAL.
+ */
+#ifndef PL_DB_H
+#define PL_DB_H
+
+#include <libpq-fe.h>
+
+#include "config.h"
+#include "err.h"
+
+struct pl_db {
+	PGconn *conn;		/* NULL until the first connect */
+	char *conninfo;		/* owned copy */
+	long long connect_timeout_s;
+	int was_down;		/* logs "reconnected" after an outage */
+};
+
+/* Copies the connection settings from cfg; does not connect. */
+void pl_db_init(struct pl_db *db, const struct pl_config *cfg);
+
+/* Closes the connection and frees what db owns. */
+void pl_db_release(struct pl_db *db);
+
+/*
+ * Makes sure db has a working connection, connecting or reconnecting once.
+ * Returns PL_OK or PL_UNAVAILABLE (logged).
+ */
+enum pl_err pl_db_ensure(struct pl_db *db);
+
+/*
+ * Connects at startup, retrying with backoff (up to 5 s apart) until it works
+ * or a stop is requested. Returns PL_OK, or PL_UNAVAILABLE after a stop.
+ */
+enum pl_err pl_db_wait(struct pl_db *db);
+
+/*
+ * Runs one parameterized statement (PQexecParams, text parameters and
+ * results). On success *out is the result, which the caller PQclear()s.
+ * When the connection turns out to be lost before the statement could run,
+ * reconnects and retries it once: pass retry_ok = 0 for statements whose
+ * effect must not be repeated. Returns PL_OK, PL_UNAVAILABLE or PL_INTERNAL;
+ * on error *out is NULL and *sqlstate (if not NULL) holds the 5-character
+ * SQLSTATE or "".
+ */
+enum pl_err pl_db_exec(struct pl_db *db, const char *sql, int nparams,
+		       const char *const *params, int retry_ok, PGresult **out,
+		       char sqlstate[6]);
+
+/* Runs "SELECT 1". Returns PL_OK or PL_UNAVAILABLE. */
+enum pl_err pl_db_ping(struct pl_db *db);
+
+#endif

@@ -1,0 +1,25 @@
+/*
+ * limits: the size limits of PROTOCOL.md, in one place.
+ *
+ * Configurable limits (request body, rates) live in config.h; these are the
+ * fixed limits of the contract that validation and the schema agree on.
+ */
+#ifndef PL_LIMITS_H
+#define PL_LIMITS_H
+
+#define PL_BODY_MIN_BYTES 1
+#define PL_BODY_MAX_BYTES 4096
+#define PL_USERNAME_MIN 3
+#define PL_USERNAME_MAX 32
+#define PL_PASSWORD_MIN_BYTES 8
+#define PL_PASSWORD_MAX_BYTES 256
+#define PL_DISPLAY_NAME_MAX_CHARS 64
+#define PL_GROUP_MIN_MEMBERS 2
+#define PL_GROUP_MAX_MEMBERS 500
+#define PL_CLIENT_MSG_ID_MAX 64
+#define PL_PUSH_TOKEN_MAX 4096
+#define PL_WS_FRAME_MAX_BYTES 65536
+/* Sends in one post_messages() call. */
+#define PL_POST_BATCH_MAX 256
+
+#endif

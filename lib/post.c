@@ -1,0 +1,209 @@
+#include "post.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "limits.h"
+#include "log.h"
+#include "validate.h"
+
+static const char post_sql[] =
+	"SELECT idx, status, message_id, created_at, deliveries "
+	"FROM post_messages($1::jsonb)";
+
+static const struct {
+	const char *status;
+	enum pl_err err;
+	const char *message;
+} statuses[] = {
+	{ "ok", PL_OK, "" },
+	{ "duplicate", PL_OK, "" },
+	{ "conflict", PL_CONFLICT,
+	  "client_msg_id was already used with another body" },
+	{ "not_found", PL_NOT_FOUND,
+	  "conversation does not exist or is not yours" },
+	{ "bad_request", PL_BAD_REQUEST, "invalid message" },
+};
+
+/* Builds the JSON array of the items still pending. Returns NULL on OOM. */
+static char *items_json(const struct pl_post_item *items, size_t n,
+			const struct pl_post_result *results, size_t *map,
+			size_t *npending)
+{
+	json_t *arr = json_array();
+	char *out = NULL;
+
+	*npending = 0;
+	if (!arr)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		json_t *o;
+
+		if (results[i].err != PL_OK)
+			continue;
+		o = json_pack("{s:I,s:I,s:s,s:s%}",
+			      "sender_id", (json_int_t)items[i].sender_id,
+			      "conversation_id",
+			      (json_int_t)items[i].conversation_id,
+			      "client_msg_id", items[i].client_msg_id,
+			      "body", items[i].body, items[i].body_len);
+		if (!o || json_array_append_new(arr, o))
+			goto out;
+		map[(*npending)++] = i;
+	}
+	out = json_dumps(arr, JSON_COMPACT);
+out:
+	json_decref(arr);
+	return out;
+}
+
+/* Parses the [[user_id, seq], ...] deliveries of one stored message. */
+static enum pl_err parse_deliveries(const char *text,
+				    struct pl_post_result *r)
+{
+	json_error_t jerr;
+	json_t *arr = json_loads(text, 0, &jerr);
+	size_t i;
+	json_t *pair;
+
+	if (!json_is_array(arr)) {
+		json_decref(arr);
+		return PL_INTERNAL;
+	}
+	r->deliveries = calloc(json_array_size(arr) + 1, sizeof(*r->deliveries));
+	if (!r->deliveries) {
+		json_decref(arr);
+		return PL_INTERNAL;
+	}
+	json_array_foreach(arr, i, pair) {
+		r->deliveries[i].user_id = json_integer_value(json_array_get(pair, 0));
+		r->deliveries[i].seq = json_integer_value(json_array_get(pair, 1));
+	}
+	r->n_deliveries = json_array_size(arr);
+	json_decref(arr);
+	return PL_OK;
+}
+
+static enum pl_err read_row(PGresult *res, int row, const size_t *map,
+			    size_t npending, struct pl_post_result *results)
+{
+	long long idx = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+	const char *status = PQgetvalue(res, row, 1);
+	struct pl_post_result *r;
+	size_t k;
+
+	if (idx < 1 || (size_t)idx > npending)
+		return PL_INTERNAL;
+	r = &results[map[idx - 1]];
+	for (k = 0; k < sizeof(statuses) / sizeof(statuses[0]); k++)
+		if (strcmp(status, statuses[k].status) == 0)
+			break;
+	if (k == sizeof(statuses) / sizeof(statuses[0]))
+		return PL_INTERNAL;
+	r->err = statuses[k].err;
+	snprintf(r->message, sizeof(r->message), "%s", statuses[k].message);
+	r->duplicate = strcmp(status, "duplicate") == 0;
+	if (!PQgetisnull(res, row, 2))
+		r->message_id = strtoll(PQgetvalue(res, row, 2), NULL, 10);
+	if (!PQgetisnull(res, row, 3))
+		snprintf(r->created_at, sizeof(r->created_at), "%s",
+			 PQgetvalue(res, row, 3));
+	if (r->err == PL_OK && !r->duplicate && !PQgetisnull(res, row, 4))
+		return parse_deliveries(PQgetvalue(res, row, 4), r);
+	return PL_OK;
+}
+
+static void fail_pending(struct pl_post_result *results, const size_t *map,
+			 size_t npending, enum pl_err rc)
+{
+	for (size_t k = 0; k < npending; k++) {
+		struct pl_post_result *r = &results[map[k]];
+
+		free(r->deliveries);
+		r->deliveries = NULL;
+		r->n_deliveries = 0;
+		r->err = rc;
+		snprintf(r->message, sizeof(r->message), "%s",
+			 rc == PL_UNAVAILABLE ?
+			 "the message store is unavailable; retry with the same client_msg_id" :
+			 "internal error");
+	}
+}
+
+enum pl_err pl_post_batch(struct pl_db *db, const struct pl_post_item *items,
+			  size_t n, struct pl_post_result *results)
+{
+	size_t map[PL_POST_BATCH_MAX];
+	size_t npending = 0;
+	char *json = NULL;
+	PGresult *res = NULL;
+	enum pl_err rc = PL_OK;
+	char state[6];
+
+	memset(results, 0, n * sizeof(*results));
+	if (n == 0 || n > PL_POST_BATCH_MAX) {
+		for (size_t i = 0; i < n; i++)
+			results[i].err = PL_BAD_REQUEST;
+		return PL_BAD_REQUEST;
+	}
+	/* Validate first: an invalid item is answered on its own. */
+	for (size_t i = 0; i < n; i++) {
+		struct pl_post_result *r = &results[i];
+
+		r->err = pl_validate_client_msg_id(items[i].client_msg_id,
+						   r->message, sizeof(r->message));
+		if (r->err == PL_OK)
+			r->err = pl_validate_body(items[i].body, items[i].body_len,
+						  r->message, sizeof(r->message));
+	}
+	json = items_json(items, n, results, map, &npending);
+	if (!json) {
+		rc = PL_INTERNAL;
+		goto out;
+	}
+	if (npending == 0)
+		goto out;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		const char *params[1] = { json };
+
+		rc = pl_db_exec(db, post_sql, 1, params, 1, &res, state);
+		/* 40P01 deadlock, 40001 serialization: retry the batch once. */
+		if (rc == PL_UNAVAILABLE && state[0] == '4' && state[1] == '0' &&
+		    attempt == 0)
+			continue;
+		break;
+	}
+	if (rc)
+		goto out;
+	if ((size_t)PQntuples(res) != npending) {
+		pl_log(PL_LOG_ERR, "post: post_messages returned %d rows for %zu items",
+		       PQntuples(res), npending);
+		rc = PL_INTERNAL;
+		goto out;
+	}
+	for (int row = 0; row < PQntuples(res); row++) {
+		rc = read_row(res, row, map, npending, results);
+		if (rc) {
+			pl_log(PL_LOG_ERR, "post: cannot read post_messages row %d",
+			       row);
+			goto out;
+		}
+	}
+out:
+	if (rc && npending)
+		fail_pending(results, map, npending, rc);
+	PQclear(res);
+	free(json);
+	return rc;
+}
+
+void pl_post_results_release(struct pl_post_result *results, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(results[i].deliveries);
+		results[i].deliveries = NULL;
+		results[i].n_deliveries = 0;
+	}
+}

@@ -1,0 +1,106 @@
+#include "redis.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "log.h"
+
+void pl_redis_init(struct pl_redis *r, const struct pl_config *cfg)
+{
+	memset(r, 0, sizeof(*r));
+	r->host = strdup(cfg->redis_host);
+	if (!r->host)
+		abort();
+	r->port = (int)cfg->redis_port;
+	r->timeout_ms = cfg->redis_timeout_ms;
+}
+
+static void drop(struct pl_redis *r)
+{
+	if (r->ctx)
+		redisFree(r->ctx);
+	r->ctx = NULL;
+}
+
+void pl_redis_release(struct pl_redis *r)
+{
+	drop(r);
+	free(r->host);
+	memset(r, 0, sizeof(*r));
+}
+
+enum pl_err pl_redis_ensure(struct pl_redis *r)
+{
+	struct timeval tv = { r->timeout_ms / 1000,
+			      (r->timeout_ms % 1000) * 1000 };
+
+	if (r->ctx)
+		return PL_OK;
+	if (r->host[0] == '/')
+		r->ctx = redisConnectUnixWithTimeout(r->host, tv);
+	else
+		r->ctx = redisConnectWithTimeout(r->host, r->port, tv);
+	if (!r->ctx || r->ctx->err) {
+		if (!r->was_down)
+			pl_log(PL_LOG_ERR, "redis: cannot connect to redis at "
+			       "'%s:%d': %s", r->host, r->port,
+			       r->ctx ? r->ctx->errstr : "out of memory");
+		r->was_down = 1;
+		drop(r);
+		return PL_UNAVAILABLE;
+	}
+	if (redisSetTimeout(r->ctx, tv) != REDIS_OK) {
+		drop(r);
+		return PL_UNAVAILABLE;
+	}
+	if (r->was_down)
+		pl_log(PL_LOG_INFO, "redis: reconnected to redis at '%s:%d'",
+		       r->host, r->port);
+	r->was_down = 0;
+	return PL_OK;
+}
+
+enum pl_err pl_redis_command(struct pl_redis *r, int argc, const char **argv,
+			     const size_t *argvlen, int retry_ok,
+			     redisReply **reply)
+{
+	*reply = NULL;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		redisReply *rep;
+
+		if (pl_redis_ensure(r))
+			return PL_UNAVAILABLE;
+		rep = redisCommandArgv(r->ctx, argc, argv, argvlen);
+		if (!rep) {
+			if (!r->was_down)
+				pl_log(PL_LOG_WARN, "redis: connection lost: %s",
+				       r->ctx->errstr);
+			r->was_down = 1;
+			drop(r);
+			if (retry_ok && attempt == 0)
+				continue;
+			return PL_UNAVAILABLE;
+		}
+		if (rep->type == REDIS_REPLY_ERROR) {
+			pl_log(PL_LOG_ERR, "redis: '%s' failed: %s", argv[0],
+			       rep->str);
+			freeReplyObject(rep);
+			return PL_INTERNAL;
+		}
+		*reply = rep;
+		return PL_OK;
+	}
+	return PL_UNAVAILABLE;
+}
+
+enum pl_err pl_redis_ping(struct pl_redis *r)
+{
+	const char *argv[] = { "PING" };
+	redisReply *rep;
+	enum pl_err rc = pl_redis_command(r, 1, argv, NULL, 1, &rep);
+
+	if (rep)
+		freeReplyObject(rep);
+	return rc == PL_OK ? PL_OK : PL_UNAVAILABLE;
+}

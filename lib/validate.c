@@ -1,0 +1,168 @@
+#include "validate.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "limits.h"
+
+int pl_validate_utf8(const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = s[i];
+		size_t need;
+		unsigned int cp;
+
+		if (c == 0)
+			return 0;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			need = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			need = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			need = 3;
+			cp = c & 0x07;
+		} else {
+			return 0;
+		}
+		if (len - i - 1 < need)
+			return 0;
+		for (size_t k = 1; k <= need; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		/* Overlong forms, surrogates and values past U+10FFFF. */
+		if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			return 0;
+		i += need + 1;
+	}
+	return 1;
+}
+
+size_t pl_validate_utf8_chars(const char *s, size_t len)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++)
+		if (((unsigned char)s[i] & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
+static enum pl_err fail(enum pl_err rc, char *why, size_t whylen,
+			const char *msg)
+{
+	snprintf(why, whylen, "%s", msg);
+	return rc;
+}
+
+enum pl_err pl_validate_username(const char *s, char *why, size_t whylen)
+{
+	size_t len = strlen(s);
+
+	if (len < PL_USERNAME_MIN || len > PL_USERNAME_MAX)
+		return fail(PL_BAD_REQUEST, why, whylen,
+			    "username must be 3 to 32 characters");
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == '-'))
+			return fail(PL_BAD_REQUEST, why, whylen,
+				    "username may hold only a-z, 0-9, '_', '.' and '-'");
+	}
+	return PL_OK;
+}
+
+enum pl_err pl_validate_password(const char *s, char *why, size_t whylen)
+{
+	size_t len = strlen(s);
+
+	if (len < PL_PASSWORD_MIN_BYTES)
+		return fail(PL_BAD_REQUEST, why, whylen,
+			    "password must be at least 8 bytes");
+	if (len > PL_PASSWORD_MAX_BYTES)
+		return fail(PL_TOO_LARGE, why, whylen,
+			    "password must be at most 256 bytes");
+	return PL_OK;
+}
+
+enum pl_err pl_validate_display_name(const char *s, char *why, size_t whylen)
+{
+	size_t len = strlen(s);
+	size_t chars;
+
+	if (!pl_validate_utf8(s, len))
+		return fail(PL_BAD_REQUEST, why, whylen,
+			    "display_name must be valid UTF-8");
+	chars = pl_validate_utf8_chars(s, len);
+	if (chars < 1)
+		return fail(PL_BAD_REQUEST, why, whylen,
+			    "display_name must not be empty");
+	if (chars > PL_DISPLAY_NAME_MAX_CHARS)
+		return fail(PL_TOO_LARGE, why, whylen,
+			    "display_name must be at most 64 characters");
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return fail(PL_BAD_REQUEST, why, whylen,
+				    "display_name must not hold control characters");
+	return PL_OK;
+}
+
+enum pl_err pl_validate_body(const char *s, size_t len, char *why,
+			     size_t whylen)
+{
+	if (len < PL_BODY_MIN_BYTES)
+		return fail(PL_BAD_REQUEST, why, whylen, "body must not be empty");
+	if (len > PL_BODY_MAX_BYTES)
+		return fail(PL_TOO_LARGE, why, whylen,
+			    "body must be at most 4096 bytes");
+	if (!pl_validate_utf8(s, len))
+		return fail(PL_BAD_REQUEST, why, whylen,
+			    "body must be valid UTF-8 without NUL characters");
+	return PL_OK;
+}
+
+static enum pl_err printable(const char *s, size_t max, const char *name,
+			     char *why, size_t whylen)
+{
+	size_t len = strlen(s);
+
+	if (len == 0) {
+		snprintf(why, whylen, "%s must not be empty", name);
+		return PL_BAD_REQUEST;
+	}
+	if (len > max) {
+		snprintf(why, whylen, "%s must be at most %zu characters", name,
+			 max);
+		return PL_TOO_LARGE;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < 0x20 || s[i] > 0x7e) {
+			snprintf(why, whylen,
+				 "%s must be printable ASCII", name);
+			return PL_BAD_REQUEST;
+		}
+	}
+	return PL_OK;
+}
+
+enum pl_err pl_validate_client_msg_id(const char *s, char *why, size_t whylen)
+{
+	return printable(s, PL_CLIENT_MSG_ID_MAX, "client_msg_id", why, whylen);
+}
+
+enum pl_err pl_validate_push_token(const char *s, char *why, size_t whylen)
+{
+	return printable(s, PL_PUSH_TOKEN_MAX, "push_token", why, whylen);
+}

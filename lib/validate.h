@@ -1,0 +1,40 @@
+/*
+ * validate: the contract's rules for user input (PROTOCOL.md "Limits").
+ *
+ * Pure functions over borrowed strings, no allocation. Each returns PL_OK, or
+ * PL_BAD_REQUEST for a malformed value and PL_TOO_LARGE for one over its
+ * size limit, and fills why (whylen bytes) with a message for the client.
+ */
+#ifndef PL_VALIDATE_H
+#define PL_VALIDATE_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+/* Returns 1 if s[0..len) is valid UTF-8 without NUL bytes, else 0. */
+int pl_validate_utf8(const char *s, size_t len);
+
+/* Number of UTF-8 characters in a valid UTF-8 string. */
+size_t pl_validate_utf8_chars(const char *s, size_t len);
+
+/* 3..32 of [a-z0-9_.-]. */
+enum pl_err pl_validate_username(const char *s, char *why, size_t whylen);
+
+/* 8..256 bytes. */
+enum pl_err pl_validate_password(const char *s, char *why, size_t whylen);
+
+/* 1..64 characters of UTF-8, no control characters. */
+enum pl_err pl_validate_display_name(const char *s, char *why, size_t whylen);
+
+/* A message body: 1..4096 bytes of valid UTF-8. */
+enum pl_err pl_validate_body(const char *s, size_t len, char *why,
+			     size_t whylen);
+
+/* 1..64 printable ASCII characters (0x20..0x7e). */
+enum pl_err pl_validate_client_msg_id(const char *s, char *why, size_t whylen);
+
+/* 1..4096 printable ASCII characters. */
+enum pl_err pl_validate_push_token(const char *s, char *why, size_t whylen);
+
+#endif

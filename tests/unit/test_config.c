@@ -1,0 +1,178 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static char path[] = "/tmp/parley-test-config-XXXXXX";
+
+static void write_conf(const char *text)
+{
+	int fd = mkstemp(path);
+	FILE *f;
+
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	unlink(path);
+	/* mkstemp() filled the template in: reset it. */
+	snprintf(path, sizeof(path), "%s", "/tmp/parley-test-config-XXXXXX");
+	unsetenv("PARLEY_API_THREADS");
+	unsetenv("PARLEY_LOG_LEVEL");
+	return 0;
+}
+
+static void test_config_defaults_without_file(void **state)
+{
+	struct pl_config cfg;
+	char err[256];
+
+	(void)state;
+	pl_config_init(&cfg);
+	assert_int_equal(pl_config_load(&cfg, NULL, err, sizeof(err)), 0);
+	assert_int_equal(cfg.api_threads, 8);
+	assert_int_equal(cfg.redis_port, 6379);
+	assert_int_equal(cfg.presence_timeout_s, 30);
+	assert_string_equal(cfg.relay_region, "default");
+	assert_int_equal(cfg.log_level_value, PL_LOG_INFO);
+	pl_config_release(&cfg);
+}
+
+static void test_config_reads_file_and_env_wins(void **state)
+{
+	struct pl_config cfg;
+	char err[256];
+
+	(void)state;
+	write_conf("[api]\nthreads = 3\nlisten = /tmp/x.sock ; comment\n"
+		   "[log]\nlevel = debug\n");
+	setenv("PARLEY_API_THREADS", "5", 1);
+	pl_config_init(&cfg);
+	assert_int_equal(pl_config_load(&cfg, path, err, sizeof(err)), 0);
+	assert_int_equal(cfg.api_threads, 5);
+	assert_string_equal(cfg.api_listen, "/tmp/x.sock");
+	assert_int_equal(cfg.log_level_value, PL_LOG_DEBUG);
+	pl_config_release(&cfg);
+}
+
+static void test_config_unknown_key_names_file_and_line(void **state)
+{
+	struct pl_config cfg;
+	char err[512];
+	char want[128];
+
+	(void)state;
+	write_conf("[api]\nthreads = 2\n\nthredas = 4\n");
+	pl_config_init(&cfg);
+	assert_int_equal(pl_config_load(&cfg, path, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s:4:", path);
+	assert_non_null(strstr(err, want));
+	assert_non_null(strstr(err, "thredas"));
+	pl_config_release(&cfg);
+}
+
+static void test_config_out_of_range_is_an_error(void **state)
+{
+	struct pl_config cfg;
+	char err[512];
+
+	(void)state;
+	write_conf("[api]\nthreads = 0\n");
+	pl_config_init(&cfg);
+	assert_int_equal(pl_config_load(&cfg, path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, ":2:"));
+	assert_non_null(strstr(err, "out of range"));
+	pl_config_release(&cfg);
+}
+
+static void test_config_bad_env_value_is_an_error(void **state)
+{
+	struct pl_config cfg;
+	char err[512];
+
+	(void)state;
+	setenv("PARLEY_LOG_LEVEL", "loud", 1);
+	pl_config_init(&cfg);
+	assert_int_equal(pl_config_load(&cfg, NULL, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "level"));
+	pl_config_release(&cfg);
+}
+
+struct seen {
+	char keys[64][160];
+	int n;
+};
+
+static int example_handler_found(const struct seen *s, const char *name)
+{
+	for (int i = 0; i < s->n; i++)
+		if (strcmp(s->keys[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+static void check_documented(const char *section, const char *key, void *arg)
+{
+	const struct seen *example = arg;
+	char name[160];
+
+	snprintf(name, sizeof(name), "%s.%s", section, key);
+	if (!example_handler_found(example, name))
+		fail_msg("key [%s] %s is missing from parley.conf.example",
+			 section, key);
+}
+
+static void test_config_example_documents_every_key(void **state)
+{
+	FILE *f = fopen(PL_EXAMPLE_CONF, "r");
+	struct seen example = { .n = 0 };
+	char line[512], section[64] = "";
+	struct pl_config cfg;
+	char err[512];
+
+	(void)state;
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		char key[64];
+
+		if (sscanf(line, "[%63[^]]]", section) == 1)
+			continue;
+		if (line[0] != ';' && sscanf(line, "%63[a-z_] =", key) == 1 &&
+		    example.n < 64)
+			snprintf(example.keys[example.n++], 160, "%s.%s",
+				 section, key);
+	}
+	fclose(f);
+	pl_config_each_key(check_documented, &example);
+	/* And the example itself loads: no key it names is unknown. */
+	pl_config_init(&cfg);
+	assert_int_equal(pl_config_load(&cfg, PL_EXAMPLE_CONF, err, sizeof(err)), 0);
+	pl_config_release(&cfg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_config_defaults_without_file, teardown),
+		cmocka_unit_test_teardown(test_config_reads_file_and_env_wins, teardown),
+		cmocka_unit_test_teardown(test_config_unknown_key_names_file_and_line, teardown),
+		cmocka_unit_test_teardown(test_config_out_of_range_is_an_error, teardown),
+		cmocka_unit_test_teardown(test_config_bad_env_value_is_an_error, teardown),
+		cmocka_unit_test(test_config_example_documents_every_key),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

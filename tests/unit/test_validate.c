@@ -1,0 +1,127 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "limits.h"
+#include "validate.h"
+
+static char why[256];
+
+static void test_validate_utf8_accepts_text_in_any_script(void **state)
+{
+	const char *ok[] = { "hello", "caf\xc3\xa9", "\xe4\xbd\xa0\xe5\xa5\xbd",
+			     "\xf0\x9f\x98\x80", "" };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		assert_true(pl_validate_utf8(ok[i], strlen(ok[i])));
+}
+
+static void test_validate_utf8_refuses_malformed_bytes(void **state)
+{
+	const char *bad[] = {
+		"\xc3",			/* truncated */
+		"\xc0\xaf",		/* overlong '/' */
+		"\xe0\x80\xaf",		/* overlong */
+		"\xed\xa0\x80",		/* surrogate */
+		"\xf4\x90\x80\x80",	/* past U+10FFFF */
+		"\xff",
+		"a\x80",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(pl_validate_utf8(bad[i], strlen(bad[i])));
+	assert_false(pl_validate_utf8("a\0b", 3));	/* NUL inside */
+}
+
+static void test_validate_username_rules(void **state)
+{
+	(void)state;
+	assert_int_equal(pl_validate_username("alice_1.x-y", why, sizeof(why)), PL_OK);
+	assert_int_equal(pl_validate_username("ab", why, sizeof(why)), PL_BAD_REQUEST);
+	assert_int_equal(pl_validate_username("Alice", why, sizeof(why)), PL_BAD_REQUEST);
+	assert_int_equal(pl_validate_username("a b c", why, sizeof(why)), PL_BAD_REQUEST);
+	assert_int_equal(pl_validate_username("abcdefghijabcdefghijabcdefghijab",
+					      why, sizeof(why)), PL_OK);
+	assert_int_equal(pl_validate_username("abcdefghijabcdefghijabcdefghijabc",
+					      why, sizeof(why)), PL_BAD_REQUEST);
+	assert_non_null(strstr(why, "3 to 32"));
+}
+
+static void test_validate_body_limits(void **state)
+{
+	char big[PL_BODY_MAX_BYTES + 2];
+
+	(void)state;
+	memset(big, 'x', sizeof(big));
+	assert_int_equal(pl_validate_body(big, PL_BODY_MAX_BYTES, why, sizeof(why)), PL_OK);
+	assert_int_equal(pl_validate_body(big, PL_BODY_MAX_BYTES + 1, why, sizeof(why)),
+			 PL_TOO_LARGE);
+	assert_int_equal(pl_validate_body("", 0, why, sizeof(why)), PL_BAD_REQUEST);
+	assert_int_equal(pl_validate_body("\xc3", 1, why, sizeof(why)), PL_BAD_REQUEST);
+}
+
+static void test_validate_client_msg_id_is_printable_ascii(void **state)
+{
+	char long_id[PL_CLIENT_MSG_ID_MAX + 2];
+
+	(void)state;
+	memset(long_id, 'k', sizeof(long_id) - 1);
+	long_id[sizeof(long_id) - 1] = '\0';
+	assert_int_equal(pl_validate_client_msg_id("m-1 ~ok", why, sizeof(why)), PL_OK);
+	assert_int_equal(pl_validate_client_msg_id("", why, sizeof(why)), PL_BAD_REQUEST);
+	assert_int_equal(pl_validate_client_msg_id("tab\there", why, sizeof(why)),
+			 PL_BAD_REQUEST);
+	assert_int_equal(pl_validate_client_msg_id("\xc3\xa9", why, sizeof(why)),
+			 PL_BAD_REQUEST);
+	assert_int_equal(pl_validate_client_msg_id(long_id, why, sizeof(why)),
+			 PL_TOO_LARGE);
+}
+
+static void test_validate_display_name_counts_characters(void **state)
+{
+	char name[64 * 3 + 4] = "";
+
+	(void)state;
+	for (int i = 0; i < 64; i++)
+		memcpy(name + 3 * i, "\xe4\xbd\xa0", 3);	/* 64 characters */
+	assert_int_equal(pl_validate_display_name(name, why, sizeof(why)), PL_OK);
+	name[192] = 'x';
+	assert_int_equal(pl_validate_display_name(name, why, sizeof(why)), PL_TOO_LARGE);
+	assert_int_equal(pl_validate_display_name("", why, sizeof(why)), PL_BAD_REQUEST);
+	assert_int_equal(pl_validate_display_name("a\nb", why, sizeof(why)),
+			 PL_BAD_REQUEST);
+}
+
+static void test_validate_password_length(void **state)
+{
+	char pw[PL_PASSWORD_MAX_BYTES + 2];
+
+	(void)state;
+	memset(pw, 'p', sizeof(pw));
+	pw[PL_PASSWORD_MAX_BYTES] = '\0';
+	assert_int_equal(pl_validate_password(pw, why, sizeof(why)), PL_OK);
+	pw[PL_PASSWORD_MAX_BYTES] = 'p';
+	pw[PL_PASSWORD_MAX_BYTES + 1] = '\0';
+	assert_int_equal(pl_validate_password(pw, why, sizeof(why)), PL_TOO_LARGE);
+	assert_int_equal(pl_validate_password("short", why, sizeof(why)), PL_BAD_REQUEST);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_validate_utf8_accepts_text_in_any_script),
+		cmocka_unit_test(test_validate_utf8_refuses_malformed_bytes),
+		cmocka_unit_test(test_validate_username_rules),
+		cmocka_unit_test(test_validate_body_limits),
+		cmocka_unit_test(test_validate_client_msg_id_is_printable_ascii),
+		cmocka_unit_test(test_validate_display_name_counts_characters),
+		cmocka_unit_test(test_validate_password_length),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
