@@ -16,11 +16,23 @@
 #include "config.h"
 #include "db.h"
 #include "err.h"
+#include "password.h"
 #include "redis.h"
+#include "token.h"
+
+/* What all workers share: read-only after startup, but for the pool. */
+struct api_shared {
+	const struct pl_config *cfg;
+	struct pl_token_key key;
+	struct pl_password_pool passwords;	/* thread-safe */
+	/* The hash of a random password, verified for unknown users. */
+	char dummy_hash[PL_PASSWORD_HASH_BYTES];
+};
 
 struct api_worker {
 	int id;
 	const struct pl_config *cfg;	/* borrowed, immutable */
+	struct api_shared *shared;	/* borrowed */
 	struct pl_db db;
 	struct pl_redis redis;
 };
@@ -37,6 +49,11 @@ struct api_request {
 	int nparams;
 	json_t *body;			/* the JSON body for API_JSON_BODY routes */
 	char request_id[17];
+	/* Set for API_AUTH routes from the verified token and its session. */
+	long long user_id;
+	long long session_id;
+	long long device_id;
+	long long retry_after_s;	/* sent as Retry-After with a 429 */
 
 	/* The reply, set by api_reply() or api_fail(). */
 	int status;
@@ -88,7 +105,113 @@ void api_reply(struct api_request *req, int status, json_t *body);
 enum pl_err api_fail(struct api_request *req, enum pl_err rc, const char *fmt,
 		     ...) __attribute__((format(printf, 3, 4)));
 
+/*
+ * Typed access to the JSON body's fields. Each returns PL_OK, or fails the
+ * request with PL_BAD_REQUEST naming the field (missing when required, or of
+ * the wrong type). An absent optional field leaves *out untouched and sets
+ * *present (if not NULL) to 0. Strings are borrowed from req->body.
+ */
+enum pl_err api_body_string(struct api_request *req, const char *name,
+			    int required, const char **out, int *present);
+enum pl_err api_body_int(struct api_request *req, const char *name,
+			 int required, long long *out, int *present);
+enum pl_err api_body_bool(struct api_request *req, const char *name,
+			  int required, int *out, int *present);
+
+/*
+ * Reads query parameter name, percent-decoded, into out (outlen bytes).
+ * Returns 1 when present, 0 when absent, and fails the request (returning
+ * -1) when it is longer than outlen - 1 or not valid UTF-8.
+ */
+int api_query_string(struct api_request *req, const char *name, char *out,
+		     size_t outlen);
+
+/*
+ * Reads integer query parameter name into *out: def when absent, else a
+ * decimal integer in min..max. Returns PL_OK or fails with PL_BAD_REQUEST.
+ */
+enum pl_err api_query_int(struct api_request *req, const char *name,
+			  long long def, long long min, long long max,
+			  long long *out);
+
+/*
+ * Runs a statement on the worker's connection (see pl_db_exec). A failure
+ * fails the request (503 or 500) and returns its code. retry_ok as there.
+ */
+enum pl_err api_sql(struct api_request *req, const char *sql, int nparams,
+		    const char *const *params, int retry_ok, PGresult **out);
+
+/*
+ * Runs a statement returning one row with one JSON column and replies with it
+ * (status), or fails with not_found_message when there is no row or it is
+ * NULL. Returns PL_OK or the failure.
+ */
+enum pl_err api_sql_reply_json(struct api_request *req, int status,
+			       const char *sql, int nparams,
+			       const char *const *params,
+			       const char *not_found_message);
+
+/* The number of rows an INSERT, UPDATE or DELETE touched. */
+long long api_rows_affected(PGresult *res);
+
+/* Parses a JSON text column into a new reference, or NULL. */
+json_t *api_json_column(PGresult *res, int row, int col);
+
+/* Formats a long long into buf (24 bytes) and returns buf, for SQL params. */
+const char *api_ll(char buf[24], long long v);
+
 /* Handlers, one file per resource. */
 enum pl_err api_health_get(struct api_request *req);
+
+enum pl_err api_auth_signup(struct api_request *req);
+enum pl_err api_auth_login(struct api_request *req);
+enum pl_err api_auth_refresh(struct api_request *req);
+enum pl_err api_auth_logout(struct api_request *req);
+
+enum pl_err api_users_me(struct api_request *req);
+enum pl_err api_users_update_me(struct api_request *req);
+enum pl_err api_users_search(struct api_request *req);
+enum pl_err api_users_get(struct api_request *req);
+
+enum pl_err api_friends_list(struct api_request *req);
+enum pl_err api_friends_add(struct api_request *req);
+enum pl_err api_friends_remove(struct api_request *req);
+
+enum pl_err api_conversations_create(struct api_request *req);
+enum pl_err api_conversations_list(struct api_request *req);
+enum pl_err api_conversations_get(struct api_request *req);
+enum pl_err api_conversations_update(struct api_request *req);
+enum pl_err api_conversations_add_member(struct api_request *req);
+enum pl_err api_conversations_remove_member(struct api_request *req);
+enum pl_err api_conversations_read(struct api_request *req);
+
+enum pl_err api_messages_send(struct api_request *req);
+enum pl_err api_messages_list(struct api_request *req);
+enum pl_err api_messages_search(struct api_request *req);
+
+enum pl_err api_sync_get(struct api_request *req);
+
+enum pl_err api_devices_register(struct api_request *req);
+enum pl_err api_devices_list(struct api_request *req);
+enum pl_err api_devices_remove(struct api_request *req);
+
+enum pl_err api_presence_get(struct api_request *req);
+enum pl_err api_discover_get(struct api_request *req);
+
+/*
+ * Presence of users[0..n) from Redis (ARCHITECTURE.md "Presence"): a new
+ * JSON array of {user_id, status, last_seen} in the same order. Redis being
+ * down makes everyone "offline" with last_seen null.
+ */
+json_t *api_presence_of(struct api_request *req, const long long *users,
+			size_t n);
+
+/*
+ * Publishes a "conversation" event (change: created, updated, member_added,
+ * member_removed) to every member of conversation id, each seeing it from
+ * their own side, plus extra_user (0: none), who may no longer be a member.
+ */
+void api_conversation_event(struct api_request *req, long long id,
+			    const char *change, long long extra_user);
 
 #endif

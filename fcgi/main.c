@@ -82,6 +82,8 @@ static int open_listener(const char *listen_on)
 int main(int argc, char **argv)
 {
 	struct pl_config cfg;
+	struct api_shared shared;
+	char err[512];
 	struct worker_thread *threads = NULL;
 	sigset_t block, old;
 	int next, fd, status = 1;
@@ -95,6 +97,27 @@ int main(int argc, char **argv)
 	if (sodium_init() < 0 || FCGX_Init() != 0) {
 		pl_log(PL_LOG_ERR, "api: cannot initialize libsodium or libfcgi");
 		goto out;
+	}
+	memset(&shared, 0, sizeof(shared));
+	shared.cfg = &cfg;
+	if (pl_token_key_load(&shared.key, cfg.auth_secret_file, err,
+			      sizeof(err))) {
+		pl_log(PL_LOG_ERR, "api: token secret: %s", err);
+		goto out;
+	}
+	if (pl_password_pool_init(&shared.passwords, (int)cfg.auth_hash_concurrency,
+				  cfg.auth_hash_ops, cfg.auth_hash_memory_kib)) {
+		pl_log(PL_LOG_ERR, "api: cannot set up password hashing");
+		goto out;
+	}
+	{
+		unsigned char random_pw[24];
+		char pw[sizeof(random_pw) * 2 + 1];
+
+		randombytes_buf(random_pw, sizeof(random_pw));
+		sodium_bin2hex(pw, sizeof(pw), random_pw, sizeof(random_pw));
+		if (pl_password_hash(&shared.passwords, pw, shared.dummy_hash))
+			goto out;
 	}
 	fd = open_listener(cfg.api_listen);
 	if (fd < 0)
@@ -114,6 +137,7 @@ int main(int argc, char **argv)
 
 		t->w.id = (int)started;
 		t->w.cfg = &cfg;
+		t->w.shared = &shared;
 		t->listen_fd = fd;
 		pl_db_init(&t->w.db, &cfg);
 		pl_redis_init(&t->w.redis, &cfg);

@@ -1,3 +1,4 @@
+#include <curl/curl.h>
 #include <errno.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -7,6 +8,8 @@
 
 #include "api.h"
 #include "log.h"
+#include "ratelimit.h"
+#include "validate.h"
 
 void api_reply(struct api_request *req, int status, json_t *body)
 {
@@ -55,6 +58,8 @@ static void write_response(struct api_request *req, const char *extra_headers)
 	FCGX_Stream *out = req->fcgx->out;
 	char *text = NULL;
 	json_t *body = req->reply;
+	char head[512];
+	int n;
 
 	if (req->err) {
 		char msg[600];
@@ -77,20 +82,20 @@ static void write_response(struct api_request *req, const char *extra_headers)
 	}
 	if (body && req->status != 204)
 		text = json_dumps(body, JSON_COMPACT);
-	FCGX_FPrintF(out, "Status: %d %s\r\n", req->status,
-		     reason_phrase(req->status));
-	FCGX_FPrintF(out, "X-Request-Id: %s\r\n%s", req->request_id,
+	/* libfcgi's own printf knows no %zu or %lld: format here. */
+	n = snprintf(head, sizeof(head), "Status: %d %s\r\nX-Request-Id: %s\r\n%s",
+		     req->status, reason_phrase(req->status), req->request_id,
 		     extra_headers ? extra_headers : "");
+	if (text)
+		n += snprintf(head + n, sizeof(head) - (size_t)n,
+			      "Content-Type: application/json\r\n"
+			      "Cache-Control: no-store\r\n"
+			      "Content-Length: %zu\r\n", strlen(text) + 1);
+	n += snprintf(head + n, sizeof(head) - (size_t)n, "\r\n");
+	FCGX_PutStr(head, n, out);
 	if (text) {
-		size_t len = strlen(text);
-
-		FCGX_FPrintF(out, "Content-Type: application/json\r\n"
-			     "Cache-Control: no-store\r\n"
-			     "Content-Length: %zu\r\n\r\n", len + 1);
-		FCGX_PutStr(text, (int)len, out);
-		FCGX_PutS("\n", out);
-	} else {
-		FCGX_FPrintF(out, "\r\n");
+		FCGX_PutStr(text, (int)strlen(text), out);
+		FCGX_PutStr("\n", 1, out);
 	}
 	if (body != req->reply)
 		json_decref(body);
@@ -164,6 +169,53 @@ static void drain_input(FCGX_Request *fcgx)
 		;
 }
 
+/*
+ * Checks the bearer token: signature and expiry locally, then that its
+ * session is neither revoked nor expired in PostgreSQL, the truth whatever
+ * Redis says. Then counts the request against the user's REST rate limit.
+ */
+static enum pl_err authenticate(struct api_request *req)
+{
+	const char *h = FCGX_GetParam("HTTP_AUTHORIZATION", req->fcgx->envp);
+	const struct pl_config *cfg = req->w->cfg;
+	struct pl_token_claims claims;
+	char why[128], sid[24], uid[24];
+	PGresult *res;
+	enum pl_err rc;
+	int live;
+
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+		return api_fail(req, PL_UNAUTHORIZED,
+				"an Authorization: Bearer token is required");
+	h += 7;
+	while (*h == ' ')
+		h++;
+	if (pl_token_verify(&req->w->shared->key, h, time(NULL), &claims, why,
+			    sizeof(why)))
+		return api_fail(req, PL_UNAUTHORIZED, "%s", why);
+	rc = api_sql(req, "SELECT 1 FROM sessions WHERE id = $1 AND user_id = $2 "
+		     "AND revoked_at IS NULL AND expires_at > now()",
+		     2, (const char *const[]){ api_ll(sid, claims.session_id),
+					       api_ll(uid, claims.user_id) },
+		     1, &res);
+	if (rc)
+		return rc;
+	live = PQntuples(res) == 1;
+	PQclear(res);
+	if (!live)
+		return api_fail(req, PL_UNAUTHORIZED, "the session has ended");
+	req->user_id = claims.user_id;
+	req->session_id = claims.session_id;
+	req->device_id = claims.device_id;
+	if (pl_ratelimit_take(&req->w->redis, "rest", uid,
+			      cfg->limits_rest_per_minute / 60.0,
+			      cfg->limits_rest_per_minute, &req->retry_after_s))
+		return api_fail(req, PL_RATE_LIMITED,
+				"too many requests; retry in %lld s",
+				req->retry_after_s);
+	return PL_OK;
+}
+
 static enum pl_err dispatch(struct api_request *req, char *allow,
 			    size_t allowlen)
 {
@@ -193,6 +245,11 @@ static enum pl_err dispatch(struct api_request *req, char *allow,
 	if (rc == PL_METHOD_NOT_ALLOWED)
 		return api_fail(req, rc, "%s is not allowed on %s (allowed: %s)",
 				req->method, req->path, allow);
+	if (route->flags & API_AUTH) {
+		rc = authenticate(req);
+		if (rc)
+			return rc;
+	}
 	rc = read_body(req, &text, &len);
 	if (rc)
 		return rc;
@@ -221,6 +278,9 @@ void api_request_handle(struct api_worker *w, FCGX_Request *fcgx)
 
 	if (dispatch(&req, allow, sizeof(allow)) == PL_METHOD_NOT_ALLOWED)
 		snprintf(headers, sizeof(headers), "Allow: %s\r\n", allow);
+	else if (req.err == PL_RATE_LIMITED)
+		snprintf(headers, sizeof(headers), "Retry-After: %lld\r\n",
+			 req.retry_after_s > 0 ? req.retry_after_s : 1);
 	else if (!req.err && !req.reply && req.status == 500)
 		api_fail(&req, PL_INTERNAL, "handler gave no reply");
 	pl_log(PL_LOG_DEBUG, "request: %s %s %d request_id=%s", req.method,
@@ -229,4 +289,195 @@ void api_request_handle(struct api_worker *w, FCGX_Request *fcgx)
 	write_response(&req, headers);
 	json_decref(req.reply);
 	json_decref(req.body);
+}
+
+/* Field access ----------------------------------------------------------- */
+
+static json_t *body_field(struct api_request *req, const char *name,
+			  int required, int *present, enum pl_err *rc)
+{
+	json_t *v = req->body ? json_object_get(req->body, name) : NULL;
+
+	*rc = PL_OK;
+	if (present)
+		*present = v && !json_is_null(v);
+	if (!v || json_is_null(v)) {
+		if (required)
+			*rc = api_fail(req, PL_BAD_REQUEST, "'%s' is required",
+				       name);
+		return NULL;
+	}
+	return v;
+}
+
+enum pl_err api_body_string(struct api_request *req, const char *name,
+			    int required, const char **out, int *present)
+{
+	enum pl_err rc;
+	json_t *v = body_field(req, name, required, present, &rc);
+
+	if (!v)
+		return rc;
+	if (!json_is_string(v))
+		return api_fail(req, PL_BAD_REQUEST, "'%s' must be a string", name);
+	/* jansson rejects invalid UTF-8 and, by default, "\u0000". */
+	*out = json_string_value(v);
+	return PL_OK;
+}
+
+enum pl_err api_body_int(struct api_request *req, const char *name,
+			 int required, long long *out, int *present)
+{
+	enum pl_err rc;
+	json_t *v = body_field(req, name, required, present, &rc);
+
+	if (!v)
+		return rc;
+	if (!json_is_integer(v))
+		return api_fail(req, PL_BAD_REQUEST, "'%s' must be an integer",
+				name);
+	*out = json_integer_value(v);
+	return PL_OK;
+}
+
+enum pl_err api_body_bool(struct api_request *req, const char *name,
+			  int required, int *out, int *present)
+{
+	enum pl_err rc;
+	json_t *v = body_field(req, name, required, present, &rc);
+
+	if (!v)
+		return rc;
+	if (!json_is_boolean(v))
+		return api_fail(req, PL_BAD_REQUEST, "'%s' must be true or false",
+				name);
+	*out = json_is_true(v);
+	return PL_OK;
+}
+
+int api_query_string(struct api_request *req, const char *name, char *out,
+		     size_t outlen)
+{
+	size_t namelen = strlen(name);
+	const char *p = req->query;
+
+	while (*p) {
+		const char *amp = strchr(p, '&');
+		size_t len = amp ? (size_t)(amp - p) : strlen(p);
+
+		if (len > namelen && strncmp(p, name, namelen) == 0 &&
+		    p[namelen] == '=') {
+			const char *val = p + namelen + 1;
+			size_t vlen = len - namelen - 1;
+			char raw[4096];
+			char *dec;
+			int declen;
+
+			if (vlen >= sizeof(raw))
+				goto too_long;
+			/* Form encoding writes spaces as '+'. */
+			for (size_t i = 0; i < vlen; i++)
+				raw[i] = val[i] == '+' ? ' ' : val[i];
+			raw[vlen] = '\0';
+			dec = curl_easy_unescape(NULL, raw, (int)vlen, &declen);
+			if (!dec)
+				return api_fail(req, PL_INTERNAL, "out of memory"), -1;
+			if ((size_t)declen >= outlen) {
+				curl_free(dec);
+				goto too_long;
+			}
+			if (!pl_validate_utf8(dec, (size_t)declen)) {
+				curl_free(dec);
+				api_fail(req, PL_BAD_REQUEST,
+					 "query parameter '%s' is not valid UTF-8",
+					 name);
+				return -1;
+			}
+			memcpy(out, dec, (size_t)declen + 1);
+			curl_free(dec);
+			return 1;
+		}
+		p += len;
+		if (*p == '&')
+			p++;
+	}
+	return 0;
+too_long:
+	api_fail(req, PL_TOO_LARGE, "query parameter '%s' is too long", name);
+	return -1;
+}
+
+enum pl_err api_query_int(struct api_request *req, const char *name,
+			  long long def, long long min, long long max,
+			  long long *out)
+{
+	char buf[32], *end;
+	int found = api_query_string(req, name, buf, sizeof(buf));
+	long long v;
+
+	if (found < 0)
+		return req->err;
+	if (!found) {
+		*out = def;
+		return PL_OK;
+	}
+	errno = 0;
+	v = strtoll(buf, &end, 10);
+	if (errno || end == buf || *end || v < min || v > max)
+		return api_fail(req, PL_BAD_REQUEST, "'%s' must be an integer "
+				"from %lld to %lld", name, min, max);
+	*out = v;
+	return PL_OK;
+}
+
+enum pl_err api_sql(struct api_request *req, const char *sql, int nparams,
+		    const char *const *params, int retry_ok, PGresult **out)
+{
+	enum pl_err rc = pl_db_exec(&req->w->db, sql, nparams, params, retry_ok,
+				    out, NULL);
+
+	if (rc == PL_UNAVAILABLE)
+		return api_fail(req, rc, "the database is unavailable; retry");
+	if (rc)
+		return api_fail(req, PL_INTERNAL, "database error");
+	return PL_OK;
+}
+
+json_t *api_json_column(PGresult *res, int row, int col)
+{
+	json_error_t jerr;
+
+	if (PQgetisnull(res, row, col))
+		return NULL;
+	return json_loads(PQgetvalue(res, row, col), JSON_DECODE_ANY, &jerr);
+}
+
+enum pl_err api_sql_reply_json(struct api_request *req, int status,
+			       const char *sql, int nparams,
+			       const char *const *params,
+			       const char *not_found_message)
+{
+	PGresult *res;
+	json_t *v;
+	enum pl_err rc = api_sql(req, sql, nparams, params, 1, &res);
+
+	if (rc)
+		return rc;
+	v = PQntuples(res) == 1 ? api_json_column(res, 0, 0) : NULL;
+	PQclear(res);
+	if (!v)
+		return api_fail(req, PL_NOT_FOUND, "%s", not_found_message);
+	api_reply(req, status, v);
+	return PL_OK;
+}
+
+long long api_rows_affected(PGresult *res)
+{
+	return strtoll(PQcmdTuples(res), NULL, 10);
+}
+
+const char *api_ll(char buf[24], long long v)
+{
+	snprintf(buf, 24, "%lld", v);
+	return buf;
 }

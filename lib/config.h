@@ -28,6 +28,15 @@ struct pl_config {
 	/* [auth] */
 	char *auth_secret_file;
 	long long auth_token_ttl_s;
+	long long auth_hash_concurrency;
+	long long auth_hash_ops;
+	long long auth_hash_memory_kib;
+	/* [limits] rate limits; 0 switches one off */
+	long long limits_auth_per_ip_per_minute;
+	long long limits_auth_per_user_per_minute;
+	long long limits_sends_per_second;
+	long long limits_sends_burst;
+	long long limits_rest_per_minute;
 	/* [api] */
 	char *api_listen;
 	long long api_threads;

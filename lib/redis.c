@@ -94,6 +94,37 @@ enum pl_err pl_redis_command(struct pl_redis *r, int argc, const char **argv,
 	return PL_UNAVAILABLE;
 }
 
+enum pl_err pl_redis_append(struct pl_redis *r, int argc, const char **argv,
+			    const size_t *argvlen)
+{
+	if (pl_redis_ensure(r))
+		return PL_UNAVAILABLE;
+	if (redisAppendCommandArgv(r->ctx, argc, argv, argvlen) != REDIS_OK) {
+		drop(r);
+		return PL_UNAVAILABLE;
+	}
+	return PL_OK;
+}
+
+enum pl_err pl_redis_read(struct pl_redis *r, redisReply **reply)
+{
+	void *rep = NULL;
+
+	*reply = NULL;
+	if (!r->ctx)
+		return PL_UNAVAILABLE;
+	if (redisGetReply(r->ctx, &rep) != REDIS_OK || !rep) {
+		if (!r->was_down)
+			pl_log(PL_LOG_WARN, "redis: connection lost: %s",
+			       r->ctx->errstr);
+		r->was_down = 1;
+		drop(r);
+		return PL_UNAVAILABLE;
+	}
+	*reply = rep;
+	return PL_OK;
+}
+
 enum pl_err pl_redis_ping(struct pl_redis *r)
 {
 	const char *argv[] = { "PING" };

@@ -44,6 +44,18 @@ enum pl_err pl_redis_command(struct pl_redis *r, int argc, const char **argv,
 			     const size_t *argvlen, int retry_ok,
 			     redisReply **reply);
 
+/*
+ * Pipelining: queue commands with pl_redis_append(), then collect exactly
+ * one reply per queued command with pl_redis_read(), in order. Nothing is
+ * sent before the first read. Both return PL_OK or PL_UNAVAILABLE; after
+ * PL_UNAVAILABLE the connection is closed and later reads fail too, so a
+ * caller may stop reading at the first failure. A reply from pl_redis_read()
+ * (also an error reply) is the caller's to freeReplyObject().
+ */
+enum pl_err pl_redis_append(struct pl_redis *r, int argc, const char **argv,
+			    const size_t *argvlen);
+enum pl_err pl_redis_read(struct pl_redis *r, redisReply **reply);
+
 /* Sends PING. Returns PL_OK or PL_UNAVAILABLE. */
 enum pl_err pl_redis_ping(struct pl_redis *r);
 

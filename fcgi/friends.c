@@ -1,0 +1,135 @@
+/*
+ * Friends (PROTOCOL.md "REST": /friends). A friendship is two rows, one per
+ * side, whose states read "outgoing"/"incoming" while a request is pending
+ * and "accepted" on both sides after.
+ */
+#include <stdlib.h>
+
+#include "api.h"
+
+/* GET /friends: each with the presence the relay keeps in Redis. */
+enum pl_err api_friends_list(struct api_request *req)
+{
+	char uid[24];
+	PGresult *res;
+	json_t *list, *presence;
+	long long *ids;
+	int n;
+	enum pl_err rc;
+
+	if ((rc = api_sql(req,
+			  "SELECT u.id, jsonb_build_object('id', u.id, 'username', "
+			  "u.username, 'display_name', u.display_name, 'state', "
+			  "f.state) FROM friendships f JOIN users u ON u.id = "
+			  "f.friend_id WHERE f.user_id = $1 ORDER BY u.username",
+			  1, (const char *const[]){ api_ll(uid, req->user_id) },
+			  1, &res)))
+		return rc;
+	n = PQntuples(res);
+	ids = calloc((size_t)n + 1, sizeof(*ids));
+	list = json_array();
+	for (int i = 0; ids && i < n; i++)
+		ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+	presence = ids ? api_presence_of(req, ids, (size_t)n) : NULL;
+	for (int i = 0; presence && i < n; i++) {
+		json_t *friend = api_json_column(res, i, 1);
+		json_t *p = json_array_get(presence, (size_t)i);
+
+		json_object_set_new(friend, "presence",
+				    json_pack("{s:O,s:O}", "status",
+					      json_object_get(p, "status"),
+					      "last_seen",
+					      json_object_get(p, "last_seen")));
+		json_array_append_new(list, friend);
+	}
+	PQclear(res);
+	free(ids);
+	if (!presence) {
+		json_decref(list);
+		return api_fail(req, PL_INTERNAL, "out of memory");
+	}
+	json_decref(presence);
+	api_reply(req, 200, json_pack("{s:o}", "friends", list));
+	return PL_OK;
+}
+
+/*
+ * POST /friends {user_id}: sends a request (201), or accepts the other
+ * side's pending request (200, both sides "accepted"). Asking again is
+ * harmless and answers the same way.
+ */
+enum pl_err api_friends_add(struct api_request *req)
+{
+	long long other;
+	char uid[24], oid[24];
+	PGresult *res;
+	json_t *friend;
+	const char *state;
+	enum pl_err rc;
+
+	if ((rc = api_body_int(req, "user_id", 1, &other, NULL)))
+		return rc;
+	if (other == req->user_id)
+		return api_fail(req, PL_BAD_REQUEST, "you cannot befriend yourself");
+	/*
+	 * One statement: an incoming request turns both rows "accepted";
+	 * otherwise the pair of pending rows is added unless present.
+	 */
+	if ((rc = api_sql(req,
+		"WITH target AS (SELECT id, username, display_name FROM users "
+		"  WHERE id = $2), "
+		"acc AS (UPDATE friendships SET state = 'accepted' "
+		"  WHERE ((user_id = $1 AND friend_id = $2) OR "
+		"         (user_id = $2 AND friend_id = $1)) "
+		"    AND EXISTS (SELECT 1 FROM friendships WHERE user_id = $1 "
+		"        AND friend_id = $2 AND state IN ('incoming', 'accepted')) "
+		"  RETURNING user_id), "
+		"mine AS (INSERT INTO friendships (user_id, friend_id, state) "
+		"  SELECT $1, id, 'outgoing' FROM target "
+		"  WHERE NOT EXISTS (SELECT 1 FROM acc) "
+		"  ON CONFLICT DO NOTHING RETURNING 1), "
+		"theirs AS (INSERT INTO friendships (user_id, friend_id, state) "
+		"  SELECT id, $1, 'incoming' FROM target "
+		"  WHERE NOT EXISTS (SELECT 1 FROM acc) "
+		"  ON CONFLICT DO NOTHING RETURNING 1) "
+		"SELECT CASE WHEN EXISTS (SELECT 1 FROM acc) THEN 'accepted' "
+		"  ELSE 'outgoing' END, jsonb_build_object('id', t.id, "
+		"  'username', t.username, 'display_name', t.display_name) "
+		"FROM target t",
+		2, (const char *const[]){ api_ll(uid, req->user_id),
+					  api_ll(oid, other) }, 0, &res)))
+		return rc;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return api_fail(req, PL_NOT_FOUND, "user %lld does not exist", other);
+	}
+	state = PQgetvalue(res, 0, 0);
+	friend = api_json_column(res, 0, 1);
+	json_object_set_new(friend, "state", json_string(state));
+	api_reply(req, state[0] == 'a' ? 200 : 201, friend);
+	PQclear(res);
+	return PL_OK;
+}
+
+/* DELETE /friends/{id}: ends a friendship or withdraws/declines a request. */
+enum pl_err api_friends_remove(struct api_request *req)
+{
+	char uid[24], oid[24];
+	PGresult *res;
+	enum pl_err rc;
+	int gone;
+
+	if ((rc = api_sql(req, "DELETE FROM friendships WHERE (user_id = $1 AND "
+			  "friend_id = $2) OR (user_id = $2 AND friend_id = $1)",
+			  2, (const char *const[]){ api_ll(uid, req->user_id),
+						    api_ll(oid, req->params[0]) },
+			  0, &res)))
+		return rc;
+	gone = api_rows_affected(res) > 0;
+	PQclear(res);
+	if (!gone)
+		return api_fail(req, PL_NOT_FOUND, "user %lld is not your friend",
+				req->params[0]);
+	api_reply(req, 204, NULL);
+	return PL_OK;
+}

@@ -1,0 +1,143 @@
+/*
+ * Messages over HTTP: send, history and search (PROTOCOL.md "REST").
+ * Sending goes through lib/'s posting path and publishing, the same code
+ * the relay uses for WebSocket sends.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "json.h"
+#include "post.h"
+#include "publish.h"
+#include "ratelimit.h"
+
+#define SEARCH_QUERY_MAX_BYTES 256
+
+/* POST /conversations/{id}/messages {client_msg_id, body} */
+enum pl_err api_messages_send(struct api_request *req)
+{
+	const struct pl_config *cfg = req->w->cfg;
+	struct pl_post_item item = { .sender_id = req->user_id,
+				     .conversation_id = req->params[0] };
+	struct pl_post_result result;
+	struct pl_message msg;
+	char uid[24];
+	enum pl_err rc;
+
+	if ((rc = api_body_string(req, "client_msg_id", 1, &item.client_msg_id,
+				  NULL)) ||
+	    (rc = api_body_string(req, "body", 1, &item.body, NULL)))
+		return rc;
+	item.body_len = strlen(item.body);
+	if (pl_ratelimit_take(&req->w->redis, "send", api_ll(uid, req->user_id),
+			      (double)cfg->limits_sends_per_second,
+			      cfg->limits_sends_burst, &req->retry_after_s))
+		return api_fail(req, PL_RATE_LIMITED, "sending too fast; retry in "
+				"%lld s", req->retry_after_s);
+	pl_post_batch(&req->w->db, &item, 1, &result);
+	if (result.err) {
+		rc = api_fail(req, result.err, "%s", result.message);
+		pl_post_results_release(&result, 1);
+		return rc;
+	}
+	msg = (struct pl_message){
+		.conversation_id = item.conversation_id,
+		.message_id = result.message_id,
+		.sender_id = item.sender_id,
+		.body = item.body,
+		.body_len = item.body_len,
+		.created_at = result.created_at,
+		.client_msg_id = item.client_msg_id,
+	};
+	/* Only after COMMIT: tell the relays, and queue pushes. */
+	if (!result.duplicate)
+		pl_publish_message(&req->w->redis, &msg, result.deliveries,
+				   result.n_deliveries);
+	api_reply(req, result.duplicate ? 200 : 201, pl_json_message(&msg));
+	pl_post_results_release(&result, 1);
+	return PL_OK;
+}
+
+/*
+ * GET /conversations/{id}/messages?before=MID|after=MID&limit=N: newest
+ * first by default or with before; oldest first with after.
+ */
+enum pl_err api_messages_list(struct api_request *req)
+{
+	char cid[24], uid[24], b[24], a[24], lim[24];
+	long long before, after, limit;
+	enum pl_err rc;
+	PGresult *res;
+	int member;
+
+	if ((rc = api_query_int(req, "before", 0, 0, INT64_MAX, &before)) ||
+	    (rc = api_query_int(req, "after", -1, 0, INT64_MAX, &after)) ||
+	    (rc = api_query_int(req, "limit", 50, 1, 100, &limit)))
+		return rc;
+	if ((rc = api_sql(req, "SELECT 1 FROM members WHERE conversation_id = $1 "
+			  "AND user_id = $2", 2,
+			  (const char *const[]){ api_ll(cid, req->params[0]),
+						 api_ll(uid, req->user_id) }, 1,
+			  &res)))
+		return rc;
+	member = PQntuples(res) == 1;
+	PQclear(res);
+	if (!member)
+		return api_fail(req, PL_NOT_FOUND, "conversation %lld does not "
+				"exist or is not yours", req->params[0]);
+	api_ll(lim, limit);
+	if (after >= 0)
+		return api_sql_reply_json(req, 200,
+			"SELECT jsonb_build_object('messages', coalesce(jsonb_agg("
+			"message_json(m) ORDER BY m.message_id), '[]')) FROM "
+			"(SELECT * FROM messages WHERE conversation_id = $1 AND "
+			"message_id > $2 ORDER BY message_id LIMIT $3) m",
+			3, (const char *const[]){ cid, api_ll(a, after), lim }, "");
+	return api_sql_reply_json(req, 200,
+		"SELECT jsonb_build_object('messages', coalesce(jsonb_agg("
+		"message_json(m) ORDER BY m.message_id DESC), '[]')) FROM "
+		"(SELECT * FROM messages WHERE conversation_id = $1 AND "
+		"($2::bigint = 0 OR message_id < $2) ORDER BY message_id DESC "
+		"LIMIT $3) m",
+		3, (const char *const[]){ cid, api_ll(b, before), lim }, "");
+}
+
+/*
+ * GET /search?q=TEXT&conversation_id=ID&limit=N: the caller's messages that
+ * hold q's words (any language, 'simple' configuration) or q as a substring
+ * (trigram index, CJK included); word matches rank first, then newest.
+ */
+enum pl_err api_messages_search(struct api_request *req)
+{
+	char q[SEARCH_QUERY_MAX_BYTES + 1], uid[24], cid[24], lim[24];
+	long long conv, limit;
+	int found = api_query_string(req, "q", q, sizeof(q));
+	enum pl_err rc;
+
+	if (found < 0)
+		return req->err;
+	if (!found || !q[0])
+		return api_fail(req, PL_BAD_REQUEST, "'q' is required");
+	if ((rc = api_query_int(req, "conversation_id", 0, 1, INT64_MAX, &conv)) ||
+	    (rc = api_query_int(req, "limit", 20, 1, 100, &limit)))
+		return rc;
+	return api_sql_reply_json(req, 200,
+		"WITH q AS (SELECT plainto_tsquery('simple', $2) AS ts, "
+		"  '%' || replace(replace(replace($2, '\\', '\\\\'), '%', '\\%'), "
+		"  '_', '\\_') || '%' AS pat) "
+		"SELECT jsonb_build_object('messages', coalesce(jsonb_agg("
+		"  message_json(r.msg) ORDER BY r.rank DESC, r.created_at DESC, "
+		"  r.message_id DESC), '[]')) FROM ("
+		"  SELECT m AS msg, m.created_at, m.message_id, "
+		"  ts_rank(to_tsvector('simple', m.body), q.ts) AS rank "
+		"  FROM q, messages m JOIN members b ON b.conversation_id = "
+		"  m.conversation_id AND b.user_id = $1 "
+		"  WHERE ($3::bigint = 0 OR m.conversation_id = $3) AND "
+		"  (to_tsvector('simple', m.body) @@ q.ts OR m.body ILIKE q.pat) "
+		"  ORDER BY rank DESC, m.created_at DESC, m.message_id DESC "
+		"  LIMIT $4) r",
+		4, (const char *const[]){ api_ll(uid, req->user_id), q,
+					  api_ll(cid, conv), api_ll(lim, limit) },
+		"");
+}

@@ -1,0 +1,44 @@
+/* Polling sync (PROTOCOL.md "REST": /sync; ARCHITECTURE.md step 6). */
+#include "api.h"
+
+/*
+ * GET /sync?after=SEQ&limit=N: inbox events after SEQ in seq order, and SEQ
+ * stored as the device's cursor (forward only, never past the user's head).
+ * Without after, the device's stored cursor is used.
+ */
+enum pl_err api_sync_get(struct api_request *req)
+{
+	char uid[24], did[24], a[24], lim[24];
+	long long after, limit;
+	enum pl_err rc;
+	PGresult *res;
+
+	if ((rc = api_query_int(req, "after", -1, 0, INT64_MAX, &after)) ||
+	    (rc = api_query_int(req, "limit", 100, 1, 1000, &limit)))
+		return rc;
+	api_ll(uid, req->user_id);
+	api_ll(did, req->device_id);
+	if (after < 0) {
+		if ((rc = api_sql(req, "SELECT cursor FROM devices WHERE id = $1",
+				  1, (const char *const[]){ did }, 1, &res)))
+			return rc;
+		after = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+		PQclear(res);
+	}
+	api_ll(a, after);
+	if ((rc = api_sql(req,
+		"UPDATE devices d SET cursor = GREATEST(d.cursor, LEAST($3, h.last_seq)), "
+		"last_seen = now() FROM user_heads h WHERE d.id = $2 AND "
+		"d.user_id = $1 AND h.user_id = $1",
+		3, (const char *const[]){ uid, did, a }, 1, &res)))
+		return rc;
+	PQclear(res);
+	return api_sql_reply_json(req, 200,
+		"SELECT jsonb_build_object('events', coalesce(jsonb_agg("
+		"message_json(m) || jsonb_build_object('seq', i.seq) ORDER BY i.seq), "
+		"'[]'), 'cursor', coalesce(max(i.seq), $2)) FROM (SELECT * FROM inbox "
+		"WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3) i "
+		"JOIN messages m ON m.conversation_id = i.conversation_id AND "
+		"m.message_id = i.message_id",
+		3, (const char *const[]){ uid, a, api_ll(lim, limit) }, "");
+}

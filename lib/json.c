@@ -1,0 +1,34 @@
+#include "json.h"
+
+json_t *pl_json_message(const struct pl_message *m)
+{
+	return json_pack("{s:I,s:I,s:I,s:s%,s:s,s:s}",
+			 "conversation_id", (json_int_t)m->conversation_id,
+			 "message_id", (json_int_t)m->message_id,
+			 "sender_id", (json_int_t)m->sender_id,
+			 "body", m->body, m->body_len,
+			 "created_at", m->created_at,
+			 "client_msg_id", m->client_msg_id);
+}
+
+json_t *pl_json_event(const struct pl_message *m, long long seq)
+{
+	json_t *o = pl_json_message(m);
+
+	if (o && json_object_set_new(o, "seq", json_integer(seq))) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+char *pl_json_message_frame(const struct pl_message *m, long long seq)
+{
+	json_t *o = pl_json_event(m, seq);
+	char *text = NULL;
+
+	if (o && json_object_set_new(o, "type", json_string("message")) == 0)
+		text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return text;
+}

@@ -1,0 +1,36 @@
+/*
+ * json: the contract's JSON shapes that more than one program builds.
+ *
+ * Built with jansson; every function returns a new reference (NULL when out
+ * of memory) that the caller owns.
+ */
+#ifndef PL_JSON_H
+#define PL_JSON_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+/* A stored message (PROTOCOL.md "A message object"). Strings are borrowed. */
+struct pl_message {
+	long long conversation_id;
+	long long message_id;
+	long long sender_id;
+	const char *body;
+	size_t body_len;
+	const char *created_at;		/* RFC 3339 */
+	const char *client_msg_id;
+};
+
+/* {conversation_id, message_id, sender_id, body, created_at, client_msg_id} */
+json_t *pl_json_message(const struct pl_message *m);
+
+/* The inbox event: the message object with "seq" added. */
+json_t *pl_json_event(const struct pl_message *m, long long seq);
+
+/*
+ * The WebSocket/Redis "message" frame for one recipient: the inbox event
+ * with "type":"message", as compact text (freed by the caller).
+ */
+char *pl_json_message_frame(const struct pl_message *m, long long seq);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * publish: after COMMIT, tell the relays (ARCHITECTURE.md "How a message
+ * flows", step 4, and "Redis keys").
+ *
+ * Every event goes to the user's channel parley:u:{user_id}; a relay holding
+ * a socket of that user is subscribed to it. PUBLISH answers how many relays
+ * got the event, so a recipient nobody is subscribed for has no live device:
+ * they get a push job on the stream parley:push. Redis is the fast path only:
+ * an event lost here is found again in the inbox, so failures are logged by
+ * pl_redis and otherwise ignored.
+ */
+#ifndef PL_PUBLISH_H
+#define PL_PUBLISH_H
+
+#include <stddef.h>
+
+#include "json.h"
+#include "post.h"
+#include "redis.h"
+
+/* Approximate cap on the push stream's length (XADD MAXLEN ~). */
+#define PL_PUSH_STREAM_MAX 1000000
+
+/*
+ * Publishes the "message" frame of m to each delivery's user (with that
+ * user's seq) and queues a push job for every recipient other than the sender
+ * whom no relay received it for. All in one pipelined round trip each way.
+ */
+void pl_publish_message(struct pl_redis *r, const struct pl_message *m,
+			const struct pl_delivery *deliveries, size_t n);
+
+/* Publishes one frame (borrowed text) to each of users[0..n). */
+void pl_publish_frame(struct pl_redis *r, const long long *users, size_t n,
+		      const char *frame);
+
+/* Announces a revoked session on parley:revoke, so relays close its sockets. */
+void pl_publish_revoke(struct pl_redis *r, long long session_id,
+		       long long device_id);
+
+#endif
