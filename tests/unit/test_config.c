@@ -10,6 +10,30 @@
 
 #include "config.h"
 
+extern char **environ;
+
+/* The tests read defaults: no PARLEY_* variable of the caller may leak in. */
+static int clear_parley_env(void **state)
+{
+	char name[128];
+
+	(void)state;
+	for (int again = 1; again;) {
+		again = 0;
+		for (char **e = environ; *e; e++) {
+			if (strncmp(*e, "PARLEY_", 7) == 0) {
+				size_t n = strcspn(*e, "=");
+
+				snprintf(name, sizeof(name), "%.*s", (int)n, *e);
+				unsetenv(name);
+				again = 1;
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
 static char path[] = "/tmp/parley-test-config-XXXXXX";
 
 static void write_conf(const char *text)
@@ -174,5 +198,5 @@ int main(void)
 		cmocka_unit_test(test_config_example_documents_every_key),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, clear_parley_env, NULL);
 }

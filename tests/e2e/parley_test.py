@@ -1,0 +1,148 @@
+"""Helpers shared by Parley's end-to-end tests (tests/e2e/NN-area-behaviour.py).
+
+Each test file is a plain script run by tests/stack-tests.sh against the
+throwaway "test" stack (scripts/dev with PARLEY_STACK=test). It defines
+functions named test_* and ends with:
+
+    if __name__ == "__main__":
+        parley_test.run()
+
+The functions run in the order they are defined; each prints "# ok NAME" or
+"# FAIL NAME: reason"; the script exits 1 if any failed. Tests talk to the
+stack as a client would, through nginx (PARLEY_TEST_URL) or the relay
+(PARLEY_TEST_RELAY), and wait for state changes with wait_for(), never with
+bare sleeps. Only the standard library is used (python3-websocket comes in
+for the WebSocket tests).
+
+Environment (set by stack-tests.sh; defaults match the test stack):
+  PARLEY_TEST_URL    http://127.0.0.1:18080     nginx in front of the stack
+  PARLEY_TEST_RELAY  ws://127.0.0.1:18091/ws    the relay's own WebSocket URL
+  PARLEY_DEV         path of scripts/dev
+"""
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+import urllib.parse
+
+BASE_URL = os.environ.get("PARLEY_TEST_URL", "http://127.0.0.1:18080").rstrip("/")
+RELAY_URL = os.environ.get("PARLEY_TEST_RELAY", "ws://127.0.0.1:18091/ws")
+DEV = os.environ.get(
+    "PARLEY_DEV",
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "dev"),
+)
+
+
+def request(method, path, body=None, token=None, headers=None, timeout=10):
+    """Sends one HTTP request to BASE_URL + path on a new connection.
+
+    body: a dict or list is sent as JSON; bytes or str are sent as they are.
+    token: sent as "Authorization: Bearer <token>".
+    Returns (status, headers, body): headers is an http.client.HTTPMessage
+    (case-insensitive .get()), body the parsed JSON when the response says
+    application/json, else the text. HTTP error statuses are returned, not
+    raised; network errors (connection refused, timeout) do raise OSError.
+    """
+    url = urllib.parse.urlsplit(BASE_URL)
+    conn = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=timeout)
+    hdrs = dict(headers or {})
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+        hdrs.setdefault("Content-Type", "application/json")
+    elif isinstance(body, str):
+        body = body.encode()
+    if token:
+        hdrs["Authorization"] = "Bearer " + token
+    try:
+        try:
+            conn.request(method, url.path + path, body=body, headers=hdrs)
+        except (BrokenPipeError, ConnectionResetError):
+            # The server answered (e.g. 413) and closed before reading the
+            # whole body: its response is still there to read.
+            pass
+        resp = conn.getresponse()
+        raw = resp.read()
+    finally:
+        conn.close()
+    text = raw.decode("utf-8", "replace")
+    if (resp.headers.get("Content-Type") or "").startswith("application/json"):
+        try:
+            return resp.status, resp.headers, json.loads(text)
+        except ValueError:
+            pass
+    return resp.status, resp.headers, text
+
+
+def wait_for(predicate, timeout_s, what, interval_s=0.1):
+    """Calls predicate() until it returns a true value, and returns that value.
+
+    An exception from predicate() counts as "not yet" (a server that is
+    still restarting refuses connections). Raises AssertionError naming
+    `what` and the last result or exception after timeout_s seconds.
+    """
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while True:
+        try:
+            result = predicate()
+            if result:
+                return result
+            last = result
+        except Exception as e:  # noqa: BLE001 - reported below on timeout
+            last = "%s: %s" % (type(e).__name__, e)
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %gs waiting for %s (last: %r)" % (timeout_s, what, last))
+        time.sleep(interval_s)
+
+
+def dev(*args, check=True, timeout=120):
+    """Runs scripts/dev against the test stack, e.g. dev("stop", "redis").
+
+    Returns the CompletedProcess (stdout and stderr merged in .stdout);
+    with check=True a non-zero exit raises AssertionError with the output.
+    """
+    env = dict(os.environ, PARLEY_STACK="test")
+    proc = subprocess.run(
+        [DEV, *args], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError("scripts/dev %s exited %d:\n%s" % (" ".join(args), proc.returncode, proc.stdout))
+    return proc
+
+
+def assert_error(response, status, code):
+    """Asserts that a request() result is the JSON error {"error":{code,message}}."""
+    got_status, headers, body = response
+    assert got_status == status, "status %d, want %d: %r" % (got_status, status, body)
+    ctype = headers.get("Content-Type") or ""
+    assert ctype.startswith("application/json"), "Content-Type %r, want application/json: %r" % (ctype, body)
+    assert isinstance(body, dict) and isinstance(body.get("error"), dict), "not an error object: %r" % (body,)
+    assert body["error"].get("code") == code, "error code %r, want %r: %r" % (body["error"].get("code"), code, body)
+    assert isinstance(body["error"].get("message"), str), "error without a message: %r" % (body,)
+
+
+def run(namespace=None):
+    """Runs the test_* functions of the calling script in definition order,
+    prints one "# ok" / "# FAIL" line each, and exits 1 if any failed."""
+    if namespace is None:
+        namespace = vars(sys.modules["__main__"])
+    tests = [(name, fn) for name, fn in namespace.items() if name.startswith("test_") and callable(fn)]
+    failed = 0
+    for name, fn in tests:
+        try:
+            fn()
+            print("# ok %s" % name, flush=True)
+        except Exception as e:  # noqa: BLE001 - any exception fails the test
+            failed += 1
+            print("# FAIL %s: %s" % (name, e), flush=True)
+            for line in traceback.format_exc().rstrip().splitlines():
+                print("#   " + line, flush=True)
+    if not tests:
+        print("# FAIL no test_* functions found", flush=True)
+        sys.exit(1)
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,153 @@
+#!/bin/bash
+# tests/stack-tests.sh: the tests that need running servers, as one TAP
+# script for "make check" (automake's tap-driver.sh).
+#
+# Brings up the throwaway "test" stack (scripts/dev with PARLEY_STACK=test:
+# its own PostgreSQL, Redis, parley-api, parley-relay, parley-notify and
+# nginx, on ports 15491, 16391, 18091 and 18080, from fresh data), then runs
+# one TAP test each:
+#   - tests/db/test_post of the build dir (cmocka, against PostgreSQL), if built;
+#   - every tests/e2e/NN-*.py in name order, with /usr/bin/python3.
+# Their output goes to stderr (the test log) as "# " comments, so stdout
+# stays clean TAP. The stack is taken down at the end, also on failure or
+# interrupt; its runtime dir stays for inspection until the next run.
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+top_srcdir=$(cd "$here/.." && pwd)
+dev=$top_srcdir/scripts/dev
+
+# The build dir holding the binaries: automake's, else the one this runs in.
+if [ -n "${abs_top_builddir:-}" ]; then
+	PARLEY_BUILDDIR=$abs_top_builddir
+elif [ -n "${PARLEY_BUILDDIR:-}" ]; then
+	:
+elif [ -f config.status ]; then
+	PARLEY_BUILDDIR=$PWD
+elif [ -f ../config.status ]; then
+	PARLEY_BUILDDIR=$(cd .. && pwd)
+else
+	PARLEY_BUILDDIR=$top_srcdir
+fi
+export PARLEY_BUILDDIR
+export PARLEY_STACK=test
+
+for server in /usr/lib/postgresql/15/bin/postgres /usr/bin/redis-server /usr/sbin/nginx; do
+	if [ ! -x "$server" ]; then
+		echo "1..0 # SKIP servers not installed ($server is missing)"
+		exit 0
+	fi
+done
+
+export PARLEY_DEV=$dev
+export PARLEY_TEST_URL=http://127.0.0.1:${PARLEY_HTTP_PORT:-18080}
+export PARLEY_TEST_RELAY=ws://127.0.0.1:${PARLEY_RELAY_PORT:-18091}/ws
+export PARLEY_TEST_PG="host=127.0.0.1 port=${PARLEY_PG_PORT:-15491} dbname=parley user=parley"
+export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+rundir=${PARLEY_RUNDIR:-/var/tmp/parley-test}
+test_timeout=${PARLEY_TEST_TIMEOUT:-300}
+
+# Turns output into TAP comments (lines already starting with '#' stay).
+comment() { sed -u -e '/^#/!s/^/# /'; }
+
+dump_logs() {
+	local f
+	for f in "$rundir"/log/*.log; do
+		[ -s "$f" ] || continue
+		echo "# ---- last lines of $f ----"
+		tail -n 40 "$f" | comment
+	done >&2
+}
+
+# Runs a command with its output turned into comments. It runs in the
+# background so that a signal to this script interrupts the wait at once.
+child=
+run() {
+	"$@" > >(comment >&2) 2>&1 &
+	child=$!
+	wait "$child"
+	local rc=$?
+	child=
+	return "$rc"
+}
+
+# shellcheck disable=SC2317 # called by traps
+on_signal() {
+	trap '' INT TERM HUP
+	[ -z "$child" ] || kill -TERM "$child" 2>/dev/null
+	exit 130
+}
+
+stack_up=
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+	if [ -n "$stack_up" ]; then
+		"$dev" down 2>&1 | comment >&2
+	fi
+}
+trap cleanup EXIT
+trap on_signal INT TERM HUP
+
+tests=()
+names=()
+if [ -x "$PARLEY_BUILDDIR/tests/db/test_post" ]; then
+	tests+=("$PARLEY_BUILDDIR/tests/db/test_post")
+	names+=("db/test_post")
+fi
+for f in "$here"/e2e/[0-9][0-9]-*.py; do
+	[ -f "$f" ] || continue
+	tests+=("$f")
+	names+=("e2e/${f##*/}")
+done
+# The REST suites marked "# also through apache" run a second time with
+# Apache in front instead of nginx (deploy/apache), when Apache is installed.
+
+if [ -x /usr/sbin/apache2 ]; then
+	for f in "$here"/e2e/[0-9][0-9]-*.py; do
+		grep -qx '# also through apache' "$f" || continue
+		tests+=("apache:$f")
+		names+=("apache/${f##*/}")
+	done
+fi
+if [ ${#tests[@]} -eq 0 ]; then
+	echo "1..0 # SKIP no stack tests found"
+	exit 0
+fi
+echo "1..${#tests[@]}"
+
+# A stack left over by an interrupted run holds the ports: stop it, and
+# start from fresh data.
+stack_up=1
+run "$dev" down --purge
+if ! run "$dev" up --no-install --no-build; then
+	echo "Bail out! the test stack did not come up (scripts/dev up failed; its output and the service logs are in the test log)"
+	dump_logs
+	exit 1
+fi
+
+failed=0
+apache_up=
+for i in "${!tests[@]}"; do
+	echo "# ---- ${names[$i]}" >&2
+	cmd=("${tests[$i]}")
+	case ${tests[$i]} in
+	apache:*)
+		if [ -z "$apache_up" ]; then
+			run "$dev" start apache || echo "# apache did not start" >&2
+			apache_up=1
+		fi
+		cmd=(env PARLEY_TEST_URL="http://127.0.0.1:${PARLEY_APACHE_PORT:-$((${PARLEY_HTTP_PORT:-18080} + 1))}"
+			/usr/bin/python3 "${tests[$i]#apache:}")
+		;;
+	*.py) cmd=(/usr/bin/python3 "${tests[$i]}") ;;
+	esac
+	if run timeout -k 10 "$test_timeout" "${cmd[@]}"; then
+		echo "ok $((i + 1)) - ${names[$i]}"
+	else
+		echo "not ok $((i + 1)) - ${names[$i]}"
+		failed=1
+	fi
+done
+
+[ "$failed" -eq 0 ] || dump_logs
+exit 0
