@@ -200,23 +200,36 @@ enum pl_err api_auth_login(struct api_request *req)
 	 * "Cursors"); a push token moves here from any other device.
 	 */
 	expires_at = time(NULL) + req->w->cfg->auth_token_ttl_s;
+	api_ll(uid, user_id);
+	if (push_token) {
+		if ((rc = api_sql(req, "UPDATE devices SET push_token = NULL WHERE "
+				  "platform = $1 AND push_token = $2", 2,
+				  (const char *const[]){ platform, push_token }, 0,
+				  &res))) {
+			json_decref(user);
+			return rc;
+		}
+		PQclear(res);
+	}
 	rc = api_sql(req,
-		     "WITH moved AS (UPDATE devices SET push_token = NULL "
-		     "  WHERE $3::text IS NOT NULL AND platform = $2 AND push_token = $3), "
-		     "dev AS (INSERT INTO devices (user_id, platform, push_token, "
+		     "WITH dev AS (INSERT INTO devices (user_id, platform, push_token, "
 		     "  push_token_set_at, name, cursor) "
 		     "  SELECT $1, $2, $3, CASE WHEN $3::text IS NULL THEN NULL ELSE now() END, "
 		     "  $4, last_seq FROM user_heads WHERE user_id = $1 RETURNING id) "
 		     "INSERT INTO sessions (user_id, device_id, expires_at) "
 		     "SELECT $1, dev.id, now() + make_interval(secs => $5::bigint) "
 		     "FROM dev RETURNING device_id, id",
-		     5, (const char *const[]){ api_ll(uid, user_id), platform,
-					       push_token, name,
+		     5, (const char *const[]){ uid, platform, push_token, name,
 					       api_ll(ttl, req->w->cfg->auth_token_ttl_s) },
 		     0, &res);
 	if (rc) {
 		json_decref(user);
 		return rc;
+	}
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		json_decref(user);
+		return api_fail(req, PL_INTERNAL, "no device was created");
 	}
 	device_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	session_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);

@@ -272,7 +272,7 @@ enum pl_err api_conversations_list(struct api_request *req)
 	long long limit;
 	enum pl_err rc;
 
-	if ((rc = api_query_int(req, "limit", 200, 1, 1000, &limit)))
+	if ((rc = api_query_int(req, "limit", 1000, 1, 1000, &limit)))
 		return rc;
 	return api_sql_reply_json(req, 200,
 		"SELECT jsonb_build_object('conversations', coalesce(jsonb_agg("

@@ -30,18 +30,21 @@ enum pl_err api_devices_register(struct api_request *req)
 	if (name && pl_validate_utf8_chars(name, strlen(name)) > 64)
 		return api_fail(req, PL_TOO_LARGE, "'name' must be at most 64 "
 				"characters");
+	api_ll(uid, req->user_id);
+	api_ll(did, req->device_id);
+	/* Take the token from whichever device holds it, if this one exists. */
 	if ((rc = api_sql(req,
-		"WITH moved AS (UPDATE devices SET push_token = NULL, "
-		"  push_token_set_at = now() WHERE platform = $3 AND push_token = $4 "
-		"  AND id <> $2 RETURNING 1) "
+		"UPDATE devices SET push_token = NULL, push_token_set_at = now() "
+		"WHERE platform = $3 AND push_token = $4 AND id <> $2 AND EXISTS "
+		"(SELECT 1 FROM devices WHERE id = $2 AND user_id = $1)",
+		4, (const char *const[]){ uid, did, platform, token }, 0, &res)))
+		return rc;
+	PQclear(res);
+	if ((rc = api_sql(req,
 		"UPDATE devices SET platform = $3, push_token = $4, "
 		"  push_token_set_at = now(), name = coalesce($5, name), "
-		"  last_seen = now() "
-		"WHERE id = $2 AND user_id = $1 AND (SELECT count(*) FROM moved) >= 0 "
-		"RETURNING id",
-		5, (const char *const[]){ api_ll(uid, req->user_id),
-					  api_ll(did, req->device_id), platform,
-					  token, name }, 0, &res)))
+		"  last_seen = now() WHERE id = $2 AND user_id = $1 RETURNING id",
+		5, (const char *const[]){ uid, did, platform, token, name }, 0, &res)))
 		return rc;
 	if (PQntuples(res) != 1) {
 		PQclear(res);

@@ -4,6 +4,7 @@
  * and "accepted" on both sides after.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "api.h"
 
@@ -34,12 +35,20 @@ enum pl_err api_friends_list(struct api_request *req)
 	for (int i = 0; presence && i < n; i++) {
 		json_t *friend = api_json_column(res, i, 1);
 		json_t *p = json_array_get(presence, (size_t)i);
+		const char *state = json_string_value(json_object_get(friend, "state"));
+
+		/* Presence is for friends: a pending request shows nothing. */
+		if (!state || strcmp(state, "accepted") != 0)
+			p = json_pack("{s:s,s:n}", "status", "offline", "last_seen");
+		else
+			json_incref(p);
 
 		json_object_set_new(friend, "presence",
 				    json_pack("{s:O,s:O}", "status",
 					      json_object_get(p, "status"),
 					      "last_seen",
 					      json_object_get(p, "last_seen")));
+		json_decref(p);
 		json_array_append_new(list, friend);
 	}
 	PQclear(res);

@@ -70,8 +70,11 @@ enum pl_err pl_validate_username(const char *s, char *why, size_t whylen)
 {
 	size_t len = strlen(s);
 
-	if (len < PL_USERNAME_MIN || len > PL_USERNAME_MAX)
+	if (len < PL_USERNAME_MIN)
 		return fail(PL_BAD_REQUEST, why, whylen,
+			    "username must be 3 to 32 characters");
+	if (len > PL_USERNAME_MAX)
+		return fail(PL_TOO_LARGE, why, whylen,
 			    "username must be 3 to 32 characters");
 	for (size_t i = 0; i < len; i++) {
 		char c = s[i];

@@ -48,7 +48,7 @@ static void test_validate_username_rules(void **state)
 	assert_int_equal(pl_validate_username("abcdefghijabcdefghijabcdefghijab",
 					      why, sizeof(why)), PL_OK);
 	assert_int_equal(pl_validate_username("abcdefghijabcdefghijabcdefghijabc",
-					      why, sizeof(why)), PL_BAD_REQUEST);
+					      why, sizeof(why)), PL_TOO_LARGE);
 	assert_non_null(strstr(why, "3 to 32"));
 }
 
