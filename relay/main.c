@@ -1,62 +1,67 @@
 /*
  * parley-relay: the WebSocket relay daemon (ARCHITECTURE.md "The pieces").
  *
- * One libwebsockets service thread per process. At this stage the relay
- * starts its service, reaches PostgreSQL and Redis, and answers plain HTTP
- * requests on its port with the contract's JSON errors; the WebSocket
- * protocol (parley.v1), long-poll and SSE handlers build on this skeleton.
+ * Starts the store threads and the bus thread, then runs the lws service
+ * loop on this thread with a 250 ms tick (cursor writes, gap retries; every
+ * second the presence sweep, every five the registry refresh). SIGTERM
+ * drains: new sockets are refused, open ones are closed with 1001, the
+ * registry entry is removed, and the threads stop.
  */
 #include <libwebsockets.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "db.h"
-#include "err.h"
 #include "log.h"
 #include "program.h"
 #include "redis.h"
+#include "relay.h"
 
-/* Answers every plain HTTP request with a JSON error (no route is served yet). */
-static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
-			 void *user, void *in, size_t len)
-{
-	uint8_t buf[LWS_PRE + 512];
-	uint8_t *start = &buf[LWS_PRE], *p = start, *end = &buf[sizeof(buf) - 1];
-	static const char body[] =
-		"{\"error\":{\"code\":\"not_found\",\"message\":\"no such route on the relay\"}}\n";
+#define TICK_US (250 * 1000)
+#define STORE_THREADS 4
 
-	switch (reason) {
-	case LWS_CALLBACK_HTTP:
-		if (lws_add_http_common_headers(wsi, HTTP_STATUS_NOT_FOUND,
-						"application/json",
-						sizeof(body) - 1, &p, end) ||
-		    lws_finalize_write_http_header(wsi, start, &p, end))
-			return 1;
-		lws_callback_on_writable(wsi);
-		return 0;
-	case LWS_CALLBACK_HTTP_WRITEABLE:
-		memcpy(start, body, sizeof(body) - 1);
-		if (lws_write(wsi, start, sizeof(body) - 1,
-			      LWS_WRITE_HTTP_FINAL) != (int)(sizeof(body) - 1))
-			return 1;
-		if (lws_http_transaction_completed(wsi))
-			return -1;
-		return 0;
-	default:
-		break;
-	}
-	return lws_callback_http_dummy(wsi, reason, user, in, len);
-}
-
-static const struct lws_protocols protocols[] = {
-	{ "http", http_callback, 0, 0, 0, NULL, 0 },
-	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+struct ticker {
+	lws_sorted_usec_list_t sul;
+	struct relay *r;
+	unsigned long count;
 };
+
+static struct ticker ticker;
+
+static void on_tick(lws_sorted_usec_list_t *sul)
+{
+	struct ticker *t = lws_container_of(sul, struct ticker, sul);
+	struct relay *r = t->r;
+	struct relay_job *j;
+
+	t->count++;
+	relay_tick(r);
+	if (t->count % 4 == 0)
+		relay_job_submit(r, relay_job_new(JOB_SWEEP, 0, 0));
+	if (t->count % 20 == 1 && !r->draining) {
+		j = relay_job_new(JOB_REGISTER, 0, 0);
+		if (j) {
+			j->a = r->connections;
+			j->b = 1;
+			relay_job_submit(r, j);
+		}
+	}
+	lws_sul_schedule(r->ctx, 0, &t->sul, on_tick, TICK_US);
+}
 
 /* lws pings idle sockets at 30 s and hangs up silent ones at 45 s. */
 static const lws_retry_bo_t idle_policy = {
 	.secs_since_valid_ping = 30,
 	.secs_since_valid_hangup = 45,
+};
+
+static const struct lws_protocol_vhost_options default_protocol = {
+	NULL, NULL, "default", "1"
+};
+
+static const struct lws_protocol_vhost_options pvo = {
+	NULL, &default_protocol, "parley.v1", ""
 };
 
 static void lws_log_to_pl(int level, const char *line)
@@ -67,58 +72,103 @@ static void lws_log_to_pl(int level, const char *line)
 	       (int)len, line);
 }
 
+static void relay_id(struct relay *r)
+{
+	char host[64] = "relay";
+
+	if (r->cfg->relay_id[0]) {
+		snprintf(r->id, sizeof(r->id), "%s", r->cfg->relay_id);
+		return;
+	}
+	gethostname(host, sizeof(host) - 1);
+	snprintf(r->id, sizeof(r->id), "%s-%lld", host, r->cfg->relay_port);
+}
+
 int main(int argc, char **argv)
 {
+	static struct relay relay;
+	struct relay *r = &relay;
 	struct pl_config cfg;
 	struct pl_db db;
-	struct pl_redis redis;
 	struct lws_context_creation_info info;
-	struct lws_context *ctx = NULL;
+	char err[512];
 	int next, status;
-	long delay_ms = 250;
+	struct relay_job *j;
 
 	status = pl_program_start(argc, argv, "parley-relay", NULL, &cfg, &next);
 	if (status >= 0) {
 		pl_config_release(&cfg);
 		return status;
 	}
-	pl_db_init(&db, &cfg);
-	pl_redis_init(&redis, &cfg);
 	status = 1;
-	if (pl_db_wait(&db))
+	r->cfg = &cfg;
+	relay_id(r);
+	pthread_mutex_init(&r->inbox_lock, NULL);
+	r->inbox_tail = &r->inbox;
+	relay_tables_init(r);
+	if (pl_token_key_load(&r->key, cfg.auth_secret_file, err, sizeof(err))) {
+		pl_log(PL_LOG_ERR, "relay: token secret: %s", err);
 		goto out;
-	while (pl_redis_ensure(&redis) && !pl_program_sleep_ms(delay_ms))
-		delay_ms = delay_ms * 2 > 5000 ? 5000 : delay_ms * 2;
-	if (pl_stop_requested) {
+	}
+	/* Wait for PostgreSQL once, so the log says clearly when it is down. */
+	pl_db_init(&db, &cfg);
+	if (pl_db_wait(&db)) {
+		pl_db_release(&db);
 		status = 0;
 		goto out;
 	}
+	pl_db_release(&db);
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_to_pl);
 	memset(&info, 0, sizeof(info));
 	info.port = (int)cfg.relay_port;
-	info.protocols = protocols;
+	info.protocols = relay_protocols;
+	info.pvo = &pvo;
+	info.user = r;
 	info.retry_and_idle_policy = &idle_policy;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
 		       LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
 	info.fd_limit_per_thread = 1 + (unsigned int)cfg.relay_capacity + 64;
-	ctx = lws_create_context(&info);
-	if (!ctx) {
+	r->ctx = lws_create_context(&info);
+	if (!r->ctx) {
 		pl_log(PL_LOG_ERR, "relay: cannot listen on port %lld",
 		       cfg.relay_port);
 		goto out;
 	}
-	pl_log(PL_LOG_INFO, "relay: listening on port %lld, public url '%s'",
-	       cfg.relay_port, cfg.relay_public_url);
-	while (!pl_stop_requested && lws_service(ctx, 0) >= 0)
+	if (relay_store_start(r, STORE_THREADS) || relay_bus_start(r)) {
+		pl_log(PL_LOG_ERR, "relay: cannot start threads");
+		goto out;
+	}
+	ticker.r = r;
+	lws_sul_schedule(r->ctx, 0, &ticker.sul, on_tick, TICK_US);
+	pl_log(PL_LOG_INFO, "relay: '%s' listening on port %lld, public url '%s'",
+	       r->id, cfg.relay_port, cfg.relay_public_url);
+	while (!pl_stop_requested && lws_service(r->ctx, 0) >= 0)
 		;
-	pl_log(PL_LOG_INFO, "relay: stopping");
+
+	pl_log(PL_LOG_INFO, "relay: draining %lld sockets", r->connections);
+	r->draining = 1;
+	relay_drain(r);
+	for (int i = 0; i < 40 && r->connections > 0; i++)
+		lws_service(r->ctx, 0);
+	j = relay_job_new(JOB_REGISTER, 0, 0);
+	if (j) {
+		j->b = 0;
+		relay_job_submit(r, j);
+	}
 	status = 0;
 out:
-	if (ctx)
-		lws_context_destroy(ctx);
-	pl_redis_release(&redis);
-	pl_db_release(&db);
+	if (r->ctx) {
+		lws_sul_cancel(&ticker.sul);
+		lws_context_destroy(r->ctx);
+		r->ctx = NULL;
+	}
+	if (r->stores)
+		relay_store_stop(r);
+	if (r->bus_wake_fd > 0)
+		relay_bus_stop(r);
+	relay_handle_events_discard(r);
+	relay_tables_release(r);
 	pl_config_release(&cfg);
 	return status;
 }

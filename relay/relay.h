@@ -1,0 +1,146 @@
+/*
+ * parley-relay internals: the pieces of the WebSocket relay and how they
+ * talk (ARCHITECTURE.md "How a message flows", steps 4-6).
+ *
+ * Three kinds of thread:
+ *   - the lws service thread owns every socket, the connection and user
+ *     tables and all per-socket delivery state (server.c, session.c);
+ *   - the bus thread holds the Redis pub/sub connection: it subscribes to
+ *     users' channels on request and hands what arrives to the service
+ *     thread (bus.c);
+ *   - store threads each own a PostgreSQL and a Redis connection and run
+ *     jobs: authentication, inbox replay, batched sends with publishing,
+ *     cursor writes, receipts, presence (store.c).
+ * Other threads never touch a wsi or a struct conn: they post events keyed
+ * by connection id or user id to the service thread's inbox and wake it with
+ * lws_cancel_service().
+ */
+#ifndef RELAY_H
+#define RELAY_H
+
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "token.h"
+
+struct relay;
+
+/* What other threads tell the service thread. */
+enum relay_event_kind {
+	EV_AUTH_OK,		/* conn: session live; a = stored cursor, b = head */
+	EV_AUTH_FAIL,		/* conn: session revoked or expired (4003) */
+	EV_SUBSCRIBED,		/* user: the bus confirmed the subscription */
+	EV_RESUBSCRIBED,	/* the bus reconnected: every socket re-reads */
+	EV_USER_FRAME,		/* user: a frame from the user's channel (text) */
+	EV_REVOKE,		/* a = session id: close its sockets (4003) */
+	EV_REPLAY,		/* conn: inbox page; text = frames, one per line;
+				 * a = rows, b = last seq in the page */
+	EV_REPLAY_FAIL,		/* conn: the inbox could not be read now */
+	EV_FRAME,		/* conn: send text as is (sent, error) */
+};
+
+struct relay_event {
+	enum relay_event_kind kind;
+	uint64_t conn_id;
+	long long user_id;
+	long long a, b;
+	char *text;		/* owned, NUL-terminated, or NULL */
+	size_t len;
+	struct relay_event *next;
+};
+
+/* Jobs for the store threads. */
+enum relay_job_kind {
+	JOB_AUTH,		/* user, session, device */
+	JOB_REPLAY,		/* user, a = after seq, b = limit */
+	JOB_SEND,		/* user, a = conversation; text = client_msg_id,
+				 * text2 = body */
+	JOB_CURSOR,		/* user, device, a = cursor */
+	JOB_TYPING,		/* user, a = conversation */
+	JOB_READ,		/* user, device, a = conversation, b = message id */
+	JOB_PRESENCE,		/* user, device, a = 1 heartbeat, 0 gone */
+	JOB_SWEEP,		/* presence deadlines, once a second */
+	JOB_REGISTER,		/* a = connections; b = 1 register, 0 remove */
+};
+
+struct relay_job {
+	enum relay_job_kind kind;
+	uint64_t conn_id;
+	long long user_id, session_id, device_id;
+	long long a, b;
+	char *text, *text2;	/* owned */
+	size_t text2_len;
+	struct relay_job *next;
+};
+
+struct relay {
+	const struct pl_config *cfg;		/* borrowed */
+	struct pl_token_key key;
+	struct lws_context *ctx;
+	char id[128];				/* registry id */
+
+	/* Service thread inbox. */
+	pthread_mutex_t inbox_lock;
+	struct relay_event *inbox, **inbox_tail;
+
+	/* Store jobs. */
+	pthread_mutex_t jobs_lock;
+	pthread_cond_t jobs_ready;
+	struct relay_job *jobs, **jobs_tail;
+	int jobs_closed;
+	pthread_t *stores;
+	int nstores;
+
+	/* Bus commands: subscribe (+id) and unsubscribe (-id). */
+	pthread_mutex_t bus_lock;
+	long long *bus_cmds;
+	size_t bus_ncmds, bus_cap;
+	int bus_wake_fd;			/* eventfd */
+	int bus_stop;
+	pthread_t bus;
+
+	/* Service-thread state (server.c, session.c). */
+	struct relay_tables *tables;
+	long long connections;
+	int draining;
+};
+
+/* Frees events nobody will handle any more (at exit). */
+void relay_handle_events_discard(struct relay *r);
+/* Service thread: take everything posted so far. */
+struct relay_event *relay_inbox_take(struct relay *r);
+/* Any thread: post an event (ownership moves) and wake the service thread. */
+void relay_post(struct relay *r, struct relay_event *ev);
+/* Helper to build and post an event; text is copied. */
+void relay_post_event(struct relay *r, enum relay_event_kind kind,
+		      uint64_t conn_id, long long user_id, long long a,
+		      long long b, const char *text, size_t len);
+
+/* Store threads (store.c). */
+int relay_store_start(struct relay *r, int nthreads);
+void relay_store_stop(struct relay *r);
+/* Service thread: queue a job (ownership moves). */
+void relay_job_submit(struct relay *r, struct relay_job *job);
+struct relay_job *relay_job_new(enum relay_job_kind kind, uint64_t conn_id,
+				long long user_id);
+
+/* Bus thread (bus.c). */
+int relay_bus_start(struct relay *r);
+void relay_bus_stop(struct relay *r);
+/* Service thread: subscribe (1) or unsubscribe (0) a user's channel. */
+void relay_bus_request(struct relay *r, long long user_id, int subscribe);
+
+/* The lws protocols and the service-thread handlers (server.c). */
+extern const struct lws_protocols relay_protocols[];
+void relay_tables_init(struct relay *r);
+void relay_tables_release(struct relay *r);
+/* Handles every posted event (service thread). */
+void relay_handle_events(struct relay *r);
+/* Once a second (service thread): cursors, presence sweep, registry. */
+void relay_tick(struct relay *r);
+/* Closes every socket with 1001 (service thread). */
+void relay_drain(struct relay *r);
+
+#endif

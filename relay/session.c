@@ -1,0 +1,850 @@
+/*
+ * session: each socket's state machine, and the service thread's handling of
+ * what the bus and the store threads report (see relay.h and session.h).
+ *
+ * Delivery rules (ARCHITECTURE.md step 5): a socket is sent only seq =
+ * last + 1. A live event below that was sent already and is dropped; one
+ * above it means a gap, so it is held and the inbox is read from `last`.
+ * Replays page through the inbox; held events are released once the gap is
+ * filled. The held buffer and the outbound queue are bounded: on overflow
+ * the held events are dropped (the inbox has them) and a client that does
+ * not read is closed with 4008 and resumes from its cursor.
+ */
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "limits.h"
+#include "log.h"
+#include "session.h"
+#include "validate.h"
+
+#define TABLE_SIZE 4096
+#define HELD_MAX 256
+#define OUT_MAX_FRAMES 1024
+#define OUT_MAX_BYTES (4 * 1024 * 1024)
+#define REPLAY_PAGE 200
+#define SOCKETS_PER_USER_MAX 32
+#define HELLO_TIMEOUT_US (10 * 1000000LL)
+#define TYPING_INTERVAL_MS 1000
+
+struct user {
+	long long id;
+	struct conn *conns;
+	int nconns;
+	int subscribed;		/* the bus confirmed the channel */
+	struct user *next_in_table;
+};
+
+struct relay_tables {
+	struct conn *conns[TABLE_SIZE];
+	struct user *users[TABLE_SIZE];
+	uint64_t next_id;
+};
+
+static long long now_ms(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+void relay_tables_init(struct relay *r)
+{
+	r->tables = calloc(1, sizeof(*r->tables));
+	if (!r->tables)
+		abort();
+}
+
+void relay_tables_release(struct relay *r)
+{
+	free(r->tables);
+	r->tables = NULL;
+}
+
+struct conn *relay_conn_find(struct relay *r, uint64_t id)
+{
+	struct conn *c = r->tables->conns[id % TABLE_SIZE];
+
+	while (c && c->id != id)
+		c = c->next_in_table;
+	return c;
+}
+
+static struct user *user_find(struct relay *r, long long id, int create)
+{
+	struct user **pp = &r->tables->users[(uint64_t)id % TABLE_SIZE];
+
+	for (; *pp; pp = &(*pp)->next_in_table)
+		if ((*pp)->id == id)
+			return *pp;
+	if (!create)
+		return NULL;
+	*pp = calloc(1, sizeof(**pp));
+	if (*pp)
+		(*pp)->id = id;
+	return *pp;
+}
+
+static void user_drop(struct relay *r, struct user *u)
+{
+	struct user **pp = &r->tables->users[(uint64_t)u->id % TABLE_SIZE];
+
+	for (; *pp; pp = &(*pp)->next_in_table) {
+		if (*pp == u) {
+			*pp = u->next_in_table;
+			free(u);
+			return;
+		}
+	}
+}
+
+struct conn *relay_conn_new(struct relay *r, struct lws *wsi)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->id = ++r->tables->next_id;
+	c->wsi = wsi;
+	c->r = r;
+	c->state = CONN_HELLO;
+	c->out_tail = &c->out;
+	c->send_tokens = (double)r->cfg->limits_sends_burst;
+	c->send_refill_ms = now_ms();
+	c->next_in_table = r->tables->conns[c->id % TABLE_SIZE];
+	r->tables->conns[c->id % TABLE_SIZE] = c;
+	r->connections++;
+	/* The hello deadline runs on a timer so the 4001 close goes out. */
+	lws_set_timer_usecs(wsi, HELLO_TIMEOUT_US);
+	return c;
+}
+
+static void free_frames(struct frame *f)
+{
+	while (f) {
+		struct frame *next = f->next;
+
+		free(f);
+		f = next;
+	}
+}
+
+static void drop_held(struct conn *c)
+{
+	while (c->held) {
+		struct held *h = c->held;
+
+		c->held = h->next;
+		free(h->frame);
+		free(h);
+	}
+	c->nheld = 0;
+}
+
+/* Submits the cursor if it moved since the last write. */
+static void store_cursor(struct conn *c)
+{
+	struct relay_job *j;
+
+	if (c->acked <= c->stored || !c->device_id)
+		return;
+	j = relay_job_new(JOB_CURSOR, c->id, c->user_id);
+	if (!j)
+		return;
+	j->device_id = c->device_id;
+	j->a = c->acked;
+	c->stored = c->acked;
+	relay_job_submit(c->r, j);
+}
+
+void relay_conn_closed(struct conn *c)
+{
+	struct relay *r = c->r;
+	struct conn **pp = &r->tables->conns[c->id % TABLE_SIZE];
+
+	for (; *pp; pp = &(*pp)->next_in_table) {
+		if (*pp == c) {
+			*pp = c->next_in_table;
+			break;
+		}
+	}
+	/* The cursor is flushed when the socket closes (ARCHITECTURE.md step 6). */
+	store_cursor(c);
+	if (c->user) {
+		struct user *u = c->user;
+		struct conn **q = &u->conns;
+
+		for (; *q; q = &(*q)->next_in_user) {
+			if (*q == c) {
+				*q = c->next_in_user;
+				break;
+			}
+		}
+		u->nconns--;
+		if (c->state == CONN_LIVE) {
+			struct relay_job *j = relay_job_new(JOB_PRESENCE, c->id,
+							    c->user_id);
+
+			if (j) {
+				j->device_id = c->device_id;
+				j->a = 0;
+				relay_job_submit(r, j);
+			}
+		}
+		if (u->nconns == 0) {
+			relay_bus_request(r, u->id, 0);
+			user_drop(r, u);
+		}
+	}
+	drop_held(c);
+	free_frames(c->out);
+	free(c->rx);
+	r->connections--;
+	free(c);
+}
+
+void relay_conn_queue(struct conn *c, const char *text, size_t len)
+{
+	struct frame *f;
+
+	if (c->state == CONN_CLOSING)
+		return;
+	if (c->nout >= OUT_MAX_FRAMES || c->out_bytes + len > OUT_MAX_BYTES) {
+		pl_log(PL_LOG_INFO, "session: closing slow consumer conn=%llu "
+		       "user=%lld", (unsigned long long)c->id, c->user_id);
+		relay_conn_close(c, 4008, "slow consumer: reconnect and resume");
+		return;
+	}
+	f = malloc(sizeof(*f) + LWS_PRE + len);
+	if (!f)
+		return;
+	f->next = NULL;
+	f->len = len;
+	memcpy(f->data + LWS_PRE, text, len);
+	*c->out_tail = f;
+	c->out_tail = &f->next;
+	c->nout++;
+	c->out_bytes += len;
+	lws_callback_on_writable(c->wsi);
+}
+
+void relay_conn_close(struct conn *c, int code, const char *reason)
+{
+	if (c->state == CONN_CLOSING)
+		return;
+	c->state = CONN_CLOSING;
+	c->close_code = code;
+	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+	lws_callback_on_writable(c->wsi);
+}
+
+int relay_conn_writeable(struct conn *c)
+{
+	struct frame *f = c->out;
+
+	if (f) {
+		c->out = f->next;
+		if (!c->out)
+			c->out_tail = &c->out;
+		c->nout--;
+		c->out_bytes -= f->len;
+		if (lws_write(c->wsi, f->data + LWS_PRE, f->len, LWS_WRITE_TEXT) <
+		    (int)f->len) {
+			free(f);
+			return -1;
+		}
+		free(f);
+		if (c->out || c->state == CONN_CLOSING)
+			lws_callback_on_writable(c->wsi);
+		return 0;
+	}
+	if (c->state == CONN_CLOSING) {
+		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+				 (unsigned char *)c->close_reason,
+				 strlen(c->close_reason));
+		return -1;
+	}
+	return 0;
+}
+
+void relay_conn_timer(struct conn *c)
+{
+	if (c->state == CONN_HELLO || c->state == CONN_AUTH)
+		relay_conn_close(c, 4001, "no hello within 10 s");
+}
+
+/* Sends {"type":"error",...}; ref is the client_msg_id it answers or NULL. */
+static void send_error(struct conn *c, enum pl_err code, const char *ref,
+		       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void send_error(struct conn *c, enum pl_err code, const char *ref,
+		       const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	json_t *o;
+	char *text;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	o = json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "code",
+		      pl_err_code(code), "message", msg);
+	if (o && ref)
+		json_object_set_new(o, "ref", json_string(ref));
+	text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	if (text)
+		relay_conn_queue(c, text, strlen(text));
+	free(text);
+	json_decref(o);
+}
+
+static void start_replay(struct conn *c)
+{
+	struct relay_job *j;
+
+	if (c->replaying) {
+		c->replay_again = 1;
+		return;
+	}
+	j = relay_job_new(JOB_REPLAY, c->id, c->user_id);
+	if (!j)
+		return;
+	j->a = c->last;
+	j->b = REPLAY_PAGE;
+	c->replaying = 1;
+	c->replay_again = 0;
+	relay_job_submit(c->r, j);
+}
+
+/* Sends held events that now follow `last`, dropping those already sent. */
+static void release_held(struct conn *c)
+{
+	while (c->held && c->held->seq <= c->last + 1) {
+		struct held *h = c->held;
+
+		c->held = h->next;
+		c->nheld--;
+		if (h->seq == c->last + 1) {
+			relay_conn_queue(c, (char *)h->frame->data + LWS_PRE,
+					 h->frame->len);
+			c->last = h->seq;
+		}
+		free(h->frame);
+		free(h);
+	}
+}
+
+static void hold(struct conn *c, long long seq, const char *text, size_t len)
+{
+	struct held **pp = &c->held, *h;
+
+	if (c->nheld >= HELD_MAX) {
+		/* The inbox has them all: page from there instead. */
+		drop_held(c);
+		start_replay(c);
+		return;
+	}
+	for (; *pp && (*pp)->seq < seq; pp = &(*pp)->next)
+		;
+	if (*pp && (*pp)->seq == seq)
+		return;
+	h = malloc(sizeof(*h));
+	if (!h)
+		return;
+	h->frame = malloc(sizeof(*h->frame) + LWS_PRE + len);
+	if (!h->frame) {
+		free(h);
+		return;
+	}
+	h->frame->len = len;
+	memcpy(h->frame->data + LWS_PRE, text, len);
+	h->seq = seq;
+	h->next = *pp;
+	*pp = h;
+	c->nheld++;
+}
+
+/* A "message" event for this socket's user, live from the bus. */
+static void deliver(struct conn *c, long long seq, const char *text, size_t len)
+{
+	if (c->state != CONN_LIVE || seq <= c->last)
+		return;
+	if (seq == c->last + 1 && !c->replaying) {
+		relay_conn_queue(c, text, len);
+		c->last = seq;
+		release_held(c);
+		return;
+	}
+	hold(c, seq, text, len);
+	start_replay(c);
+}
+
+static void welcome(struct conn *c)
+{
+	json_t *o = json_pack("{s:s,s:I,s:I,s:I,s:I}", "type", "welcome",
+			      "user_id", (json_int_t)c->user_id,
+			      "device_id", (json_int_t)c->device_id,
+			      "heartbeat_interval",
+			      (json_int_t)c->r->cfg->presence_heartbeat_interval_s,
+			      "cursor", (json_int_t)c->last);
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	struct relay_job *j;
+
+	c->state = CONN_LIVE;
+	if (text)
+		relay_conn_queue(c, text, strlen(text));
+	free(text);
+	json_decref(o);
+	start_replay(c);
+	/* The socket counts as a heartbeat from the start. */
+	j = relay_job_new(JOB_PRESENCE, c->id, c->user_id);
+	if (j) {
+		j->device_id = c->device_id;
+		j->a = 1;
+		relay_job_submit(c->r, j);
+	}
+}
+
+/* Frames ------------------------------------------------------------------ */
+
+static int get_int(json_t *o, const char *name, long long *out)
+{
+	json_t *v = json_object_get(o, name);
+
+	if (!json_is_integer(v))
+		return -1;
+	*out = json_integer_value(v);
+	return 0;
+}
+
+static void on_hello(struct conn *c, json_t *o)
+{
+	struct pl_token_claims claims;
+	const char *token = json_string_value(json_object_get(o, "token"));
+	json_t *cursor = json_object_get(o, "cursor");
+	char why[128];
+	struct relay_job *j;
+
+	if (!token || pl_token_verify(&c->r->key, token, time(NULL), &claims, why,
+				      sizeof(why))) {
+		relay_conn_close(c, 4001, "not authenticated");
+		return;
+	}
+	if (cursor && !json_is_null(cursor) &&
+	    (!json_is_integer(cursor) || json_integer_value(cursor) < 0)) {
+		send_error(c, PL_BAD_REQUEST, NULL, "'cursor' must be a seq (an "
+			   "integer, 0 or more)");
+		relay_conn_close(c, 4001, "bad hello");
+		return;
+	}
+	c->user_id = claims.user_id;
+	c->session_id = claims.session_id;
+	c->device_id = claims.device_id;
+	/* -1: no cursor given, use the device's stored one. */
+	c->last = cursor && json_is_integer(cursor) ? json_integer_value(cursor) : -1;
+	c->state = CONN_AUTH;
+	j = relay_job_new(JOB_AUTH, c->id, c->user_id);
+	if (!j)
+		return;
+	j->session_id = c->session_id;
+	j->device_id = c->device_id;
+	relay_job_submit(c->r, j);
+}
+
+static int take_send_token(struct conn *c)
+{
+	const struct pl_config *cfg = c->r->cfg;
+	long long now = now_ms();
+
+	if (cfg->limits_sends_per_second <= 0)
+		return 1;
+	c->send_tokens += (double)(now - c->send_refill_ms) *
+			  (double)cfg->limits_sends_per_second / 1000.0;
+	if (c->send_tokens > (double)cfg->limits_sends_burst)
+		c->send_tokens = (double)cfg->limits_sends_burst;
+	c->send_refill_ms = now;
+	if (c->send_tokens < 1)
+		return 0;
+	c->send_tokens -= 1;
+	return 1;
+}
+
+static void on_send(struct conn *c, json_t *o)
+{
+	const char *cmid = json_string_value(json_object_get(o, "client_msg_id"));
+	json_t *body = json_object_get(o, "body");
+	long long conv;
+	char why[160];
+	enum pl_err rc;
+	struct relay_job *j;
+
+	if (!cmid) {
+		send_error(c, PL_BAD_REQUEST, NULL, "'client_msg_id' must be a string");
+		return;
+	}
+	if ((rc = pl_validate_client_msg_id(cmid, why, sizeof(why)))) {
+		send_error(c, rc, NULL, "%s", why);
+		return;
+	}
+	if (get_int(o, "conversation_id", &conv) || conv <= 0) {
+		send_error(c, PL_BAD_REQUEST, cmid, "'conversation_id' must be a "
+			   "conversation id");
+		return;
+	}
+	if (!json_is_string(body)) {
+		send_error(c, PL_BAD_REQUEST, cmid, "'body' must be a string");
+		return;
+	}
+	if ((rc = pl_validate_body(json_string_value(body), json_string_length(body),
+				   why, sizeof(why)))) {
+		send_error(c, rc, cmid, "%s", why);
+		return;
+	}
+	if (!take_send_token(c)) {
+		send_error(c, PL_RATE_LIMITED, cmid, "sending too fast; retry with "
+			   "the same client_msg_id");
+		return;
+	}
+	j = relay_job_new(JOB_SEND, c->id, c->user_id);
+	if (!j)
+		return;
+	j->a = conv;
+	j->text = strdup(cmid);
+	j->text2_len = json_string_length(body);
+	j->text2 = malloc(j->text2_len + 1);
+	if (!j->text || !j->text2) {
+		free(j->text);
+		free(j->text2);
+		free(j);
+		return;
+	}
+	memcpy(j->text2, json_string_value(body), j->text2_len + 1);
+	relay_job_submit(c->r, j);
+}
+
+static void on_ack(struct conn *c, json_t *o)
+{
+	long long seq;
+
+	if (get_int(o, "seq", &seq) || seq < 0) {
+		send_error(c, PL_BAD_REQUEST, NULL, "'seq' must be an integer");
+		return;
+	}
+	if (seq > c->last) {
+		send_error(c, PL_BAD_REQUEST, NULL, "ack %lld is above %lld, the "
+			   "last seq sent on this socket", seq, c->last);
+		return;
+	}
+	/* Stored by the next tick, within 250 ms: one write per burst of acks. */
+	if (seq > c->acked)
+		c->acked = seq;
+}
+
+static void on_typing(struct conn *c, json_t *o)
+{
+	long long conv, now = now_ms();
+	struct relay_job *j;
+
+	if (get_int(o, "conversation_id", &conv) || conv <= 0) {
+		send_error(c, PL_BAD_REQUEST, NULL, "'conversation_id' must be a "
+			   "conversation id");
+		return;
+	}
+	/* Typing is throttled per socket and conversation, never stored. */
+	if (conv == c->typing_conv && now - c->typing_ms < TYPING_INTERVAL_MS)
+		return;
+	c->typing_conv = conv;
+	c->typing_ms = now;
+	j = relay_job_new(JOB_TYPING, c->id, c->user_id);
+	if (!j)
+		return;
+	j->a = conv;
+	relay_job_submit(c->r, j);
+}
+
+static void on_read(struct conn *c, json_t *o)
+{
+	long long conv, mid;
+	struct relay_job *j;
+
+	if (get_int(o, "conversation_id", &conv) || conv <= 0 ||
+	    get_int(o, "message_id", &mid) || mid < 0) {
+		send_error(c, PL_BAD_REQUEST, NULL, "'conversation_id' and "
+			   "'message_id' must be integers");
+		return;
+	}
+	j = relay_job_new(JOB_READ, c->id, c->user_id);
+	if (!j)
+		return;
+	j->device_id = c->device_id;
+	j->a = conv;
+	j->b = mid;
+	relay_job_submit(c->r, j);
+}
+
+static void on_heartbeat(struct conn *c)
+{
+	struct relay_job *j = relay_job_new(JOB_PRESENCE, c->id, c->user_id);
+
+	if (!j)
+		return;
+	j->device_id = c->device_id;
+	j->a = 1;
+	relay_job_submit(c->r, j);
+}
+
+void relay_conn_frame(struct conn *c, const char *text, size_t len)
+{
+	json_error_t jerr;
+	json_t *o;
+	const char *type;
+
+	if (c->state == CONN_CLOSING)
+		return;
+	o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	type = json_is_object(o) ? json_string_value(json_object_get(o, "type")) :
+	       NULL;
+	if (c->state == CONN_HELLO) {
+		/* The first frame must be hello (PROTOCOL.md "WebSocket"). */
+		if (type && strcmp(type, "hello") == 0)
+			on_hello(c, o);
+		else
+			relay_conn_close(c, 4001, "the first frame must be hello");
+		json_decref(o);
+		return;
+	}
+	if (!o || !type) {
+		send_error(c, PL_BAD_REQUEST, NULL, o ? "a frame needs a \"type\"" :
+			   "malformed JSON: %s", jerr.text);
+	} else if (c->state != CONN_LIVE) {
+		send_error(c, PL_BAD_REQUEST, NULL, "wait for welcome before '%s'",
+			   type);
+	} else if (strcmp(type, "send") == 0) {
+		on_send(c, o);
+	} else if (strcmp(type, "ack") == 0) {
+		on_ack(c, o);
+	} else if (strcmp(type, "heartbeat") == 0) {
+		on_heartbeat(c);
+	} else if (strcmp(type, "typing") == 0) {
+		on_typing(c, o);
+	} else if (strcmp(type, "read") == 0) {
+		on_read(c, o);
+	} else if (strcmp(type, "hello") == 0) {
+		send_error(c, PL_BAD_REQUEST, NULL, "already authenticated");
+	} else {
+		send_error(c, PL_BAD_REQUEST, NULL, "unknown frame type '%.40s'", type);
+	}
+	json_decref(o);
+}
+
+/* Events from the other threads ------------------------------------------- */
+
+static void on_auth_ok(struct relay *r, struct conn *c, long long stored,
+		       long long head)
+{
+	struct user *u;
+
+	if (c->state != CONN_AUTH)
+		return;
+	/* Absent: the stored cursor; above the head: clamped (PROTOCOL.md). */
+	if (c->last < 0)
+		c->last = stored;
+	if (c->last > head)
+		c->last = head;
+	/* Acks below the stored cursor need no write: it only moves forward. */
+	c->acked = c->last;
+	c->stored = stored;
+	lws_set_timer_usecs(c->wsi, LWS_SET_TIMER_USEC_CANCEL);
+	u = user_find(r, c->user_id, 1);
+	if (!u) {
+		relay_conn_close(c, 1011, "out of memory");
+		return;
+	}
+	if (u->nconns >= SOCKETS_PER_USER_MAX) {
+		send_error(c, PL_RATE_LIMITED, NULL, "too many sockets for one user");
+		relay_conn_close(c, 4008, "too many sockets");
+		return;
+	}
+	c->user = u;
+	c->next_in_user = u->conns;
+	u->conns = c;
+	u->nconns++;
+	if (u->subscribed) {
+		welcome(c);
+		return;
+	}
+	c->state = CONN_SUBSCRIBING;
+	if (u->nconns == 1)
+		relay_bus_request(r, u->id, 1);
+}
+
+static void on_subscribed(struct relay *r, long long user_id)
+{
+	struct user *u = user_find(r, user_id, 0);
+
+	if (!u)
+		return;
+	u->subscribed = 1;
+	for (struct conn *c = u->conns; c; c = c->next_in_user)
+		if (c->state == CONN_SUBSCRIBING)
+			welcome(c);
+}
+
+static void on_user_frame(struct relay *r, struct relay_event *ev)
+{
+	struct user *u = user_find(r, ev->user_id, 0);
+	json_error_t jerr;
+	json_t *o;
+	const char *type;
+	long long seq = 0;
+
+	if (!u)
+		return;
+	o = json_loadb(ev->text, ev->len, 0, &jerr);
+	type = o ? json_string_value(json_object_get(o, "type")) : NULL;
+	if (!type) {
+		json_decref(o);
+		return;
+	}
+	if (strcmp(type, "message") == 0 && get_int(o, "seq", &seq) == 0) {
+		for (struct conn *c = u->conns; c; c = c->next_in_user)
+			deliver(c, seq, ev->text, ev->len);
+	} else {
+		for (struct conn *c = u->conns; c; c = c->next_in_user)
+			if (c->state == CONN_LIVE)
+				relay_conn_queue(c, ev->text, ev->len);
+	}
+	json_decref(o);
+}
+
+static void on_replay(struct conn *c, struct relay_event *ev)
+{
+	char *line = ev->text, *end;
+
+	c->replaying = 0;
+	if (c->state != CONN_LIVE && c->state != CONN_CLOSING)
+		return;
+	while (line && (end = strchr(line, '\n'))) {
+		json_error_t jerr;
+		json_t *o = json_loadb(line, (size_t)(end - line), 0, &jerr);
+		long long seq;
+
+		if (o && get_int(o, "seq", &seq) == 0 && seq == c->last + 1) {
+			relay_conn_queue(c, line, (size_t)(end - line));
+			c->last = seq;
+		}
+		json_decref(o);
+		line = end + 1;
+	}
+	if (ev->a >= REPLAY_PAGE || c->replay_again) {
+		start_replay(c);
+		return;
+	}
+	release_held(c);
+	/* Still a gap: the missing seq's commit is not visible yet. */
+	if (c->held)
+		start_replay(c);
+}
+
+static void on_revoke(struct relay *r, struct relay_event *ev)
+{
+	json_error_t jerr;
+	json_t *o = json_loads(ev->text, 0, &jerr);
+	long long sid = 0;
+
+	if (o)
+		get_int(o, "session_id", &sid);
+	json_decref(o);
+	if (sid <= 0)
+		return;
+	for (size_t b = 0; b < TABLE_SIZE; b++)
+		for (struct conn *c = r->tables->conns[b]; c; c = c->next_in_table)
+			if (c->session_id == sid)
+				relay_conn_close(c, 4003, "token revoked");
+}
+
+void relay_handle_events(struct relay *r)
+{
+	struct relay_event *ev = relay_inbox_take(r);
+
+	while (ev) {
+		struct relay_event *next = ev->next;
+		struct conn *c = ev->conn_id ? relay_conn_find(r, ev->conn_id) : NULL;
+
+		switch (ev->kind) {
+		case EV_AUTH_OK:
+			if (c)
+				on_auth_ok(r, c, ev->a, ev->b);
+			break;
+		case EV_AUTH_FAIL:
+			if (c && ev->a) {
+				send_error(c, PL_UNAVAILABLE, NULL, "the database "
+					   "is unavailable; reconnect");
+				relay_conn_close(c, 1013, "try again later");
+			} else if (c) {
+				relay_conn_close(c, 4003, "session revoked or expired");
+			}
+			break;
+		case EV_SUBSCRIBED:
+			on_subscribed(r, ev->user_id);
+			break;
+		case EV_RESUBSCRIBED:
+			/* Events may have been lost meanwhile: read the inboxes. */
+			for (size_t b = 0; b < TABLE_SIZE; b++)
+				for (struct conn *x = r->tables->conns[b]; x;
+				     x = x->next_in_table)
+					if (x->state == CONN_LIVE)
+						start_replay(x);
+			break;
+		case EV_USER_FRAME:
+			on_user_frame(r, ev);
+			break;
+		case EV_REVOKE:
+			on_revoke(r, ev);
+			break;
+		case EV_REPLAY:
+			if (c)
+				on_replay(c, ev);
+			break;
+		case EV_REPLAY_FAIL:
+			/* Retried by the next tick while the gap lasts. */
+			if (c) {
+				c->replaying = 0;
+				c->replay_again = 1;
+			}
+			break;
+		case EV_FRAME:
+			if (c)
+				relay_conn_queue(c, ev->text, ev->len);
+			break;
+		}
+		free(ev->text);
+		free(ev);
+		ev = next;
+	}
+}
+
+void relay_tick(struct relay *r)
+{
+	for (size_t b = 0; b < TABLE_SIZE; b++) {
+		for (struct conn *c = r->tables->conns[b]; c; c = c->next_in_table) {
+			store_cursor(c);
+			if (c->state == CONN_LIVE && !c->replaying &&
+			    (c->replay_again || c->held))
+				start_replay(c);
+		}
+	}
+}
+
+void relay_drain(struct relay *r)
+{
+	for (size_t b = 0; b < TABLE_SIZE; b++)
+		for (struct conn *c = r->tables->conns[b]; c; c = c->next_in_table)
+			relay_conn_close(c, 1001, "server going away");
+}

@@ -1,0 +1,625 @@
+/*
+ * store: the relay's worker threads for PostgreSQL and Redis work.
+ *
+ * Each thread owns one PostgreSQL and one Redis connection and takes jobs
+ * from one queue. Sends are batched: a thread that picks a send takes every
+ * other send waiting in the queue with it (up to PL_POST_BATCH_MAX) and
+ * stores them in one post_messages() call, so durable throughput follows
+ * PostgreSQL's group commit rather than one round trip per message
+ * (ARCHITECTURE.md "How a message flows"). Results go back to the service
+ * thread as events keyed by connection id.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "db.h"
+#include "json.h"
+#include "limits.h"
+#include "log.h"
+#include "post.h"
+#include "publish.h"
+#include "redis.h"
+#include "relay.h"
+
+struct store {
+	struct relay *r;
+	struct pl_db db;
+	struct pl_redis redis;
+};
+
+struct relay_job *relay_job_new(enum relay_job_kind kind, uint64_t conn_id,
+				long long user_id)
+{
+	struct relay_job *j = calloc(1, sizeof(*j));
+
+	if (j) {
+		j->kind = kind;
+		j->conn_id = conn_id;
+		j->user_id = user_id;
+	}
+	return j;
+}
+
+static void job_free(struct relay_job *j)
+{
+	if (!j)
+		return;
+	free(j->text);
+	free(j->text2);
+	free(j);
+}
+
+void relay_job_submit(struct relay *r, struct relay_job *job)
+{
+	if (!job)
+		return;
+	pthread_mutex_lock(&r->jobs_lock);
+	if (r->jobs_closed) {
+		pthread_mutex_unlock(&r->jobs_lock);
+		job_free(job);
+		return;
+	}
+	job->next = NULL;
+	*r->jobs_tail = job;
+	r->jobs_tail = &job->next;
+	pthread_cond_signal(&r->jobs_ready);
+	pthread_mutex_unlock(&r->jobs_lock);
+}
+
+/*
+ * Takes the next job; a send comes with every send queued behind it.
+ * Returns the count taken (0 once the queue is closed and empty).
+ */
+static size_t take_jobs(struct relay *r, struct relay_job **out, size_t max)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&r->jobs_lock);
+	while (!r->jobs && !r->jobs_closed)
+		pthread_cond_wait(&r->jobs_ready, &r->jobs_lock);
+	if (r->jobs) {
+		struct relay_job **pp = &r->jobs;
+		int sends = r->jobs->kind == JOB_SEND;
+
+		while (*pp && n < max) {
+			struct relay_job *j = *pp;
+
+			if (n == 0 || (sends && j->kind == JOB_SEND)) {
+				*pp = j->next;
+				j->next = NULL;
+				out[n++] = j;
+				if (!sends)
+					break;
+			} else {
+				pp = &j->next;
+			}
+		}
+		/* Re-find the tail: a taken job may have been the last. */
+		r->jobs_tail = &r->jobs;
+		while (*r->jobs_tail)
+			r->jobs_tail = &(*r->jobs_tail)->next;
+	}
+	pthread_mutex_unlock(&r->jobs_lock);
+	return n;
+}
+
+static long long now_ms(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* Posts an "error" frame for a connection (ref: the client_msg_id or NULL). */
+static void post_error(struct relay *r, uint64_t conn, enum pl_err code,
+		       const char *message, const char *ref)
+{
+	json_t *o = json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error",
+			      "code", pl_err_code(code), "message", message);
+	char *text;
+
+	if (o && ref)
+		json_object_set_new(o, "ref", json_string(ref));
+	text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	if (text)
+		relay_post_event(r, EV_FRAME, conn, 0, 0, 0, text, strlen(text));
+	free(text);
+	json_decref(o);
+}
+
+static void do_auth(struct store *s, struct relay_job *j)
+{
+	char sid[24], uid[24], did[24];
+	const char *params[3] = { sid, uid, did };
+	PGresult *res;
+	enum pl_err rc;
+
+	snprintf(sid, sizeof(sid), "%lld", j->session_id);
+	snprintf(uid, sizeof(uid), "%lld", j->user_id);
+	snprintf(did, sizeof(did), "%lld", j->device_id);
+	rc = pl_db_exec(&s->db,
+		"SELECT d.cursor, h.last_seq FROM sessions s "
+		"JOIN devices d ON d.id = s.device_id "
+		"JOIN user_heads h ON h.user_id = s.user_id "
+		"WHERE s.id = $1 AND s.user_id = $2 AND s.device_id = $3 "
+		"AND s.revoked_at IS NULL AND s.expires_at > now()",
+		3, params, 1, &res, NULL);
+	if (rc) {
+		relay_post_event(s->r, EV_AUTH_FAIL, j->conn_id, 0, 1, 0, NULL, 0);
+		return;
+	}
+	if (PQntuples(res) != 1)
+		relay_post_event(s->r, EV_AUTH_FAIL, j->conn_id, 0, 0, 0, NULL, 0);
+	else
+		relay_post_event(s->r, EV_AUTH_OK, j->conn_id, j->user_id,
+				 strtoll(PQgetvalue(res, 0, 0), NULL, 10),
+				 strtoll(PQgetvalue(res, 0, 1), NULL, 10), NULL, 0);
+	PQclear(res);
+}
+
+/* One page of the inbox as frames, one per line (JSON has no raw newline). */
+static void do_replay(struct store *s, struct relay_job *j)
+{
+	char uid[24], after[24], lim[24];
+	const char *params[3] = { uid, after, lim };
+	PGresult *res;
+	size_t len = 0, cap = 0;
+	char *text = NULL;
+	long long last = j->a;
+	int rows;
+
+	snprintf(uid, sizeof(uid), "%lld", j->user_id);
+	snprintf(after, sizeof(after), "%lld", j->a);
+	snprintf(lim, sizeof(lim), "%lld", j->b);
+	if (pl_db_exec(&s->db,
+		       "SELECT i.seq, (message_json(m) || jsonb_build_object("
+		       "'type', 'message', 'seq', i.seq))::text FROM (SELECT * "
+		       "FROM inbox WHERE user_id = $1 AND seq > $2 ORDER BY seq "
+		       "LIMIT $3) i JOIN messages m ON m.conversation_id = "
+		       "i.conversation_id AND m.message_id = i.message_id "
+		       "ORDER BY i.seq", 3, params, 1, &res, NULL)) {
+		relay_post_event(s->r, EV_REPLAY_FAIL, j->conn_id, j->user_id, 0, 0,
+				 NULL, 0);
+		return;
+	}
+	rows = PQntuples(res);
+	for (int i = 0; i < rows; i++) {
+		size_t n = (size_t)PQgetlength(res, i, 1);
+
+		if (len + n + 2 > cap) {
+			size_t ncap = (len + n + 2) * 2;
+			char *bigger = realloc(text, ncap);
+
+			if (!bigger)
+				break;
+			text = bigger;
+			cap = ncap;
+		}
+		memcpy(text + len, PQgetvalue(res, i, 1), n);
+		len += n;
+		text[len++] = '\n';
+		text[len] = '\0';
+		last = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+	}
+	PQclear(res);
+	relay_post_event(s->r, EV_REPLAY, j->conn_id, j->user_id, rows, last,
+			 text ? text : "", len);
+	free(text);
+}
+
+static void do_sends(struct store *s, struct relay_job **jobs, size_t n)
+{
+	struct pl_post_item items[PL_POST_BATCH_MAX] = { { 0 } };
+	struct pl_post_result results[PL_POST_BATCH_MAX];
+
+	for (size_t i = 0; i < n; i++)
+		items[i] = (struct pl_post_item){
+			.sender_id = jobs[i]->user_id,
+			.conversation_id = jobs[i]->a,
+			.client_msg_id = jobs[i]->text,
+			.body = jobs[i]->text2,
+			.body_len = jobs[i]->text2_len,
+		};
+	pl_post_batch(&s->db, items, n, results);
+	/* Answer first: the sender learns of the commit without waiting on Redis. */
+	for (size_t i = 0; i < n; i++) {
+		struct pl_post_result *res = &results[i];
+		json_t *o;
+		char *text;
+
+		if (res->err) {
+			post_error(s->r, jobs[i]->conn_id, res->err, res->message,
+				   items[i].client_msg_id);
+			continue;
+		}
+		o = json_pack("{s:s,s:s,s:I,s:I,s:s}", "type", "sent",
+			      "client_msg_id", items[i].client_msg_id,
+			      "conversation_id", (json_int_t)items[i].conversation_id,
+			      "message_id", (json_int_t)res->message_id,
+			      "created_at", res->created_at);
+		text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+		if (text)
+			relay_post_event(s->r, EV_FRAME, jobs[i]->conn_id, 0, 0, 0,
+					 text, strlen(text));
+		free(text);
+		json_decref(o);
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct pl_post_result *res = &results[i];
+		struct pl_message m = {
+			.conversation_id = items[i].conversation_id,
+			.message_id = res->message_id,
+			.sender_id = items[i].sender_id,
+			.body = items[i].body,
+			.body_len = items[i].body_len,
+			.created_at = res->created_at,
+			.client_msg_id = items[i].client_msg_id,
+		};
+
+		if (res->err == PL_OK && !res->duplicate)
+			pl_publish_message(&s->redis, &m, res->deliveries,
+					   res->n_deliveries);
+	}
+	pl_post_results_release(results, n);
+}
+
+static void do_cursor(struct store *s, struct relay_job *j)
+{
+	char did[24], cur[24], uid[24];
+	const char *params[3] = { did, cur, uid };
+	PGresult *res;
+
+	snprintf(did, sizeof(did), "%lld", j->device_id);
+	snprintf(cur, sizeof(cur), "%lld", j->a);
+	snprintf(uid, sizeof(uid), "%lld", j->user_id);
+	/* Forward only, and never past the user's head. */
+	if (pl_db_exec(&s->db,
+		       "UPDATE devices d SET cursor = GREATEST(d.cursor, LEAST($2, "
+		       "h.last_seq)), last_seen = now() FROM user_heads h WHERE "
+		       "d.id = $1 AND d.user_id = $3 AND h.user_id = $3",
+		       3, params, 1, &res, NULL) == PL_OK)
+		PQclear(res);
+}
+
+/* Publishes frame text to users listed in column 0 of res. */
+static void publish_rows(struct store *s, PGresult *res, const char *frame)
+{
+	int n = PQntuples(res);
+	long long *users = calloc((size_t)n + 1, sizeof(*users));
+
+	if (!users)
+		return;
+	for (int i = 0; i < n; i++)
+		users[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+	pl_publish_frame(&s->redis, users, (size_t)n, frame);
+	free(users);
+}
+
+static void do_typing(struct store *s, struct relay_job *j)
+{
+	char conv[24], uid[24];
+	const char *params[2] = { conv, uid };
+	PGresult *res;
+	json_t *o;
+	char *frame;
+
+	snprintf(conv, sizeof(conv), "%lld", j->a);
+	snprintf(uid, sizeof(uid), "%lld", j->user_id);
+	if (pl_db_exec(&s->db,
+		       "SELECT m.user_id, EXISTS (SELECT 1 FROM members x WHERE "
+		       "x.conversation_id = $1 AND x.user_id = $2) FROM members m "
+		       "WHERE m.conversation_id = $1 AND m.user_id <> $2",
+		       2, params, 1, &res, NULL))
+		return;
+	if (PQntuples(res) == 0 || PQgetvalue(res, 0, 1)[0] != 't') {
+		post_error(s->r, j->conn_id, PL_NOT_FOUND,
+			   "conversation does not exist or is not yours", NULL);
+		PQclear(res);
+		return;
+	}
+	o = json_pack("{s:s,s:I,s:I}", "type", "typing", "conversation_id",
+		      (json_int_t)j->a, "user_id", (json_int_t)j->user_id);
+	frame = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	if (frame)
+		publish_rows(s, res, frame);
+	free(frame);
+	json_decref(o);
+	PQclear(res);
+}
+
+static void do_read(struct store *s, struct relay_job *j)
+{
+	char conv[24], uid[24], mid[24];
+	const char *params[3] = { conv, uid, mid };
+	PGresult *res;
+	json_t *o;
+	char *frame;
+	long long upto;
+
+	snprintf(conv, sizeof(conv), "%lld", j->a);
+	snprintf(uid, sizeof(uid), "%lld", j->user_id);
+	snprintf(mid, sizeof(mid), "%lld", j->b);
+	/* As POST .../read: forward only, never past the last message. */
+	if (pl_db_exec(&s->db,
+		       "WITH up AS (UPDATE members m SET last_read_message_id = "
+		       "GREATEST(m.last_read_message_id, LEAST($3, c.last_message_id)) "
+		       "FROM conversations c WHERE c.id = m.conversation_id AND "
+		       "m.conversation_id = $1 AND m.user_id = $2 "
+		       "RETURNING m.last_read_message_id) "
+		       "SELECT user_id, (SELECT last_read_message_id FROM up) FROM "
+		       "members WHERE conversation_id = $1 AND EXISTS (SELECT 1 FROM up)",
+		       3, params, 1, &res, NULL)) {
+		post_error(s->r, j->conn_id, PL_UNAVAILABLE,
+			   "the database is unavailable; retry", NULL);
+		return;
+	}
+	if (PQntuples(res) == 0) {
+		post_error(s->r, j->conn_id, PL_NOT_FOUND,
+			   "conversation does not exist or is not yours", NULL);
+		PQclear(res);
+		return;
+	}
+	upto = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	o = json_pack("{s:s,s:I,s:I,s:I}", "type", "read", "conversation_id",
+		      (json_int_t)j->a, "user_id", (json_int_t)j->user_id,
+		      "message_id", (json_int_t)upto);
+	frame = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	if (frame)
+		publish_rows(s, res, frame);
+	free(frame);
+	json_decref(o);
+	PQclear(res);
+}
+
+/* Tells a user's accepted friends that the user came or went. */
+static void announce_presence(struct store *s, long long user, int online,
+			      long long last_seen_ms)
+{
+	char uid[24], stamp[40];
+	const char *params[1] = { uid };
+	PGresult *res;
+	json_t *o;
+	char *frame;
+	time_t secs = (time_t)(last_seen_ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&secs, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(stamp + strlen(stamp), sizeof(stamp) - strlen(stamp), ".%03lldZ",
+		 last_seen_ms % 1000);
+	snprintf(uid, sizeof(uid), "%lld", user);
+	if (pl_db_exec(&s->db, "SELECT friend_id FROM friendships WHERE "
+		       "user_id = $1 AND state = 'accepted'", 1, params, 1, &res,
+		       NULL))
+		return;
+	o = json_pack("{s:s,s:I,s:s,s:s}", "type", "presence", "user_id",
+		      (json_int_t)user, "status", online ? "online" : "offline",
+		      "last_seen", stamp);
+	frame = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	if (frame)
+		publish_rows(s, res, frame);
+	free(frame);
+	json_decref(o);
+	PQclear(res);
+}
+
+/*
+ * Presence in Redis (ARCHITECTURE.md "Presence"): parley:presence:{user}
+ * holds "d:{device}" deadlines, "last_seen" and "state" (what friends were
+ * last told); parley:presence:deadlines orders every device deadline and
+ * parley:presence:pending the users whose last device left, due to be
+ * announced offline after the grace period unless one comes back.
+ */
+static const char heartbeat_lua[] =
+	"local key, user, dev = KEYS[1], ARGV[1], ARGV[2]\n"
+	"local deadline, now = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+	"redis.call('HSET', key, 'd:' .. dev, deadline, 'last_seen', now)\n"
+	"redis.call('ZADD', 'parley:presence:deadlines', deadline, user .. ':' .. dev)\n"
+	"redis.call('ZREM', 'parley:presence:pending', user)\n"
+	"if redis.call('HGET', key, 'state') ~= 'online' then\n"
+	"  redis.call('HSET', key, 'state', 'online') return 1 end\n"
+	"return 0\n";
+
+static const char gone_lua[] =
+	"local key, user, dev = KEYS[1], ARGV[1], ARGV[2]\n"
+	"local now, grace = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+	"redis.call('HDEL', key, 'd:' .. dev)\n"
+	"redis.call('ZREM', 'parley:presence:deadlines', user .. ':' .. dev)\n"
+	"local f = redis.call('HGETALL', key)\n"
+	"for i = 1, #f, 2 do\n"
+	"  if string.sub(f[i], 1, 2) == 'd:' and tonumber(f[i + 1]) > now then return 0 end\n"
+	"end\n"
+	"redis.call('HSET', key, 'last_seen', now)\n"
+	"redis.call('ZADD', 'parley:presence:pending', now + grace, user)\n"
+	"return 1\n";
+
+/* Returns the users now offline: {user, last_seen, ...}. */
+static const char sweep_lua[] =
+	"local now = tonumber(ARGV[1])\n"
+	"local expired = redis.call('ZRANGEBYSCORE', 'parley:presence:deadlines', '-inf', now, 'LIMIT', 0, 1000)\n"
+	"for _, m in ipairs(expired) do\n"
+	"  redis.call('ZREM', 'parley:presence:deadlines', m)\n"
+	"  local user, dev = string.match(m, '^(%d+):(%d+)$')\n"
+	"  if user then\n"
+	"    local key = 'parley:presence:' .. user\n"
+	"    local d = tonumber(redis.call('HGET', key, 'd:' .. dev))\n"
+	"    if d and d <= now then redis.call('HDEL', key, 'd:' .. dev) end\n"
+	"    redis.call('ZADD', 'parley:presence:pending', now, user)\n"
+	"  end\n"
+	"end\n"
+	"local out = {}\n"
+	"local due = redis.call('ZRANGEBYSCORE', 'parley:presence:pending', '-inf', now, 'LIMIT', 0, 1000)\n"
+	"for _, user in ipairs(due) do\n"
+	"  redis.call('ZREM', 'parley:presence:pending', user)\n"
+	"  local key = 'parley:presence:' .. user\n"
+	"  local live = false\n"
+	"  local f = redis.call('HGETALL', key)\n"
+	"  for i = 1, #f, 2 do\n"
+	"    if string.sub(f[i], 1, 2) == 'd:' and tonumber(f[i + 1]) > now then live = true end\n"
+	"  end\n"
+	"  if not live and redis.call('HGET', key, 'state') == 'online' then\n"
+	"    redis.call('HSET', key, 'state', 'offline')\n"
+	"    local seen = redis.call('HGET', key, 'last_seen') or tostring(now)\n"
+	"    table.insert(out, user) table.insert(out, seen)\n"
+	"  end\n"
+	"end\n"
+	"return out\n";
+
+static void do_presence(struct store *s, struct relay_job *j)
+{
+	const struct pl_config *cfg = s->r->cfg;
+	char key[48], user[24], dev[24], a3[24], a4[24];
+	const char *argv[7] = { "EVAL", NULL, "1", key, user, dev, a3 };
+	const char *argv8[8];
+	redisReply *rep;
+	long long now = now_ms();
+
+	snprintf(key, sizeof(key), "parley:presence:%lld", j->user_id);
+	snprintf(user, sizeof(user), "%lld", j->user_id);
+	snprintf(dev, sizeof(dev), "%lld", j->device_id);
+	if (j->a) {
+		snprintf(a3, sizeof(a3), "%lld", now + cfg->presence_timeout_s * 1000);
+		snprintf(a4, sizeof(a4), "%lld", now);
+		argv[1] = heartbeat_lua;
+	} else {
+		snprintf(a3, sizeof(a3), "%lld", now);
+		snprintf(a4, sizeof(a4), "%lld", cfg->presence_grace_s * 1000);
+		argv[1] = gone_lua;
+	}
+	memcpy(argv8, argv, sizeof(argv));
+	argv8[7] = a4;
+	if (pl_redis_command(&s->redis, 8, argv8, NULL, 1, &rep))
+		return;
+	if (j->a && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1)
+		announce_presence(s, j->user_id, 1, now);
+	freeReplyObject(rep);
+}
+
+static void do_sweep(struct store *s)
+{
+	char now[24];
+	const char *argv[4] = { "EVAL", sweep_lua, "0", now };
+	redisReply *rep;
+
+	snprintf(now, sizeof(now), "%lld", now_ms());
+	if (pl_redis_command(&s->redis, 4, argv, NULL, 1, &rep))
+		return;
+	for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements;
+	     i += 2)
+		announce_presence(s, strtoll(rep->element[i]->str, NULL, 10), 0,
+				  strtoll(rep->element[i + 1]->str, NULL, 10));
+	freeReplyObject(rep);
+}
+
+/* The relay's entry in the registry /api/v1/discover reads. */
+static void do_register(struct store *s, struct relay_job *j)
+{
+	const struct pl_config *cfg = s->r->cfg;
+	char key[160], conns[24], cap[24];
+	redisReply *rep;
+
+	snprintf(key, sizeof(key), "parley:relay:%s", s->r->id);
+	if (!j->b) {
+		const char *argv[2] = { "DEL", key };
+
+		if (pl_redis_command(&s->redis, 2, argv, NULL, 1, &rep) == PL_OK)
+			freeReplyObject(rep);
+		return;
+	}
+	snprintf(conns, sizeof(conns), "%lld", j->a);
+	snprintf(cap, sizeof(cap), "%lld", cfg->relay_capacity);
+	{
+		const char *hset[10] = { "HSET", key, "url", cfg->relay_public_url,
+					 "region", cfg->relay_region,
+					 "connections", conns, "capacity", cap };
+		const char *expire[3] = { "EXPIRE", key, "15" };
+
+		if (pl_redis_append(&s->redis, 10, hset, NULL) ||
+		    pl_redis_append(&s->redis, 3, expire, NULL))
+			return;
+		for (int i = 0; i < 2; i++)
+			if (pl_redis_read(&s->redis, &rep) == PL_OK)
+				freeReplyObject(rep);
+	}
+}
+
+static void run_job(struct store *s, struct relay_job *j)
+{
+	switch (j->kind) {
+	case JOB_AUTH: do_auth(s, j); break;
+	case JOB_REPLAY: do_replay(s, j); break;
+	case JOB_SEND: do_sends(s, &j, 1); break;
+	case JOB_CURSOR: do_cursor(s, j); break;
+	case JOB_TYPING: do_typing(s, j); break;
+	case JOB_READ: do_read(s, j); break;
+	case JOB_PRESENCE: do_presence(s, j); break;
+	case JOB_SWEEP: do_sweep(s); break;
+	case JOB_REGISTER: do_register(s, j); break;
+	}
+}
+
+static void *store_main(void *arg)
+{
+	struct store *s = arg;
+	struct relay_job *jobs[PL_POST_BATCH_MAX];
+	size_t n;
+
+	while ((n = take_jobs(s->r, jobs, PL_POST_BATCH_MAX)) > 0) {
+		if (jobs[0]->kind == JOB_SEND && n > 1)
+			do_sends(s, jobs, n);
+		else
+			run_job(s, jobs[0]);
+		for (size_t i = 0; i < n; i++)
+			job_free(jobs[i]);
+	}
+	pl_db_release(&s->db);
+	pl_redis_release(&s->redis);
+	free(s);
+	return NULL;
+}
+
+int relay_store_start(struct relay *r, int nthreads)
+{
+	pthread_mutex_init(&r->jobs_lock, NULL);
+	pthread_cond_init(&r->jobs_ready, NULL);
+	r->jobs = NULL;
+	r->jobs_tail = &r->jobs;
+	r->stores = calloc((size_t)nthreads, sizeof(*r->stores));
+	if (!r->stores)
+		return -1;
+	for (int i = 0; i < nthreads; i++) {
+		struct store *s = calloc(1, sizeof(*s));
+
+		if (!s)
+			return -1;
+		s->r = r;
+		pl_db_init(&s->db, r->cfg);
+		pl_redis_init(&s->redis, r->cfg);
+		if (pthread_create(&r->stores[i], NULL, store_main, s)) {
+			pl_db_release(&s->db);
+			pl_redis_release(&s->redis);
+			free(s);
+			return -1;
+		}
+		r->nstores++;
+	}
+	return 0;
+}
+
+void relay_store_stop(struct relay *r)
+{
+	pthread_mutex_lock(&r->jobs_lock);
+	r->jobs_closed = 1;
+	pthread_cond_broadcast(&r->jobs_ready);
+	pthread_mutex_unlock(&r->jobs_lock);
+	/* Jobs already queued (cursor writes, the registry removal) still run. */
+	for (int i = 0; i < r->nstores; i++)
+		pthread_join(r->stores[i], NULL);
+	free(r->stores);
+	pthread_cond_destroy(&r->jobs_ready);
+	pthread_mutex_destroy(&r->jobs_lock);
+}
