@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "err.h"
 #include "token.h"
 
 struct relay;
@@ -131,6 +132,14 @@ int relay_bus_start(struct relay *r);
 void relay_bus_stop(struct relay *r);
 /* Service thread: subscribe (1) or unsubscribe (0) a user's channel. */
 void relay_bus_request(struct relay *r, long long user_id, int subscribe);
+
+/*
+ * Writes a whole JSON error answer ({"error":{code,message}}) on an HTTP
+ * connection. Returns 1 when the connection stays for the next request,
+ * -1 when it must close.
+ */
+int relay_http_error(struct lws *wsi, int status, enum pl_err code,
+		     const char *message);
 
 /* The lws protocols and the service-thread handlers (server.c). */
 extern const struct lws_protocols relay_protocols[];

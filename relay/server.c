@@ -2,8 +2,12 @@
  * server: the lws side of the relay: the protocols, the service thread's
  * inbox, and the callbacks that feed session.c.
  */
+#include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "limits.h"
 #include "log.h"
@@ -119,7 +123,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 					 (unsigned char *)"server going away", 17);
 			return -1;
 		}
-		pss->conn = relay_conn_new(r, wsi);
+		pss->conn = relay_conn_new(r, wsi, KIND_WS);
 		return pss->conn ? 0 : -1;
 	case LWS_CALLBACK_RECEIVE:
 		if (!pss->conn)
@@ -153,31 +157,177 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	}
 }
 
-/* Plain HTTP on the relay's port: a JSON 404 for anything not served. */
+int relay_http_error(struct lws *wsi, int status, enum pl_err code,
+		     const char *message)
+{
+	json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", pl_err_code(code),
+			      "message", message);
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	size_t len = text ? strlen(text) : 0;
+	unsigned char buf[LWS_PRE + 1024];
+	unsigned char *start = buf + LWS_PRE, *p = start, *end = start + 512;
+	int rc = -1;
+
+	json_decref(o);
+	if (!text || len > 400)
+		goto out;
+	if (lws_add_http_common_headers(wsi, (unsigned int)status,
+					"application/json", len, &p, end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end))
+		goto out;
+	memcpy(start, text, len);
+	if (lws_write(wsi, start, len, LWS_WRITE_HTTP_FINAL) < (int)len)
+		goto out;
+	rc = lws_http_transaction_completed(wsi) ? -1 : 1;
+out:
+	free(text);
+	return rc;
+}
+
+/* Reads a non-negative integer query argument: def when absent, -2 when bad. */
+static long long urlarg_int(struct lws *wsi, const char *name, long long def,
+			    long long max)
+{
+	char buf[32], *e;
+	long long v;
+
+	if (lws_get_urlarg_by_name(wsi, name, buf, sizeof(buf)) == NULL)
+		return def;
+	/* lws hands back "name=value" in 4.1: skip to the value. */
+	e = strchr(buf, '=');
+	e = e ? e + 1 : buf;
+	if (!*e)
+		return -2;
+	v = strtoll(e, &e, 10);
+	if (*e || v < 0 || v > max)
+		return -2;
+	return v;
+}
+
+/* The bearer token: the Authorization header, or ?token= on /events. */
+static int bearer(struct lws *wsi, int sse, char *out, size_t outlen)
+{
+	char h[PL_TOKEN_MAX_BYTES + 16];
+	int n = lws_hdr_copy(wsi, h, sizeof(h), WSI_TOKEN_HTTP_AUTHORIZATION);
+
+	const char *v = NULL;
+
+	if (n > 7 && strncasecmp(h, "Bearer ", 7) == 0) {
+		v = h + 7;
+	} else if (sse && lws_get_urlarg_by_name(wsi, "token=", h, sizeof(h))) {
+		v = strchr(h, '=');
+		v = v ? v + 1 : h;
+	}
+	if (!v || strlen(v) >= outlen)
+		return -1;
+	memcpy(out, v, strlen(v) + 1);
+	return 0;
+}
+
+static void set_reply(struct pss *pss, struct lws *wsi, int status,
+		      enum pl_err code, const char *message)
+{
+	pss->reply_status = status;
+	snprintf(pss->reply, sizeof(pss->reply), "%s", message);
+	pss->reply_len = (size_t)code;
+	lws_callback_on_writable(wsi);
+}
+
+/* GET /poll and GET /events (PROTOCOL.md "Long-poll", "Server-Sent Events"). */
+static int start_http(struct lws *wsi, struct pss *pss, const char *path)
+{
+	struct relay *r = relay_of(wsi);
+	int sse = strcmp(path, "/events") == 0;
+	char token[PL_TOKEN_MAX_BYTES + 1], last_id[32];
+	long long after, timeout, limit;
+	struct conn *c;
+
+	if (!sse && strcmp(path, "/poll") != 0) {
+		set_reply(pss, wsi, 404, PL_NOT_FOUND, "no such route on the relay");
+		return 0;
+	}
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) == 0) {
+		set_reply(pss, wsi, 405, PL_METHOD_NOT_ALLOWED, "use GET");
+		return 0;
+	}
+	after = urlarg_int(wsi, "after=", -1, INT64_MAX);
+	timeout = urlarg_int(wsi, "timeout=", 25, 60);
+	limit = urlarg_int(wsi, "limit=", 100, 1000);
+	if (sse && lws_hdr_custom_copy(wsi, last_id, sizeof(last_id),
+				       "last-event-id:", 14) > 0) {
+		char *e;
+		long long v = strtoll(last_id, &e, 10);
+
+		if (*e || v < 0) {
+			set_reply(pss, wsi, 400, PL_BAD_REQUEST,
+				  "Last-Event-ID must be a seq");
+			return 0;
+		}
+		after = v;
+	}
+	if (after == -2 || timeout < 0 || limit < 1) {
+		set_reply(pss, wsi, 400, PL_BAD_REQUEST, "after, timeout and limit "
+			  "must be integers (timeout at most 60, limit 1 to 1000)");
+		return 0;
+	}
+	if (bearer(wsi, sse, token, sizeof(token))) {
+		set_reply(pss, wsi, 401, PL_UNAUTHORIZED,
+			  "an Authorization: Bearer token is required");
+		return 0;
+	}
+	c = relay_conn_new(r, wsi, sse ? KIND_SSE : KIND_POLL);
+	if (!c)
+		return -1;
+	c->poll_limit = limit;
+	c->poll_limit_ms = (long long)time(NULL) * 1000 + timeout * 1000;
+	pss->conn = c;
+	if (relay_conn_start_http(c, token, after)) {
+		relay_conn_closed(c);
+		pss->conn = NULL;
+		set_reply(pss, wsi, 401, PL_UNAUTHORIZED, "the token is invalid or "
+			  "expired");
+	}
+	return 0;
+}
+
+/* Plain HTTP on the relay's port: long-poll, SSE, and JSON 404s. */
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
 			 void *user, void *in, size_t len)
 {
-	uint8_t buf[LWS_PRE + 512];
-	uint8_t *start = &buf[LWS_PRE], *p = start, *end = &buf[sizeof(buf) - 1];
-	static const char body[] =
-		"{\"error\":{\"code\":\"not_found\",\"message\":\"no such route on the relay\"}}\n";
+	struct pss *pss = user;
+	int rc;
 
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
-		if (lws_add_http_common_headers(wsi, HTTP_STATUS_NOT_FOUND,
-						"application/json",
-						sizeof(body) - 1, &p, end) ||
-		    lws_finalize_write_http_header(wsi, start, &p, end))
-			return 1;
-		lws_callback_on_writable(wsi);
-		return 0;
+		memset(pss, 0, sizeof(*pss));
+		return start_http(wsi, pss, in);
 	case LWS_CALLBACK_HTTP_WRITEABLE:
-		memcpy(start, body, sizeof(body) - 1);
-		if (lws_write(wsi, start, sizeof(body) - 1,
-			      LWS_WRITE_HTTP_FINAL) != (int)(sizeof(body) - 1))
-			return 1;
-		if (lws_http_transaction_completed(wsi))
-			return -1;
+		if (pss->conn) {
+			rc = relay_conn_http_writeable(pss->conn);
+			if (rc == 0)
+				return 0;
+			/*
+			 * The answer is complete: the connection may carry more.
+			 * lws may have closed it already (CLOSED_HTTP freed conn).
+			 */
+			if (pss->conn)
+				relay_conn_closed(pss->conn);
+			pss->conn = NULL;
+			return rc < 0 ? -1 : 0;
+		}
+		if (pss->reply_status) {
+			int status = pss->reply_status;
+
+			pss->reply_status = 0;
+			return relay_http_error(wsi, status, (enum pl_err)pss->reply_len,
+						pss->reply) < 0 ? -1 : 0;
+		}
+		return 0;
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (pss && pss->conn) {
+			relay_conn_closed(pss->conn);
+			pss->conn = NULL;
+		}
 		return 0;
 	default:
 		break;
@@ -186,7 +336,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
 }
 
 const struct lws_protocols relay_protocols[] = {
-	{ "http", http_callback, 0, 0, 0, NULL, 0 },
+	{ "http", http_callback, sizeof(struct pss), 0, 0, NULL, 0 },
 	{ "parley.v1", ws_callback, sizeof(struct pss), 4096, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };

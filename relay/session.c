@@ -103,7 +103,8 @@ static void user_drop(struct relay *r, struct user *u)
 	}
 }
 
-struct conn *relay_conn_new(struct relay *r, struct lws *wsi)
+struct conn *relay_conn_new(struct relay *r, struct lws *wsi,
+			    enum conn_kind kind)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 
@@ -112,6 +113,7 @@ struct conn *relay_conn_new(struct relay *r, struct lws *wsi)
 	c->id = ++r->tables->next_id;
 	c->wsi = wsi;
 	c->r = r;
+	c->kind = kind;
 	c->state = CONN_HELLO;
 	c->out_tail = &c->out;
 	c->send_tokens = (double)r->cfg->limits_sends_burst;
@@ -120,7 +122,8 @@ struct conn *relay_conn_new(struct relay *r, struct lws *wsi)
 	r->tables->conns[c->id % TABLE_SIZE] = c;
 	r->connections++;
 	/* The hello deadline runs on a timer so the 4001 close goes out. */
-	lws_set_timer_usecs(wsi, HELLO_TIMEOUT_US);
+	if (kind == KIND_WS)
+		lws_set_timer_usecs(wsi, HELLO_TIMEOUT_US);
 	return c;
 }
 
@@ -204,6 +207,7 @@ void relay_conn_closed(struct conn *c)
 	drop_held(c);
 	free_frames(c->out);
 	free(c->rx);
+	json_decref(c->poll_events);
 	r->connections--;
 	free(c);
 }
@@ -238,6 +242,7 @@ void relay_conn_close(struct conn *c, int code, const char *reason)
 	if (c->state == CONN_CLOSING)
 		return;
 	c->state = CONN_CLOSING;
+	c->poll_done = 1;
 	c->close_code = code;
 	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
 	lws_callback_on_writable(c->wsi);
@@ -304,6 +309,50 @@ static void send_error(struct conn *c, enum pl_err code, const char *ref,
 	json_decref(o);
 }
 
+/*
+ * Sends an event in the connection's own form: the frame on a WebSocket, an
+ * "id:/event:/data:" block on SSE, an entry of the answer on long-poll
+ * (which carries inbox events only).
+ */
+static void emit(struct conn *c, const char *type, long long seq,
+		 const char *text, size_t len)
+{
+	if (c->kind == KIND_WS) {
+		relay_conn_queue(c, text, len);
+	} else if (c->kind == KIND_SSE) {
+		char head[96];
+		int n = seq > 0 ?
+			snprintf(head, sizeof(head), "id: %lld\nevent: %s\ndata: ", seq,
+				 type) :
+			snprintf(head, sizeof(head), "event: %s\ndata: ", type);
+		char *block = malloc((size_t)n + len + 3);
+
+		if (!block)
+			return;
+		memcpy(block, head, (size_t)n);
+		memcpy(block + n, text, len);
+		memcpy(block + n + len, "\n\n", 2);
+		relay_conn_queue(c, block, (size_t)n + len + 2);
+		free(block);
+	} else if (seq > 0 && c->poll_events &&
+		   (long long)json_array_size(c->poll_events) < c->poll_limit) {
+		json_error_t jerr;
+		json_t *o = json_loadb(text, len, 0, &jerr);
+
+		if (o)
+			json_array_append_new(c->poll_events, o);
+	}
+}
+
+/* Long-poll: the answer goes out once it holds events (or on timeout). */
+static void poll_ready(struct conn *c)
+{
+	if (c->kind != KIND_POLL || c->poll_done)
+		return;
+	c->poll_done = 1;
+	lws_callback_on_writable(c->wsi);
+}
+
 static void start_replay(struct conn *c)
 {
 	struct relay_job *j;
@@ -331,8 +380,8 @@ static void release_held(struct conn *c)
 		c->held = h->next;
 		c->nheld--;
 		if (h->seq == c->last + 1) {
-			relay_conn_queue(c, (char *)h->frame->data + LWS_PRE,
-					 h->frame->len);
+			emit(c, "message", h->seq, (char *)h->frame->data + LWS_PRE,
+			     h->frame->len);
 			c->last = h->seq;
 		}
 		free(h->frame);
@@ -376,9 +425,10 @@ static void deliver(struct conn *c, long long seq, const char *text, size_t len)
 	if (c->state != CONN_LIVE || seq <= c->last)
 		return;
 	if (seq == c->last + 1 && !c->replaying) {
-		relay_conn_queue(c, text, len);
+		emit(c, "message", seq, text, len);
 		c->last = seq;
 		release_held(c);
+		poll_ready(c);
 		return;
 	}
 	hold(c, seq, text, len);
@@ -397,10 +447,13 @@ static void welcome(struct conn *c)
 	struct relay_job *j;
 
 	c->state = CONN_LIVE;
-	if (text)
+	c->keepalive_ms = now_ms();
+	if (text && c->kind == KIND_WS)
 		relay_conn_queue(c, text, strlen(text));
 	free(text);
 	json_decref(o);
+	if (c->kind == KIND_SSE)
+		lws_callback_on_writable(c->wsi);
 	start_replay(c);
 	/* The socket counts as a heartbeat from the start. */
 	j = relay_job_new(JOB_PRESENCE, c->id, c->user_id);
@@ -643,6 +696,132 @@ void relay_conn_frame(struct conn *c, const char *text, size_t len)
 	json_decref(o);
 }
 
+/* Long-poll and SSE ------------------------------------------------------- */
+
+int relay_conn_start_http(struct conn *c, const char *token, long long after)
+{
+	struct pl_token_claims claims;
+	char why[128];
+	struct relay_job *j;
+
+	if (!token || pl_token_verify(&c->r->key, token, time(NULL), &claims, why,
+				      sizeof(why)))
+		return -1;
+	c->user_id = claims.user_id;
+	c->session_id = claims.session_id;
+	c->device_id = claims.device_id;
+	c->last = after;
+	c->state = CONN_AUTH;
+	if (c->kind == KIND_POLL) {
+		c->poll_events = json_array();
+		if (!c->poll_events)
+			return -1;
+	}
+	j = relay_job_new(JOB_AUTH, c->id, c->user_id);
+	if (!j)
+		return -1;
+	j->session_id = c->session_id;
+	j->device_id = c->device_id;
+	relay_job_submit(c->r, j);
+	return 0;
+}
+
+/* Writes the long-poll answer in one piece. */
+static int write_poll_answer(struct conn *c)
+{
+	json_t *events = c->poll_events ? c->poll_events : json_array();
+	size_t n = json_array_size(events);
+	json_t *last = n ? json_array_get(events, n - 1) : NULL;
+	long long cursor = last ? json_integer_value(json_object_get(last, "seq")) :
+			   (c->poll_after > 0 ? c->poll_after : 0);
+	json_t *body = json_pack("{s:O,s:I}", "events", events, "cursor",
+				 (json_int_t)cursor);
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	size_t len = text ? strlen(text) : 0;
+	unsigned char *buf = malloc(LWS_PRE + 512 + len);
+	unsigned char *start, *p, *end;
+	int rc = -1;
+
+	if (!c->poll_events)
+		json_decref(events);
+	json_decref(body);
+	if (!text || !buf)
+		goto out;
+	start = p = buf + LWS_PRE;
+	end = start + 512;
+	if (lws_add_http_common_headers(c->wsi, HTTP_STATUS_OK, "application/json",
+					len, &p, end) ||
+	    lws_add_http_header_by_token(c->wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+					 (unsigned char *)"no-store", 8, &p, end) ||
+	    lws_finalize_write_http_header(c->wsi, start, &p, end))
+		goto out;
+	memcpy(start, text, len);
+	if (lws_write(c->wsi, start, len, LWS_WRITE_HTTP_FINAL) < (int)len)
+		goto out;
+	rc = lws_http_transaction_completed(c->wsi) ? -1 : 1;
+out:
+	free(text);
+	free(buf);
+	return rc;
+}
+
+int relay_conn_http_writeable(struct conn *c)
+{
+	struct frame *f;
+
+	if (c->kind == KIND_POLL) {
+		if (!c->poll_done)
+			return 0;
+		if (c->close_code)
+			return relay_http_error(c->wsi, c->close_code == 1013 ? 503 : 401,
+						c->close_code == 1013 ? PL_UNAVAILABLE :
+						PL_UNAUTHORIZED, c->close_reason);
+		return write_poll_answer(c);
+	}
+	if (c->close_code && !c->http_headers_sent)
+		return relay_http_error(c->wsi, c->close_code == 1013 ? 503 : 401,
+					c->close_code == 1013 ? PL_UNAVAILABLE :
+					PL_UNAUTHORIZED, c->close_reason);
+	if (c->state == CONN_CLOSING && !c->out)
+		return -1;
+	if (!c->http_headers_sent) {
+		unsigned char buf[LWS_PRE + 512];
+		unsigned char *start = buf + LWS_PRE, *p = start, *end = start + 500;
+
+		if (c->state != CONN_LIVE)
+			return 0;
+		if (lws_add_http_common_headers(c->wsi, HTTP_STATUS_OK,
+						"text/event-stream",
+						LWS_ILLEGAL_HTTP_CONTENT_LEN, &p, end) ||
+		    lws_add_http_header_by_token(c->wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+						 (unsigned char *)"no-cache", 8, &p,
+						 end) ||
+		    lws_finalize_write_http_header(c->wsi, start, &p, end))
+			return -1;
+		c->http_headers_sent = 1;
+		if (c->out)
+			lws_callback_on_writable(c->wsi);
+		return 0;
+	}
+	f = c->out;
+	if (!f)
+		return 0;
+	c->out = f->next;
+	if (!c->out)
+		c->out_tail = &c->out;
+	c->nout--;
+	c->out_bytes -= f->len;
+	if (lws_write(c->wsi, f->data + LWS_PRE, f->len, LWS_WRITE_HTTP) <
+	    (int)f->len) {
+		free(f);
+		return -1;
+	}
+	free(f);
+	if (c->out || c->state == CONN_CLOSING)
+		lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
 /* Events from the other threads ------------------------------------------- */
 
 static void on_auth_ok(struct relay *r, struct conn *c, long long stored,
@@ -660,6 +839,12 @@ static void on_auth_ok(struct relay *r, struct conn *c, long long stored,
 	/* Acks below the stored cursor need no write: it only moves forward. */
 	c->acked = c->last;
 	c->stored = stored;
+	/* /poll and /events store their "after" as the cursor (PROTOCOL.md). */
+	if (c->kind != KIND_WS) {
+		c->poll_after = c->last;
+		c->stored = c->last < stored ? c->last : stored;
+		store_cursor(c);
+	}
 	lws_set_timer_usecs(c->wsi, LWS_SET_TIMER_USEC_CANCEL);
 	u = user_find(r, c->user_id, 1);
 	if (!u) {
@@ -667,7 +852,9 @@ static void on_auth_ok(struct relay *r, struct conn *c, long long stored,
 		return;
 	}
 	if (u->nconns >= SOCKETS_PER_USER_MAX) {
-		send_error(c, PL_RATE_LIMITED, NULL, "too many sockets for one user");
+		if (c->kind == KIND_WS)
+			send_error(c, PL_RATE_LIMITED, NULL, "too many sockets for "
+				   "one user");
 		relay_conn_close(c, 4008, "too many sockets");
 		return;
 	}
@@ -718,7 +905,7 @@ static void on_user_frame(struct relay *r, struct relay_event *ev)
 	} else {
 		for (struct conn *c = u->conns; c; c = c->next_in_user)
 			if (c->state == CONN_LIVE)
-				relay_conn_queue(c, ev->text, ev->len);
+				emit(c, type, 0, ev->text, ev->len);
 	}
 	json_decref(o);
 }
@@ -736,11 +923,16 @@ static void on_replay(struct conn *c, struct relay_event *ev)
 		long long seq;
 
 		if (o && get_int(o, "seq", &seq) == 0 && seq == c->last + 1) {
-			relay_conn_queue(c, line, (size_t)(end - line));
+			emit(c, "message", seq, line, (size_t)(end - line));
 			c->last = seq;
 		}
 		json_decref(o);
 		line = end + 1;
+	}
+	/* Long-poll answers with what it has; the next poll reads on. */
+	if (c->kind == KIND_POLL && json_array_size(c->poll_events) > 0) {
+		poll_ready(c);
+		return;
 	}
 	if (ev->a >= REPLAY_PAGE || c->replay_again) {
 		start_replay(c);
@@ -830,11 +1022,36 @@ void relay_handle_events(struct relay *r)
 	}
 }
 
+/*
+ * Long-poll and SSE have no heartbeat frame: while open they count as one
+ * (ARCHITECTURE.md "Presence"); SSE also writes a comment line so proxies
+ * keep the stream (PROTOCOL.md: at least every 25 s).
+ */
+static void http_tick(struct conn *c, long long now)
+{
+	long long every = c->r->cfg->presence_heartbeat_interval_s * 1000;
+
+	if (c->state != CONN_LIVE)
+		return;
+	if (now - c->keepalive_ms >= every) {
+		c->keepalive_ms = now;
+		on_heartbeat(c);
+		if (c->kind == KIND_SSE)
+			relay_conn_queue(c, ": keepalive\n\n", 13);
+	}
+	if (c->kind == KIND_POLL && now >= c->poll_limit_ms)
+		poll_ready(c);
+}
+
 void relay_tick(struct relay *r)
 {
+	long long now = now_ms();
+
 	for (size_t b = 0; b < TABLE_SIZE; b++) {
 		for (struct conn *c = r->tables->conns[b]; c; c = c->next_in_table) {
 			store_cursor(c);
+			if (c->kind != KIND_WS)
+				http_tick(c, now);
 			if (c->state == CONN_LIVE && !c->replaying &&
 			    (c->replay_again || c->held))
 				start_replay(c);

@@ -6,11 +6,20 @@
 #ifndef RELAY_SESSION_H
 #define RELAY_SESSION_H
 
+#include <jansson.h>
 #include <libwebsockets.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "relay.h"
+
+/* How a connection carries events (PROTOCOL.md "WebSocket", "Long-poll",
+ * "Server-Sent Events"). */
+enum conn_kind {
+	KIND_WS,
+	KIND_POLL,
+	KIND_SSE,
+};
 
 enum conn_state {
 	CONN_HELLO,		/* waiting for the hello frame */
@@ -39,6 +48,7 @@ struct conn {
 	uint64_t id;
 	struct lws *wsi;
 	struct relay *r;
+	enum conn_kind kind;
 	enum conn_state state;
 	long long user_id, session_id, device_id;
 	struct user *user;
@@ -61,6 +71,15 @@ struct conn {
 	int close_code;
 	char close_reason[64];
 
+	/* Long-poll: the events gathered for the answer, and its limit. */
+	json_t *poll_events;
+	long long poll_limit;
+	long long poll_after;
+	long long poll_limit_ms;	/* when an empty answer is due */
+	int poll_done;		/* the answer is ready to write */
+	int http_headers_sent;
+	long long keepalive_ms;	/* SSE: last write, for comment lines */
+
 	/* Per-socket limits. */
 	double send_tokens;
 	long long send_refill_ms;
@@ -68,12 +87,25 @@ struct conn {
 	long long typing_conv;
 };
 
-/* The per-session user data lws keeps for a socket: just our conn. */
+/* The per-session user data lws keeps for a socket: our conn, or for a
+ * plain HTTP request that gets a fixed answer, that answer. */
 struct pss {
 	struct conn *conn;
+	int reply_status;
+	size_t reply_len;
+	char reply[256];
 };
 
-struct conn *relay_conn_new(struct relay *r, struct lws *wsi);
+struct conn *relay_conn_new(struct relay *r, struct lws *wsi,
+			    enum conn_kind kind);
+/*
+ * Starts authentication of a long-poll or SSE connection with its bearer
+ * token and cursor (-1: the device's stored one). Returns 0, or -1 when the
+ * token is invalid (the caller answers 401).
+ */
+int relay_conn_start_http(struct conn *c, const char *token, long long after);
+/* Writes the HTTP answer of a long-poll or SSE connection; -1 to close. */
+int relay_conn_http_writeable(struct conn *c);
 void relay_conn_closed(struct conn *c);
 struct conn *relay_conn_find(struct relay *r, uint64_t id);
 
