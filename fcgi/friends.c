@@ -80,9 +80,25 @@ enum pl_err api_friends_add(struct api_request *req)
 		return rc;
 	if (other == req->user_id)
 		return api_fail(req, PL_BAD_REQUEST, "you cannot befriend yourself");
+	api_ll(uid, req->user_id);
+	api_ll(oid, other);
 	/*
-	 * One statement: an incoming request turns both rows "accepted";
-	 * otherwise the pair of pending rows is added unless present.
+	 * Requests between the same two users are serialized by a lock on the
+	 * pair, so two crossing requests end "accepted" instead of leaving
+	 * each side an outgoing request (and cannot deadlock).
+	 */
+	if ((rc = api_sql(req, "BEGIN", 0, NULL, 0, &res)))
+		return rc;
+	PQclear(res);
+	if ((rc = api_sql(req, "SELECT pg_advisory_xact_lock(hashtextextended("
+			  "least($1::bigint, $2::bigint) || ':' || "
+			  "greatest($1::bigint, $2::bigint), 7))", 2,
+			  (const char *const[]){ uid, oid }, 0, &res)))
+		goto rollback;
+	PQclear(res);
+	/*
+	 * Then: an incoming request turns both rows "accepted"; otherwise the
+	 * pair of pending rows is added unless present.
 	 */
 	if ((rc = api_sql(req,
 		"WITH target AS (SELECT id, username, display_name FROM users "
@@ -105,9 +121,17 @@ enum pl_err api_friends_add(struct api_request *req)
 		"  ELSE 'outgoing' END, jsonb_build_object('id', t.id, "
 		"  'username', t.username, 'display_name', t.display_name) "
 		"FROM target t",
-		2, (const char *const[]){ api_ll(uid, req->user_id),
-					  api_ll(oid, other) }, 0, &res)))
-		return rc;
+		2, (const char *const[]){ uid, oid }, 0, &res)))
+		goto rollback;
+	{
+		PGresult *done;
+
+		if ((rc = api_sql(req, "COMMIT", 0, NULL, 0, &done))) {
+			PQclear(res);
+			return rc;
+		}
+		PQclear(done);
+	}
 	if (PQntuples(res) != 1) {
 		PQclear(res);
 		return api_fail(req, PL_NOT_FOUND, "user %lld does not exist", other);
@@ -118,6 +142,11 @@ enum pl_err api_friends_add(struct api_request *req)
 	api_reply(req, state[0] == 'a' ? 200 : 201, friend);
 	PQclear(res);
 	return PL_OK;
+rollback:
+	/* The request already failed; a lost connection rolls back by itself. */
+	if (pl_db_exec(&req->w->db, "ROLLBACK", 0, NULL, 0, &res, NULL) == PL_OK)
+		PQclear(res);
+	return rc;
 }
 
 /* DELETE /friends/{id}: ends a friendship or withdraws/declines a request. */

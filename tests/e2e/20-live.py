@@ -1,0 +1,182 @@
+"""20 live: the relay's WebSocket contract (PROTOCOL.md "WebSocket"): hello
+and welcome, live delivery to every device of every member (the sender's
+other devices included), sent after commit, dedupe and errors with ref,
+typing and read receipts, conversation events, acks, close codes."""
+
+import time
+
+import parley_test
+import rest
+import ws
+from rest import expect
+
+A = rest.new_user("la")
+B = rest.new_user("lb")
+A2 = ws.device(A)  # A's second device
+C = rest.new_user("lc")
+CONV = rest.direct(A, B)
+
+
+def test_welcome_names_user_device_and_cursor():
+    s = ws.connect(A)
+    w = s.welcome
+    assert w["user_id"] == A.id and w["device_id"] == A.device_id, w
+    assert isinstance(w["heartbeat_interval"], int) and w["heartbeat_interval"] > 0, w
+    assert isinstance(w["cursor"], int), w
+    s.close()
+
+
+def test_send_reaches_recipient_and_senders_devices():
+    a, a2, b = ws.connect(A), ws.connect(A2), ws.connect(B)
+    a.send({"type": "send", "conversation_id": CONV, "client_msg_id": "live-1", "body": "hi B"})
+    sent = a.expect("sent")
+    assert sent["client_msg_id"] == "live-1" and sent["conversation_id"] == CONV, sent
+    assert isinstance(sent["message_id"], int) and rest.is_rfc3339(sent["created_at"]), sent
+    for sock in (a, a2, b):
+        m = sock.expect("message")
+        assert m["body"] == "hi B" and m["message_id"] == sent["message_id"], m
+        assert m["sender_id"] == A.id and m["client_msg_id"] == "live-1", m
+        assert isinstance(m["seq"], int) and m["seq"] > 0, m
+    # A send over HTTP reaches the sockets too.
+    rest.send(B, CONV, "over http")
+    for sock in (a, a2, b):
+        assert sock.expect("message")["body"] == "over http"
+    for sock in (a, a2, b):
+        sock.close()
+
+
+def test_retry_returns_original_and_conflict_has_ref():
+    a, b = ws.connect(A), ws.connect(B)
+    a.send({"type": "send", "conversation_id": CONV, "client_msg_id": "dup-1", "body": "once"})
+    first = a.expect("sent")
+    b.expect("message")
+    a.send({"type": "send", "conversation_id": CONV, "client_msg_id": "dup-1", "body": "once"})
+    again = a.expect("sent")
+    assert again["message_id"] == first["message_id"], (first, again)
+    b.quiet(0.5)  # stored once, delivered once
+    a.send({"type": "send", "conversation_id": CONV, "client_msg_id": "dup-1", "body": "other"})
+    err = a.expect("error")
+    assert err["error"]["code"] == "conflict" and err["ref"] == "dup-1", err
+    a.close()
+    b.close()
+
+
+def test_errors_keep_the_socket_open():
+    a = ws.connect(A)
+    other = rest.direct(B, C)
+    cases = [
+        ({"type": "send", "conversation_id": other, "client_msg_id": "x1", "body": "no"}, "not_found"),
+        ({"type": "send", "conversation_id": CONV, "client_msg_id": "x2", "body": ""}, "bad_request"),
+        ({"type": "send", "conversation_id": CONV, "client_msg_id": "x3", "body": "y" * 4097}, "too_large"),
+        ({"type": "send", "conversation_id": "1", "client_msg_id": "x4", "body": "b"}, "bad_request"),
+        ({"type": "nonsense"}, "bad_request"),
+        ("{not json", "bad_request"),
+        ({"no": "type"}, "bad_request"),
+        ({"type": "ack", "seq": 10 ** 9}, "bad_request"),
+    ]
+    for frame, code in cases:
+        a.send(frame)
+        err = a.expect("error")
+        assert err["error"]["code"] == code, (frame if isinstance(frame, str) else frame.get("type"), err)
+    # Still usable.
+    a.send({"type": "send", "conversation_id": CONV, "client_msg_id": "x5", "body": "still here"})
+    a.expect("sent")
+    a.close()
+
+
+def test_typing_and_read_fan_out():
+    a, a2, b = ws.connect(A), ws.connect(A2), ws.connect(B)
+    a.send({"type": "typing", "conversation_id": CONV})
+    t = b.expect("typing", skip=("presence", "message", "read", "conversation"))
+    assert t == {"type": "typing", "conversation_id": CONV, "user_id": A.id}, t
+    mid = rest.send(B, CONV, "read me")["message_id"]
+    a.send({"type": "read", "conversation_id": CONV, "message_id": mid})
+    for sock in (a2, b):  # the other member and the reader's other device
+        r = sock.expect("read", skip=("presence", "message", "typing", "conversation"))
+        assert r == {"type": "read", "conversation_id": CONV, "user_id": A.id, "message_id": mid}, r
+    convs = expect(A.call("GET", "/conversations"), 200)["conversations"]
+    assert [c for c in convs if c["id"] == CONV][0]["unread"] == 0, convs
+    for sock in (a, a2, b):
+        sock.close()
+
+
+def test_conversation_events_reach_members():
+    b, c = ws.connect(B), ws.connect(C)
+    g = rest.group(A, [B, C], title="live group")
+    for sock in (b, c):
+        e = sock.expect("conversation", skip=("presence", "message", "typing", "read"))
+        assert e["change"] == "created" and e["conversation"]["id"] == g, e
+    b.close()
+    c.close()
+
+
+def test_ack_is_stored_as_cursor():
+    b = ws.connect(B)
+    m = rest.send(A, CONV, "ack me")
+    seq = b.expect("message")["seq"]
+    b.send({"type": "ack", "seq": seq})
+    b.close()
+    # Within 250 ms of the ack, or on close: a hello without cursor resumes there.
+    def resumed():
+        s = ws.connect(B, cursor=ws.STORED)
+        cur = s.welcome["cursor"]
+        s.close()
+        return cur == seq
+    parley_test.wait_for(resumed, 5, "the acked cursor to be stored")
+    assert m["body"] == "ack me"
+
+
+def test_hello_cursor_above_head_is_clamped():
+    s = ws.connect(B, cursor=10 ** 12)
+    assert s.welcome["cursor"] < 10 ** 12, s.welcome
+    s.close()
+
+
+def test_frames_before_hello_close_4001():
+    s = ws.Socket()
+    s.send({"type": "send", "conversation_id": CONV, "client_msg_id": "z", "body": "z"})
+    assert s.expect_close() == 4001
+
+
+def test_bad_token_closes_4001():
+    s = ws.Socket()
+    s.send({"type": "hello", "token": "not.a.token"})
+    assert s.expect_close() == 4001
+
+
+def test_no_hello_closes_4001_after_10s():
+    s = ws.Socket(timeout=20)
+    t0 = time.monotonic()
+    assert s.expect_close(timeout=15) == 4001
+    assert 8 <= time.monotonic() - t0 <= 13
+
+
+def test_oversized_frame_closes_4008():
+    s = ws.connect(A)
+    s.send('{"type":"send","body":"' + "x" * 70000 + '"}')
+    assert s.expect_close() == 4008
+
+
+def test_logout_closes_sockets_4003():
+    d = ws.device(B)
+    s = ws.connect(d)
+    expect(d.call("DELETE", "/sessions/current"), 204)
+    assert s.expect_close(timeout=3) == 4003
+    # The revoked token cannot say hello again.
+    s = ws.Socket()
+    s.send({"type": "hello", "token": d.token})
+    assert s.expect_close() in (4001, 4003)
+
+
+def test_through_nginx():
+    s = ws.connect(A, url=ws.NGINX_WS)
+    b = ws.connect(B)
+    s.send({"type": "send", "conversation_id": CONV, "client_msg_id": "ngx-1", "body": "via nginx"})
+    s.expect("sent")
+    assert b.expect("message")["body"] == "via nginx"
+    s.close()
+    b.close()
+
+
+if __name__ == "__main__":
+    parley_test.run()
