@@ -71,11 +71,26 @@ static redisContext *bus_connect(struct relay *r)
 		redisConnectUnixWithTimeout(cfg->redis_host, tv) :
 		redisConnectWithTimeout(cfg->redis_host, (int)cfg->redis_port, tv);
 
+	redisReply *pong;
+
 	if (!c || c->err) {
 		if (c)
 			redisFree(c);
 		return NULL;
 	}
+	/*
+	 * A restarting Redis accepts connections while it loads its data and
+	 * answers every command with -LOADING until it is ready: subscribe only
+	 * once it answers PING.
+	 */
+	pong = redisCommand(c, "PING");
+	if (!pong || pong->type != REDIS_REPLY_STATUS || strcmp(pong->str, "PONG")) {
+		if (pong)
+			freeReplyObject(pong);
+		redisFree(c);
+		return NULL;
+	}
+	freeReplyObject(pong);
 	/* Reads happen only when poll() says so: no blocking, no timeout. */
 	redisSetTimeout(c, (struct timeval){ 0, 0 });
 	return c;
@@ -223,6 +238,16 @@ static void *bus_main(void *arg)
 
 			if (redisGetReplyFromReader(c, &rep) != REDIS_OK || !rep)
 				break;
+			/* A refused SUBSCRIBE: start over rather than miss events. */
+			if (((redisReply *)rep)->type == REDIS_REPLY_ERROR) {
+				pl_log(PL_LOG_WARN, "bus: redis refused a command: %s",
+				       ((redisReply *)rep)->str);
+				freeReplyObject(rep);
+				redisFree(c);
+				c = NULL;
+				was_down = 1;
+				break;
+			}
 			/* The PING after a reconnect: every channel is back. */
 			if (((redisReply *)rep)->type == REDIS_REPLY_ARRAY &&
 			    ((redisReply *)rep)->elements >= 1 &&

@@ -1,0 +1,60 @@
+"""24 stores down: the relay while Redis or PostgreSQL is away
+(ARCHITECTURE.md "When a store is down"). Redis down: sends still commit
+and get "sent", and recipients get them once Redis is back. PostgreSQL
+down: sends are answered "unavailable" (not silence), and a retry with the
+same client_msg_id succeeds once it is back. The relay recovers by itself."""
+
+import parley_test
+import rest
+import ws
+from parley_test import dev, wait_for
+
+A = rest.new_user("sa")
+B = rest.new_user("sb")
+CONV = rest.direct(A, B)
+
+
+def test_redis_down_sends_commit_and_arrive_after():
+    a, b = ws.connect(A), ws.connect(B)
+    dev("stop", "redis")
+    try:
+        a.send({"type": "send", "conversation_id": CONV, "client_msg_id": "rd-1",
+                "body": "while redis is down"})
+        sent = a.expect("sent", timeout=10)
+    finally:
+        dev("start", "redis")
+    # The relay resubscribes and re-reads the inbox: the message arrives once.
+    m = b.expect("message", timeout=15)
+    assert m["message_id"] == sent["message_id"] and m["body"] == "while redis is down", m
+    b.quiet(1.0)
+    a.close()
+    b.close()
+
+
+def test_postgres_down_answers_unavailable_then_recovers():
+    a, b = ws.connect(A), ws.connect(B)
+    dev("stop", "postgres")
+    try:
+        a.send({"type": "send", "conversation_id": CONV, "client_msg_id": "pg-1",
+                "body": "while postgres is down"})
+        err = a.expect("error", timeout=15)
+        assert err["error"]["code"] == "unavailable" and err["ref"] == "pg-1", err
+    finally:
+        dev("start", "postgres")
+
+    def retried():
+        a.send({"type": "send", "conversation_id": CONV, "client_msg_id": "pg-1",
+                "body": "while postgres is down"})
+        f = a.expect("sent", timeout=5, skip=("presence", "typing", "read", "conversation",
+                                              "message", "error"))
+        return f
+
+    sent = wait_for(retried, 30, "a retried send to succeed")
+    m = b.expect("message", timeout=10)
+    assert m["message_id"] == sent["message_id"], (m, sent)
+    a.close()
+    b.close()
+
+
+if __name__ == "__main__":
+    parley_test.run()
