@@ -135,8 +135,8 @@ void relay_bus_request(struct relay *r, long long user_id, int subscribe);
 
 /*
  * Writes a whole JSON error answer ({"error":{code,message}}) on an HTTP
- * connection. Returns 1 when the connection stays for the next request,
- * -1 when it must close.
+ * connection. Returns 1 when written (the caller then completes the
+ * transaction), -1 when the connection must close.
  */
 int relay_http_error(struct lws *wsi, int status, enum pl_err code,
 		     const char *message);

@@ -178,7 +178,7 @@ int relay_http_error(struct lws *wsi, int status, enum pl_err code,
 	memcpy(start, text, len);
 	if (lws_write(wsi, start, len, LWS_WRITE_HTTP_FINAL) < (int)len)
 		goto out;
-	rc = lws_http_transaction_completed(wsi) ? -1 : 1;
+	rc = 1;
 out:
 	free(text);
 	return rc;
@@ -306,22 +306,24 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
 			rc = relay_conn_http_writeable(pss->conn);
 			if (rc == 0)
 				return 0;
-			/*
-			 * The answer is complete: the connection may carry more.
-			 * lws may have closed it already (CLOSED_HTTP freed conn).
-			 */
-			if (pss->conn)
-				relay_conn_closed(pss->conn);
+			/* The answer is out (or failed): this request is done. */
+			relay_conn_closed(pss->conn);
 			pss->conn = NULL;
-			return rc < 0 ? -1 : 0;
-		}
-		if (pss->reply_status) {
+		} else if (pss->reply_status) {
 			int status = pss->reply_status;
 
 			pss->reply_status = 0;
-			return relay_http_error(wsi, status, (enum pl_err)pss->reply_len,
-						pss->reply) < 0 ? -1 : 0;
+			rc = relay_http_error(wsi, status, (enum pl_err)pss->reply_len,
+					      pss->reply);
+		} else {
+			return 0;
 		}
+		/*
+		 * Keep-alive: the connection may carry another request. lws may
+		 * free pss in here, so nothing touches it afterwards.
+		 */
+		if (rc < 0 || lws_http_transaction_completed(wsi))
+			return -1;
 		return 0;
 	case LWS_CALLBACK_CLOSED_HTTP:
 		if (pss && pss->conn) {

@@ -104,7 +104,10 @@ struct conn *relay_conn_new(struct relay *r, struct lws *wsi,
  * token is invalid (the caller answers 401).
  */
 int relay_conn_start_http(struct conn *c, const char *token, long long after);
-/* Writes the HTTP answer of a long-poll or SSE connection; -1 to close. */
+/*
+ * Writes the HTTP answer of a long-poll or SSE connection: 0 while it goes
+ * on, 1 when the answer is complete, -1 to close the connection.
+ */
 int relay_conn_http_writeable(struct conn *c);
 void relay_conn_closed(struct conn *c);
 struct conn *relay_conn_find(struct relay *r, uint64_t id);

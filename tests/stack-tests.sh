@@ -42,6 +42,7 @@ done
 export PARLEY_DEV=$dev
 export PARLEY_TEST_URL=http://127.0.0.1:${PARLEY_HTTP_PORT:-18080}
 export PARLEY_TEST_RELAY=ws://127.0.0.1:${PARLEY_RELAY_PORT:-18091}/ws
+export PARLEY_TEST_RELAY2=ws://127.0.0.1:${PARLEY_RELAY2_PORT:-$((${PARLEY_RELAY_PORT:-18091} + 1))}/ws
 export PARLEY_TEST_PG="host=127.0.0.1 port=${PARLEY_PG_PORT:-15491} dbname=parley user=parley"
 export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 rundir=${PARLEY_RUNDIR:-/var/tmp/parley-test}
