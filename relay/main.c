@@ -10,6 +10,7 @@
 #include <libwebsockets.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "db.h"
@@ -20,6 +21,8 @@
 
 #define TICK_US (250 * 1000)
 #define STORE_THREADS 4
+#define DRAIN_MS 2000
+#define DRAIN_SLICES 20
 
 struct ticker {
 	lws_sorted_usec_list_t sul;
@@ -70,6 +73,27 @@ static void lws_log_to_pl(int level, const char *line)
 
 	pl_log(level == LLL_ERR ? PL_LOG_ERR : PL_LOG_WARN, "lws: %.*s",
 	       (int)len, line);
+}
+
+/*
+ * Closes the sockets with 1001 in twenty slices over about two seconds, so
+ * clients do not all reconnect (and ask discovery) at the same instant.
+ */
+static void drain(struct relay *r)
+{
+	struct timespec start, now;
+	long long batch = r->connections / DRAIN_SLICES + 1;
+	long elapsed_ms = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (r->connections > 0 && elapsed_ms < DRAIN_MS + 1000) {
+		relay_drain(r, (int)batch);
+		lws_service(r->ctx, 0);
+		usleep(DRAIN_MS * 1000 / DRAIN_SLICES);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		elapsed_ms = (now.tv_sec - start.tv_sec) * 1000 +
+			     (now.tv_nsec - start.tv_nsec) / 1000000;
+	}
 }
 
 static void relay_id(struct relay *r)
@@ -148,9 +172,7 @@ int main(int argc, char **argv)
 
 	pl_log(PL_LOG_INFO, "relay: draining %lld sockets", r->connections);
 	r->draining = 1;
-	relay_drain(r);
-	for (int i = 0; i < 40 && r->connections > 0; i++)
-		lws_service(r->ctx, 0);
+	drain(r);
 	j = relay_job_new(JOB_REGISTER, 0, 0);
 	if (j) {
 		j->b = 0;

@@ -24,6 +24,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "metrics.h"
 #include "token.h"
 
 struct relay;
@@ -106,6 +107,8 @@ struct relay {
 	struct relay_tables *tables;
 	long long connections;
 	int draining;
+
+	struct relay_metrics metrics;	/* any thread */
 };
 
 /* Frees events nobody will handle any more (at exit). */
@@ -149,7 +152,7 @@ void relay_tables_release(struct relay *r);
 void relay_handle_events(struct relay *r);
 /* Once a second (service thread): cursors, presence sweep, registry. */
 void relay_tick(struct relay *r);
-/* Closes every socket with 1001 (service thread). */
-void relay_drain(struct relay *r);
+/* Closes up to max open sockets with 1001; returns how many (service thread). */
+int relay_drain(struct relay *r, int max);
 
 #endif

@@ -233,6 +233,36 @@ static void set_reply(struct pss *pss, struct lws *wsi, int status,
 	lws_callback_on_writable(wsi);
 }
 
+/*
+ * GET /metrics: Prometheus text, written at once (a few KiB; lws buffers
+ * what the socket does not take).
+ */
+static int write_metrics(struct lws *wsi, struct relay *r)
+{
+	char *text = metrics_render(&r->metrics, r->connections);
+	size_t len = text ? strlen(text) : 0;
+	unsigned char *buf = malloc(LWS_PRE + 512 + len);
+	unsigned char *start, *p, *end;
+	int rc = -1;
+
+	if (!text || !buf)
+		goto out;
+	start = p = buf + LWS_PRE;
+	end = start + 512;
+	if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK,
+					"text/plain; version=0.0.4", len, &p, end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end))
+		goto out;
+	memcpy(start, text, len);
+	if (lws_write(wsi, start, len, LWS_WRITE_HTTP_FINAL) < (int)len)
+		goto out;
+	rc = lws_http_transaction_completed(wsi) ? -1 : 0;
+out:
+	free(text);
+	free(buf);
+	return rc;
+}
+
 /* GET /poll and GET /events (PROTOCOL.md "Long-poll", "Server-Sent Events"). */
 static int start_http(struct lws *wsi, struct pss *pss, const char *path)
 {
@@ -242,6 +272,8 @@ static int start_http(struct lws *wsi, struct pss *pss, const char *path)
 	long long after, timeout, limit;
 	struct conn *c;
 
+	if (strcmp(path, "/metrics") == 0)
+		return write_metrics(wsi, r);
 	if (!sse && strcmp(path, "/poll") != 0) {
 		set_reply(pss, wsi, 404, PL_NOT_FOUND, "no such route on the relay");
 		return 0;

@@ -221,6 +221,7 @@ void relay_conn_queue(struct conn *c, const char *text, size_t len)
 	if (c->nout >= OUT_MAX_FRAMES || c->out_bytes + len > OUT_MAX_BYTES) {
 		pl_log(PL_LOG_INFO, "session: closing slow consumer conn=%llu "
 		       "user=%lld", (unsigned long long)c->id, c->user_id);
+		atomic_fetch_add(&c->r->metrics.slow_closes, 1);
 		relay_conn_close(c, 4008, "slow consumer: reconnect and resume");
 		return;
 	}
@@ -263,6 +264,8 @@ int relay_conn_writeable(struct conn *c)
 			free(f);
 			return -1;
 		}
+		atomic_fetch_add_explicit(&c->r->metrics.frames_out, 1,
+					  memory_order_relaxed);
 		free(f);
 		if (c->out || c->state == CONN_CLOSING)
 			lws_callback_on_writable(c->wsi);
@@ -431,6 +434,8 @@ static void deliver(struct conn *c, long long seq, const char *text, size_t len)
 		poll_ready(c);
 		return;
 	}
+	if (!c->replaying)
+		atomic_fetch_add(&c->r->metrics.gaps, 1);
 	hold(c, seq, text, len);
 	start_replay(c);
 }
@@ -660,6 +665,7 @@ void relay_conn_frame(struct conn *c, const char *text, size_t len)
 
 	if (c->state == CONN_CLOSING)
 		return;
+	atomic_fetch_add_explicit(&c->r->metrics.frames_in, 1, memory_order_relaxed);
 	o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	type = json_is_object(o) ? json_string_value(json_object_get(o, "type")) :
 	       NULL;
@@ -816,6 +822,7 @@ int relay_conn_http_writeable(struct conn *c)
 		free(f);
 		return -1;
 	}
+	atomic_fetch_add_explicit(&c->r->metrics.frames_out, 1, memory_order_relaxed);
 	free(f);
 	if (c->out || c->state == CONN_CLOSING)
 		lws_callback_on_writable(c->wsi);
@@ -883,6 +890,32 @@ static void on_subscribed(struct relay *r, long long user_id)
 			welcome(c);
 }
 
+/* Commit-to-delivery latency, from the message's created_at (RFC 3339). */
+static void observe_delivery(struct relay *r, const char *created_at)
+{
+	struct tm tm;
+	long us = 0;
+	char frac[8] = "";
+	struct timeval tv;
+	time_t t;
+
+	if (!created_at)
+		return;
+	memset(&tm, 0, sizeof(tm));
+	if (sscanf(created_at, "%d-%d-%dT%d:%d:%d.%6[0-9]Z", &tm.tm_year,
+		   &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
+		   frac) < 6)
+		return;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	t = timegm(&tm);
+	for (int i = 0; i < 6; i++)
+		us = us * 10 + (frac[i] >= '0' && frac[i] <= '9' ? frac[i] - '0' : 0);
+	gettimeofday(&tv, NULL);
+	metrics_observe(&r->metrics.deliver,
+			((long long)tv.tv_sec - t) * 1000000 + (tv.tv_usec - us));
+}
+
 static void on_user_frame(struct relay *r, struct relay_event *ev)
 {
 	struct user *u = user_find(r, ev->user_id, 0);
@@ -900,6 +933,7 @@ static void on_user_frame(struct relay *r, struct relay_event *ev)
 		return;
 	}
 	if (strcmp(type, "message") == 0 && get_int(o, "seq", &seq) == 0) {
+		observe_delivery(r, json_string_value(json_object_get(o, "created_at")));
 		for (struct conn *c = u->conns; c; c = c->next_in_user)
 			deliver(c, seq, ev->text, ev->len);
 	} else {
@@ -957,8 +991,10 @@ static void on_revoke(struct relay *r, struct relay_event *ev)
 		return;
 	for (size_t b = 0; b < TABLE_SIZE; b++)
 		for (struct conn *c = r->tables->conns[b]; c; c = c->next_in_table)
-			if (c->session_id == sid)
+			if (c->session_id == sid) {
+				atomic_fetch_add(&r->metrics.revoked_closes, 1);
 				relay_conn_close(c, 4003, "token revoked");
+			}
 }
 
 void relay_handle_events(struct relay *r)
@@ -1059,9 +1095,18 @@ void relay_tick(struct relay *r)
 	}
 }
 
-void relay_drain(struct relay *r)
+int relay_drain(struct relay *r, int max)
 {
-	for (size_t b = 0; b < TABLE_SIZE; b++)
-		for (struct conn *c = r->tables->conns[b]; c; c = c->next_in_table)
+	int closed = 0;
+
+	for (size_t b = 0; b < TABLE_SIZE && closed < max; b++) {
+		for (struct conn *c = r->tables->conns[b]; c && closed < max;
+		     c = c->next_in_table) {
+			if (c->state == CONN_CLOSING)
+				continue;
 			relay_conn_close(c, 1001, "server going away");
+			closed++;
+		}
+	}
+	return closed;
 }

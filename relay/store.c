@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "db.h"
 #include "json.h"
@@ -172,6 +173,7 @@ static void do_replay(struct store *s, struct relay_job *j)
 	long long last = j->a;
 	int rows;
 
+	atomic_fetch_add(&s->r->metrics.replays, 1);
 	snprintf(uid, sizeof(uid), "%lld", j->user_id);
 	snprintf(after, sizeof(after), "%lld", j->a);
 	snprintf(lim, sizeof(lim), "%lld", j->b);
@@ -224,7 +226,16 @@ static void do_sends(struct store *s, struct relay_job **jobs, size_t n)
 			.body = jobs[i]->text2,
 			.body_len = jobs[i]->text2_len,
 		};
-	pl_post_batch(&s->db, items, n, results);
+	{
+		struct timespec t0, t1;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		pl_post_batch(&s->db, items, n, results);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		metrics_observe(&s->r->metrics.store,
+				(t1.tv_sec - t0.tv_sec) * 1000000LL +
+				(t1.tv_nsec - t0.tv_nsec) / 1000);
+	}
 	/* Answer first: the sender learns of the commit without waiting on Redis. */
 	for (size_t i = 0; i < n; i++) {
 		struct pl_post_result *res = &results[i];
@@ -232,10 +243,13 @@ static void do_sends(struct store *s, struct relay_job **jobs, size_t n)
 		char *text;
 
 		if (res->err) {
+			atomic_fetch_add(&s->r->metrics.send_errors, 1);
 			post_error(s->r, jobs[i]->conn_id, res->err, res->message,
 				   items[i].client_msg_id);
 			continue;
 		}
+		if (!res->duplicate)
+			atomic_fetch_add(&s->r->metrics.sends, 1);
 		o = json_pack("{s:s,s:s,s:I,s:I,s:s}", "type", "sent",
 			      "client_msg_id", items[i].client_msg_id,
 			      "conversation_id", (json_int_t)items[i].conversation_id,

@@ -178,5 +178,26 @@ def test_through_nginx():
     b.close()
 
 
+def test_metrics_count_what_happened():
+    import http.client
+    import urllib.parse
+    relay = urllib.parse.urlsplit(parley_test.RELAY_URL)
+    conn = http.client.HTTPConnection(relay.hostname, relay.port, timeout=5)
+    conn.request("GET", "/metrics")
+    resp = conn.getresponse()
+    text = resp.read().decode()
+    assert resp.status == 200 and resp.getheader("Content-Type").startswith("text/plain"), resp.status
+    values = dict(line.rsplit(" ", 1) for line in text.splitlines()
+                  if line and not line.startswith("#"))
+    for name in ("parley_relay_sockets", "parley_relay_frames_in_total",
+                 "parley_relay_sends_total", "parley_relay_store_seconds_count",
+                 "parley_relay_deliver_seconds_count", "parley_relay_revoked_closes_total"):
+        assert name in values, name
+    # This suite sent over this relay and logged a socket out.
+    assert float(values["parley_relay_sends_total"]) > 0, values
+    assert float(values["parley_relay_store_seconds_count"]) > 0, values
+    assert float(values["parley_relay_revoked_closes_total"]) >= 1, values
+
+
 if __name__ == "__main__":
     parley_test.run()

@@ -86,5 +86,18 @@ def test_killed_relay_loses_nothing():
     b2.close()
 
 
+def test_stopping_relay_closes_1001_and_deregisters():
+    s = ws.connect(A, url=RELAY2)
+    dev("stop", "relay2")
+    try:
+        assert s.expect_close(timeout=10) == 1001
+        # Its registration is gone: discovery hands out the other relay only.
+        for _ in range(10):
+            url = expect(A.call("GET", "/discover"), 200)["relay"]["url"]
+            assert "/r/2/" not in url, url
+    finally:
+        dev("start", "relay2")
+
+
 if __name__ == "__main__":
     parley_test.run()
