@@ -24,27 +24,25 @@ struct worker_thread {
 	pthread_t thread;
 	struct api_worker w;
 	int listen_fd;
+	FCGX_Request fcgx;	/* main reads fcgx.ipcFd to end a kept connection */
+	int done;
 };
 
 static void *worker_main(void *arg)
 {
 	struct worker_thread *t = arg;
-	FCGX_Request fcgx;
+	FCGX_Request *fcgx = &t->fcgx;
 
-	if (FCGX_InitRequest(&fcgx, t->listen_fd, 0) != 0) {
-		pl_log(PL_LOG_ERR, "api: worker %d cannot initialize", t->w.id);
-		return NULL;
-	}
 	/* Connect early so the log says at once when a store is down. */
 	pl_db_ensure(&t->w.db);
 	pl_redis_ensure(&t->w.redis);
 	while (!pl_stop_requested) {
-		if (FCGX_Accept_r(&fcgx) < 0)
+		if (FCGX_Accept_r(fcgx) < 0)
 			break;
-		api_request_handle(&t->w, &fcgx);
-		FCGX_Finish_r(&fcgx);
+		api_request_handle(&t->w, fcgx);
+		FCGX_Finish_r(fcgx);
 	}
-	FCGX_Free(&fcgx, 1);
+	FCGX_Free(fcgx, 1);
 	return NULL;
 }
 
@@ -136,6 +134,11 @@ int main(int argc, char **argv)
 		struct worker_thread *t = &threads[started];
 
 		t->w.id = (int)started;
+		if (FCGX_InitRequest(&t->fcgx, fd, 0) != 0) {
+			pl_log(PL_LOG_ERR, "api: cannot initialize a request");
+			pl_stop_requested = 1;
+			break;
+		}
 		t->w.cfg = &cfg;
 		t->w.shared = &shared;
 		t->listen_fd = fd;
@@ -160,19 +163,32 @@ int main(int argc, char **argv)
 	FCGX_ShutdownPending();
 	/* Wakes the threads blocked in accept(). */
 	shutdown(fd, SHUT_RDWR);
-	for (long long i = 0; i < started; i++) {
+	/*
+	 * Requests in flight get a second to finish; then threads still parked
+	 * on an idle kept connection (fastcgi_keep_conn) are woken by shutting
+	 * down its read side, which ends their FCGX_Accept_r().
+	 */
+	for (int round = 0; round < 2; round++) {
 		struct timespec deadline;
 
+		/* One deadline a round for all threads. */
 		clock_gettime(CLOCK_REALTIME, &deadline);
-		deadline.tv_sec += 3;
-		/* A thread parked on an idle kept connection is left to exit(). */
-		if (pthread_timedjoin_np(threads[i].thread, NULL, &deadline) == 0) {
-			pl_db_release(&threads[i].w.db);
-			pl_redis_release(&threads[i].w.redis);
-		} else {
-			all_joined = 0;
+		deadline.tv_sec += 1 + round;
+		for (long long i = 0; i < started; i++) {
+			if (threads[i].done)
+				continue;
+			if (pthread_timedjoin_np(threads[i].thread, NULL, &deadline) == 0) {
+				threads[i].done = 1;
+				pl_db_release(&threads[i].w.db);
+				pl_redis_release(&threads[i].w.redis);
+			} else if (round == 0 && threads[i].fcgx.ipcFd >= 0) {
+				shutdown(threads[i].fcgx.ipcFd, SHUT_RD);
+			}
 		}
 	}
+	for (long long i = 0; i < started; i++)
+		if (!threads[i].done)
+			all_joined = 0;
 	close(fd);
 	if (cfg.api_listen[0] == '/')
 		unlink(cfg.api_listen);

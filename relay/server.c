@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/time.h>
 #include <time.h>
 
 #include "limits.h"
@@ -311,7 +312,13 @@ static int start_http(struct lws *wsi, struct pss *pss, const char *path)
 	if (!c)
 		return -1;
 	c->poll_limit = limit;
-	c->poll_limit_ms = (long long)time(NULL) * 1000 + timeout * 1000;
+	{
+		struct timeval tv;
+
+		gettimeofday(&tv, NULL);
+		c->poll_limit_ms = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000 +
+				   timeout * 1000;
+	}
 	pss->conn = c;
 	if (relay_conn_start_http(c, token, after)) {
 		relay_conn_closed(c);

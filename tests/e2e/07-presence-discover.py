@@ -139,9 +139,10 @@ def test_heartbeat_deadline_ahead_is_online():
 def test_discover_without_relays_is_503():
     real = [r for r in registrations() if not r.startswith("e2e-")]
     if real:
-        # The stack's relay is registered: stop it (it deregisters, or its
-        # registration expires), and start it again afterwards.
+        # The stack's relays are registered: stop them (they deregister, or
+        # their registrations expire), and start them again afterwards.
         parley_test.dev("stop", "relay")
+        parley_test.dev("stop", "relay2")
     try:
         parley_test.wait_for(lambda: not registrations(), 30, "no relay registered")
         assert_error(call("GET", "/discover"), 503, "unavailable")
@@ -149,6 +150,7 @@ def test_discover_without_relays_is_503():
     finally:
         if real:
             parley_test.dev("start", "relay")
+            parley_test.dev("start", "relay2")
     if real:
         relay = parley_test.wait_for(lambda: call("GET", "/discover")[0] == 200 and discover(), 30,
                                      "the relay to register again")

@@ -68,7 +68,8 @@ def test_poll_times_out_empty_with_cursor():
     t0 = time.monotonic()
     status, _, body = get("/poll?after=%d&timeout=1" % after, B.token)
     assert status == 200 and body == {"events": [], "cursor": after}, body
-    assert 0.8 <= time.monotonic() - t0 < 5
+    took = time.monotonic() - t0
+    assert 0.8 <= took < 10, "a 1 s poll took %.2fs" % took
 
 
 def test_poll_limit_and_through_nginx():
