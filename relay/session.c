@@ -36,6 +36,9 @@ struct user {
 	struct conn *conns;
 	int nconns;
 	int subscribed;		/* the bus confirmed the channel */
+	/* The user's send bucket on this relay (all their sockets share it). */
+	double send_tokens;
+	long long send_refill_ms;
 	struct user *next_in_table;
 };
 
@@ -85,8 +88,11 @@ static struct user *user_find(struct relay *r, long long id, int create)
 	if (!create)
 		return NULL;
 	*pp = calloc(1, sizeof(**pp));
-	if (*pp)
+	if (*pp) {
 		(*pp)->id = id;
+		(*pp)->send_tokens = (double)r->cfg->limits_sends_burst;
+		(*pp)->send_refill_ms = now_ms();
+	}
 	return *pp;
 }
 
@@ -116,8 +122,6 @@ struct conn *relay_conn_new(struct relay *r, struct lws *wsi,
 	c->kind = kind;
 	c->state = CONN_HELLO;
 	c->out_tail = &c->out;
-	c->send_tokens = (double)r->cfg->limits_sends_burst;
-	c->send_refill_ms = now_ms();
 	c->next_in_table = r->tables->conns[c->id % TABLE_SIZE];
 	r->tables->conns[c->id % TABLE_SIZE] = c;
 	r->connections++;
@@ -522,14 +526,18 @@ static int take_send_token(struct conn *c)
 
 	if (cfg->limits_sends_per_second <= 0)
 		return 1;
-	c->send_tokens += (double)(now - c->send_refill_ms) *
-			  (double)cfg->limits_sends_per_second / 1000.0;
-	if (c->send_tokens > (double)cfg->limits_sends_burst)
-		c->send_tokens = (double)cfg->limits_sends_burst;
-	c->send_refill_ms = now;
-	if (c->send_tokens < 1)
+	struct user *u = c->user;
+
+	if (!u)
 		return 0;
-	c->send_tokens -= 1;
+	u->send_tokens += (double)(now - u->send_refill_ms) *
+			  (double)cfg->limits_sends_per_second / 1000.0;
+	if (u->send_tokens > (double)cfg->limits_sends_burst)
+		u->send_tokens = (double)cfg->limits_sends_burst;
+	u->send_refill_ms = now;
+	if (u->send_tokens < 1)
+		return 0;
+	u->send_tokens -= 1;
 	return 1;
 }
 

@@ -81,8 +81,6 @@ struct conn {
 	long long keepalive_ms;	/* SSE: last write, for comment lines */
 
 	/* Per-socket limits. */
-	double send_tokens;
-	long long send_refill_ms;
 	long long typing_ms;
 	long long typing_conv;
 };

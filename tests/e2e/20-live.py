@@ -84,6 +84,38 @@ def test_errors_keep_the_socket_open():
     a.close()
 
 
+def test_group_delivery_reaches_every_member_device():
+    g = rest.group(A, [B, C], title="fan-out")
+    socks = [ws.connect(u) for u in (A, A2, B, C)]
+    socks[2].send({"type": "send", "conversation_id": g, "client_msg_id": "g-1", "body": "to all"})
+    socks[2].expect("sent")
+    for s in socks:
+        m = s.expect("message")
+        assert m["conversation_id"] == g and m["body"] == "to all" and m["sender_id"] == B.id, m
+    for s in socks:
+        s.close()
+
+
+def test_send_rate_limit_is_per_user():
+    u = rest.new_user("lr")
+    conv = rest.direct(u, A)
+    s1, s2 = ws.connect(u), ws.connect(u)
+    # The default bucket holds 200 sends; two sockets of one user share it.
+    for i in range(110):
+        s1.send({"type": "send", "conversation_id": conv, "client_msg_id": "r1-%d" % i, "body": "x"})
+        s2.send({"type": "send", "conversation_id": conv, "client_msg_id": "r2-%d" % i, "body": "x"})
+    limited = 0
+    for s in (s1, s2):
+        for _ in range(110):
+            f = s.expect("sent", skip=("presence", "typing", "read", "conversation", "message", "error"))
+            if f["type"] == "error":
+                assert f["error"]["code"] == "rate_limited" and f["ref"].startswith("r"), f
+                limited += 1
+    assert limited >= 10, "only %d of 220 quick sends were limited" % limited
+    s1.close()
+    s2.close()
+
+
 def test_typing_and_read_fan_out():
     a, a2, b = ws.connect(A), ws.connect(A2), ws.connect(B)
     a.send({"type": "typing", "conversation_id": CONV})

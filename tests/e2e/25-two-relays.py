@@ -6,6 +6,7 @@ every acknowledged message, none twice on one socket (ARCHITECTURE.md
 
 import os
 import signal
+import time
 
 import parley_test
 import rest
@@ -84,6 +85,26 @@ def test_killed_relay_loses_nothing():
     wait_for(lambda: ws.connect(B, url=RELAY2).close() or True, 20, "relay2 to come back")
     a.close()
     b2.close()
+
+
+def test_killed_relays_users_go_offline_for_friends():
+    u, f = rest.new_user("tu"), rest.new_user("tf")
+    expect(u.call("POST", "/friends", {"user_id": f.id}), 201)
+    expect(f.call("POST", "/friends", {"user_id": u.id}), 200)
+    watcher = ws.connect(f, url=RELAY1)
+    s = ws.connect(u, url=RELAY2)
+    frame = watcher.expect("presence", timeout=10)
+    assert frame["user_id"] == u.id and frame["status"] == "online", frame
+    pid = int(open(os.path.join(RUNDIR, "run", "relay2.child.pid")).read())
+    os.kill(pid, signal.SIGKILL)
+    t0 = time.monotonic()
+    # The other relay's sweep expires the dead relay's devices: offline
+    # within the presence timeout (3 s on the test stack) + 5 s.
+    frame = watcher.expect("presence", timeout=20)
+    assert frame["user_id"] == u.id and frame["status"] == "offline", frame
+    assert time.monotonic() - t0 <= 3 + 5 + 1, time.monotonic() - t0
+    watcher.close()
+    wait_for(lambda: ws.connect(B, url=RELAY2).close() or True, 20, "relay2 to come back")
 
 
 def test_stopping_relay_closes_1001_and_deregisters():
