@@ -216,6 +216,47 @@ static void test_post_same_batch_same_key_is_stored_once(void **state)
 	pl_post_results_release(r, 2);
 }
 
+/* The set-based path (16 items or more) answers like the item loop. */
+static void test_post_big_batch_answers_each_item(void **state)
+{
+	struct fixture *f = *state;
+	struct pl_post_item items[20];
+	struct pl_post_result r[20];
+	char ids[20][16];
+	long long want = 1;
+
+	for (int i = 0; i < 20; i++) {
+		/* 17, 18 and 19 reuse the keys of 0, 1 and 2. */
+		snprintf(ids[i], sizeof(ids[i]), "big-%d", i < 17 ? i : i - 17);
+		items[i] = item(f->u[0], f->direct12, ids[i], "same body");
+	}
+	items[5] = item(f->u[3], f->direct12, "big-x", "not a member");
+	items[6] = item(f->u[0], f->direct12, "big-y", "");
+	items[19].body = "another body";
+	items[19].body_len = strlen(items[19].body);
+	assert_int_equal(pl_post_batch(&f->db, items, 20, r), PL_OK);
+	assert_int_equal(r[5].err, PL_NOT_FOUND);
+	assert_int_equal(r[6].err, PL_BAD_REQUEST);
+	for (int i = 0; i < 17; i++) {
+		if (i == 5 || i == 6)
+			continue;
+		assert_int_equal(r[i].err, PL_OK);
+		assert_false(r[i].duplicate);
+		assert_int_equal(r[i].message_id, want++);	/* gapless, input order */
+		assert_int_equal(r[i].n_deliveries, 2);
+		assert_int_equal(r[i].deliveries[0].user_id, f->u[0]);
+	}
+	/* u[0]'s seqs follow the input order too. */
+	assert_true(r[1].deliveries[0].seq == r[0].deliveries[0].seq + 1);
+	assert_int_equal(r[17].err, PL_OK);
+	assert_true(r[17].duplicate);
+	assert_int_equal(r[17].message_id, r[0].message_id);
+	assert_true(r[18].duplicate);
+	assert_int_equal(r[18].message_id, r[1].message_id);
+	assert_int_equal(r[19].err, PL_CONFLICT);
+	pl_post_results_release(r, 20);
+}
+
 static void test_post_reused_key_with_other_body_is_conflict(void **state)
 {
 	struct fixture *f = *state;
@@ -239,8 +280,11 @@ static void test_post_reused_key_with_other_body_is_conflict(void **state)
 /* Concurrency: writers in both conversation orders, and an inbox reader. */
 
 #define WRITERS 4
-#define BATCHES 40
-#define BATCH 6
+#define BATCHES 30
+/* Writers 0 and 1 send small batches (the item loop), 2 and 3 big ones
+ * (the set-based statements of sql/004). */
+#define BATCH_MAX 40
+#define BATCH_OF(w) ((w) < 2 ? 6 : BATCH_MAX)
 
 struct writer {
 	struct fixture *f;
@@ -265,7 +309,8 @@ static void *writer_main(void *arg)
 	struct pl_db db;
 	long long convs[3] = { w->f->direct12, w->f->direct23, w->f->group1234 };
 	long long senders[3] = { w->f->u[1], w->f->u[1], w->f->u[1] };
-	char cmids[BATCH][32];
+	char cmids[BATCH_MAX][32];
+	int batch = BATCH_OF(w->index);
 
 	/* bob (u[1]) is in all three conversations; others write too. */
 	if (w->index % 2)
@@ -273,10 +318,10 @@ static void *writer_main(void *arg)
 		senders[2] = w->f->u[3];
 	pl_db_init(&db, &cfg);
 	for (int b = 0; b < BATCHES; b++) {
-		struct pl_post_item items[BATCH];
-		struct pl_post_result r[BATCH];
+		struct pl_post_item items[BATCH_MAX];
+		struct pl_post_result r[BATCH_MAX];
 
-		for (int i = 0; i < BATCH; i++) {
+		for (int i = 0; i < batch; i++) {
 			/* Even writers walk conversations up, odd ones down. */
 			int c = w->index % 2 ? 2 - i % 3 : i % 3;
 			/* Every third batch retries the previous batch's keys. */
@@ -287,9 +332,9 @@ static void *writer_main(void *arg)
 			items[i] = item(senders[c], convs[c], cmids[i],
 					"concurrent message");
 		}
-		if (pl_post_batch(&db, items, BATCH, r) != PL_OK)
-			w->escaped += BATCH;
-		for (int i = 0; i < BATCH; i++) {
+		if (pl_post_batch(&db, items, (size_t)batch, r) != PL_OK)
+			w->escaped += batch;
+		for (int i = 0; i < batch; i++) {
 			if (r[i].err != PL_OK)
 				w->escaped++;
 			else if (r[i].duplicate)
@@ -297,7 +342,7 @@ static void *writer_main(void *arg)
 			else
 				w->stored++;
 		}
-		pl_post_results_release(r, BATCH);
+		pl_post_results_release(r, (size_t)batch);
 	}
 	pl_db_release(&db);
 	return NULL;
@@ -351,7 +396,7 @@ static void test_post_concurrent_batches_keep_every_order(void **state)
 		pthread_join(wt[i], NULL);
 		assert_int_equal(w[i].escaped, 0);	/* no deadlock escaped */
 		/* Every third batch was a retry: its items were all duplicates. */
-		assert_int_equal(w[i].duplicates, (BATCHES / 3) * BATCH);
+		assert_int_equal(w[i].duplicates, (BATCHES / 3) * BATCH_OF(i));
 		stored += w[i].stored;
 	}
 	rd.stop = 1;
@@ -395,7 +440,8 @@ static void test_post_concurrent_batches_keep_every_order(void **state)
 		assert_true(rd.last <= sql_ll(&f->db, "SELECT last_seq FROM "
 					      "user_heads WHERE user_id = $1", 1, p));
 	}
-	assert_int_equal(stored, WRITERS * (BATCHES - BATCHES / 3) * BATCH);
+	assert_int_equal(stored, (BATCHES - BATCHES / 3) *
+			 (BATCH_OF(0) + BATCH_OF(1) + BATCH_OF(2) + BATCH_OF(3)));
 }
 
 int main(void)
@@ -410,6 +456,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_post_same_batch_same_key_is_stored_once,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_post_reused_key_with_other_body_is_conflict,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_post_big_batch_answers_each_item,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_post_concurrent_batches_keep_every_order,
 						setup, teardown),
