@@ -41,13 +41,20 @@ void relay_handle_events_discard(struct relay *r)
 
 void relay_post(struct relay *r, struct relay_event *ev)
 {
+	int was_empty;
+
 	ev->next = NULL;
 	pthread_mutex_lock(&r->inbox_lock);
+	was_empty = r->inbox == NULL;
 	*r->inbox_tail = ev;
 	r->inbox_tail = &ev->next;
 	pthread_mutex_unlock(&r->inbox_lock);
-	/* The one lws call other threads may make. */
-	if (r->ctx)
+	/*
+	 * The one lws call other threads may make. The service thread takes
+	 * the whole inbox at once, so only the event that finds it empty needs
+	 * to wake it: a burst costs one wake-up, not one per event.
+	 */
+	if (was_empty && r->ctx)
 		lws_cancel_service(r->ctx);
 }
 
