@@ -12,6 +12,7 @@
 #include "api.h"
 #include "limits.h"
 #include "publish.h"
+#include "receipt.h"
 #include "validate.h"
 
 #define TITLE_MAX_CHARS 128
@@ -434,52 +435,22 @@ enum pl_err api_conversations_remove_member(struct api_request *req)
 /* POST /conversations/{id}/read {message_id}: the caller's read marker. */
 enum pl_err api_conversations_read(struct api_request *req)
 {
-	long long id = req->params[0], mid;
-	int is_group, is_admin;
-	char cid[24], uid[24], mids[24];
-	PGresult *res;
-	long long *users;
-	int n;
+	long long id = req->params[0], mid, upto;
 	enum pl_err rc;
-	json_t *frame;
-	char *text;
 
 	if ((rc = api_body_int(req, "message_id", 1, &mid, NULL)))
 		return rc;
 	if (mid < 0)
 		return api_fail(req, PL_BAD_REQUEST, "'message_id' must not be "
 				"negative");
-	if ((rc = membership(req, id, &is_group, &is_admin)))
-		return rc;
-	/* Markers only move forward and never past the last message. */
-	if ((rc = api_sql(req,
-		"WITH up AS (UPDATE members m SET last_read_message_id = "
-		"  GREATEST(m.last_read_message_id, LEAST($3, c.last_message_id)) "
-		"  FROM conversations c WHERE c.id = m.conversation_id "
-		"  AND m.conversation_id = $1 AND m.user_id = $2 "
-		"  RETURNING m.last_read_message_id) "
-		"SELECT (SELECT last_read_message_id FROM up), user_id FROM members "
-		"WHERE conversation_id = $1",
-		3, (const char *const[]){ api_ll(cid, id), api_ll(uid, req->user_id),
-					  api_ll(mids, mid) }, 0, &res)))
-		return rc;
-	n = PQntuples(res);
-	users = calloc((size_t)n + 1, sizeof(*users));
-	if (n > 0 && !PQgetisnull(res, 0, 0))
-		mid = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	for (int i = 0; users && i < n; i++)
-		users[i] = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-	PQclear(res);
-	/* Members, and the reader's other devices, see the receipt. */
-	frame = json_pack("{s:s,s:I,s:I,s:I}", "type", "read", "conversation_id",
-			  (json_int_t)id, "user_id", (json_int_t)req->user_id,
-			  "message_id", (json_int_t)mid);
-	text = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
-	if (text && users)
-		pl_publish_frame(&req->w->redis, users, (size_t)n, text);
-	free(text);
-	json_decref(frame);
-	free(users);
+	rc = pl_receipt_mark_read(&req->w->db, &req->w->redis, id, req->user_id,
+				  mid, &upto);
+	if (rc == PL_NOT_FOUND)
+		return api_fail(req, rc, "conversation %lld does not exist or is "
+				"not yours", id);
+	if (rc)
+		return api_fail(req, rc, rc == PL_UNAVAILABLE ?
+				"the database is unavailable; retry" : "database error");
 	api_reply(req, 204, NULL);
 	return PL_OK;
 }

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "post.h"
 #include "publish.h"
+#include "receipt.h"
 #include "redis.h"
 #include "relay.h"
 
@@ -299,18 +300,20 @@ static void do_cursor(struct store *s, struct relay_job *j)
 		PQclear(res);
 }
 
-/* Publishes frame text to users listed in column 0 of res. */
-static void publish_rows(struct store *s, PGresult *res, const char *frame)
+/* Publishes frame (stolen) to the users listed in column 0 of res. */
+static void publish_rows(struct store *s, PGresult *res, json_t *frame)
 {
 	int n = PQntuples(res);
 	long long *users = calloc((size_t)n + 1, sizeof(*users));
+	char *text = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
 
-	if (!users)
-		return;
-	for (int i = 0; i < n; i++)
+	for (int i = 0; users && i < n; i++)
 		users[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-	pl_publish_frame(&s->redis, users, (size_t)n, frame);
+	if (users && text)
+		pl_publish_frame(&s->redis, users, (size_t)n, text);
 	free(users);
+	free(text);
+	json_decref(frame);
 }
 
 static void do_typing(struct store *s, struct relay_job *j)
@@ -318,8 +321,6 @@ static void do_typing(struct store *s, struct relay_job *j)
 	char conv[24], uid[24];
 	const char *params[2] = { conv, uid };
 	PGresult *res;
-	json_t *o;
-	char *frame;
 
 	snprintf(conv, sizeof(conv), "%lld", j->a);
 	snprintf(uid, sizeof(uid), "%lld", j->user_id);
@@ -335,58 +336,24 @@ static void do_typing(struct store *s, struct relay_job *j)
 		PQclear(res);
 		return;
 	}
-	o = json_pack("{s:s,s:I,s:I}", "type", "typing", "conversation_id",
-		      (json_int_t)j->a, "user_id", (json_int_t)j->user_id);
-	frame = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	if (frame)
-		publish_rows(s, res, frame);
-	free(frame);
-	json_decref(o);
+	publish_rows(s, res, json_pack("{s:s,s:I,s:I}", "type", "typing",
+				       "conversation_id", (json_int_t)j->a,
+				       "user_id", (json_int_t)j->user_id));
 	PQclear(res);
 }
 
 static void do_read(struct store *s, struct relay_job *j)
 {
-	char conv[24], uid[24], mid[24];
-	const char *params[3] = { conv, uid, mid };
-	PGresult *res;
-	json_t *o;
-	char *frame;
 	long long upto;
+	enum pl_err rc = pl_receipt_mark_read(&s->db, &s->redis, j->a, j->user_id,
+					      j->b, &upto);
 
-	snprintf(conv, sizeof(conv), "%lld", j->a);
-	snprintf(uid, sizeof(uid), "%lld", j->user_id);
-	snprintf(mid, sizeof(mid), "%lld", j->b);
-	/* As POST .../read: forward only, never past the last message. */
-	if (pl_db_exec(&s->db,
-		       "WITH up AS (UPDATE members m SET last_read_message_id = "
-		       "GREATEST(m.last_read_message_id, LEAST($3, c.last_message_id)) "
-		       "FROM conversations c WHERE c.id = m.conversation_id AND "
-		       "m.conversation_id = $1 AND m.user_id = $2 "
-		       "RETURNING m.last_read_message_id) "
-		       "SELECT user_id, (SELECT last_read_message_id FROM up) FROM "
-		       "members WHERE conversation_id = $1 AND EXISTS (SELECT 1 FROM up)",
-		       3, params, 1, &res, NULL)) {
-		post_error(s->r, j->conn_id, PL_UNAVAILABLE,
-			   "the database is unavailable; retry", NULL);
-		return;
-	}
-	if (PQntuples(res) == 0) {
-		post_error(s->r, j->conn_id, PL_NOT_FOUND,
+	if (rc == PL_NOT_FOUND)
+		post_error(s->r, j->conn_id, rc,
 			   "conversation does not exist or is not yours", NULL);
-		PQclear(res);
-		return;
-	}
-	upto = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	o = json_pack("{s:s,s:I,s:I,s:I}", "type", "read", "conversation_id",
-		      (json_int_t)j->a, "user_id", (json_int_t)j->user_id,
-		      "message_id", (json_int_t)upto);
-	frame = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	if (frame)
-		publish_rows(s, res, frame);
-	free(frame);
-	json_decref(o);
-	PQclear(res);
+	else if (rc)
+		post_error(s->r, j->conn_id, rc, "the database is unavailable; retry",
+			   NULL);
 }
 
 /* Tells a user's accepted friends that the user came or went. */
@@ -396,8 +363,6 @@ static void announce_presence(struct store *s, long long user, int online,
 	char uid[24], stamp[40];
 	const char *params[1] = { uid };
 	PGresult *res;
-	json_t *o;
-	char *frame;
 	time_t secs = (time_t)(last_seen_ms / 1000);
 	struct tm tm;
 
@@ -410,14 +375,10 @@ static void announce_presence(struct store *s, long long user, int online,
 		       "user_id = $1 AND state = 'accepted'", 1, params, 1, &res,
 		       NULL))
 		return;
-	o = json_pack("{s:s,s:I,s:s,s:s}", "type", "presence", "user_id",
-		      (json_int_t)user, "status", online ? "online" : "offline",
-		      "last_seen", stamp);
-	frame = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	if (frame)
-		publish_rows(s, res, frame);
-	free(frame);
-	json_decref(o);
+	publish_rows(s, res, json_pack("{s:s,s:I,s:s,s:s}", "type", "presence",
+				       "user_id", (json_int_t)user, "status",
+				       online ? "online" : "offline",
+				       "last_seen", stamp));
 	PQclear(res);
 }
 
