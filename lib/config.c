@@ -65,7 +65,7 @@ static const struct key keys[] = {
 	    "REST requests per user per minute (0: off)"),
 	STR("api", "listen", "/run/parley/api.sock", api_listen,
 	    "FastCGI socket: a unix socket path or HOST:PORT"),
-	INT("api", "threads", 8, 1, 256, api_threads,
+	INT("api", "threads", 16, 1, 256, api_threads,
 	    "worker threads, each with its own database and Redis connection"),
 	INT("api", "max_body_bytes", 65536, 1024, 1048576, api_max_body_bytes,
 	    "largest accepted request body"),

@@ -141,7 +141,9 @@ def test_rest_requests_per_user_are_limited():
     ok, limited, other = flat_out(me, threads=4, cap=3000)
     assert not other, "unexpected answers: %r" % other[:3]
     assert limited is not None, "no 429 after 3000 requests"
-    assert ok >= 600, "only %d requests before the first 429 (600 a minute)" % ok
+    # The bucket holds 600; with four threads a 429 can be seen a few
+    # answers before the last of the 600 successes is counted.
+    assert ok >= 590, "only %d requests before the first 429 (600 a minute)" % ok
     assert_rate_limited(limited)
     # Every endpoint counts for the user ...
     assert_rate_limited(busy.call("GET", "/conversations"))

@@ -67,7 +67,7 @@ static void test_config_defaults_without_file(void **state)
 	(void)state;
 	pl_config_init(&cfg);
 	assert_int_equal(pl_config_load(&cfg, NULL, err, sizeof(err)), 0);
-	assert_int_equal(cfg.api_threads, 8);
+	assert_int_equal(cfg.api_threads, 16);
 	assert_int_equal(cfg.redis_port, 6379);
 	assert_int_equal(cfg.presence_timeout_s, 30);
 	assert_string_equal(cfg.relay_region, "default");
