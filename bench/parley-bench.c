@@ -11,6 +11,8 @@
  *          send->deliver latency and checks each message arrives exactly
  *          once. Reports sent, acked (sent frames), delivered, lost,
  *          duplicated, delivered msgs/s and p50/p90/p99/max latency.
+ *   groups like pairs, but in groups of --group-size members: every message
+ *          fans out to the other members, each checked exactly once.
  *   idle   N authenticated sockets that only heartbeat; reports the relay's
  *          resident memory per socket (from /proc/PID/status, --relay-pid).
  *
@@ -45,9 +47,10 @@ struct client {
 	long long sent, acked;
 	long long next_send_ns;
 	long long last_heartbeat_ns;
-	unsigned char *seen;		/* messages from the peer, by k */
+	int group;			/* index of the first member */
+	unsigned char *seen;		/* others' messages received, by message_id */
 	long long seen_cap;
-	unsigned char *acked_k;		/* own sends the server acknowledged */
+	unsigned char *acked_mid;	/* own sends acknowledged, by message_id */
 	long long acked_cap;
 	int want_write;
 };
@@ -58,6 +61,7 @@ struct bench {
 	const char *scenario;
 	const char *prefix;
 	int clients;
+	int group_size;
 	double rate;
 	int window;
 	int duration_s;
@@ -176,22 +180,34 @@ static int setup_accounts(void)
 		c->index = i;
 		json_decref(r);
 	}
-	if (strcmp(B.scenario, "pairs") == 0) {
-		for (int i = 0; i + 1 < B.clients; i += 2) {
-			json_t *r = post(curl, "/api/v1/conversations",
-					 json_pack("{s:s,s:I}", "kind", "direct", "user_id",
-						   (json_int_t)B.c[i + 1].user_id),
-					 B.c[i].token, &status);
+	if (strcmp(B.scenario, "idle") != 0) {
+		int m = B.group_size;
 
+		for (int g = 0; g + m <= B.clients; g += m) {
+			json_t *body, *r;
+
+			if (m == 2) {
+				body = json_pack("{s:s,s:I}", "kind", "direct", "user_id",
+						 (json_int_t)B.c[g + 1].user_id);
+			} else {
+				json_t *ids = json_array();
+
+				for (int i = g + 1; i < g + m; i++)
+					json_array_append_new(ids, json_integer(B.c[i].user_id));
+				body = json_pack("{s:s,s:s,s:o}", "kind", "group", "title",
+						 "bench", "member_ids", ids);
+			}
+			r = post(curl, "/api/v1/conversations", body, B.c[g].token, &status);
 			if ((status != 201 && status != 200) || !r) {
 				fprintf(stderr, "conversation: HTTP %ld\n", status);
 				json_decref(r);
 				return -1;
 			}
-			B.c[i].conversation_id = B.c[i + 1].conversation_id =
-				json_integer_value(json_object_get(r, "id"));
-			B.c[i].peer_id = B.c[i + 1].user_id;
-			B.c[i + 1].peer_id = B.c[i].user_id;
+			for (int i = g; i < g + m; i++) {
+				B.c[i].conversation_id =
+					json_integer_value(json_object_get(r, "id"));
+				B.c[i].group = g;
+			}
 			json_decref(r);
 		}
 	}
@@ -246,26 +262,18 @@ static void on_message(struct client *c, json_t *o)
 {
 	const char *body = json_string_value(json_object_get(o, "body"));
 	long long sender = json_integer_value(json_object_get(o, "sender_id"));
+	long long mid = json_integer_value(json_object_get(o, "message_id"));
 	long long k, ns;
 	long long now = now_ns();
 
-	if (!body || sender == c->user_id || sscanf(body, "%lld:%lld", &k, &ns) != 2)
+	if (!body || sender == c->user_id || mid <= 0 ||
+	    sscanf(body, "%lld:%lld", &k, &ns) != 2)
 		return;
-	if (k >= c->seen_cap) {
-		long long cap = (k + 1) * 2;
-		unsigned char *bigger = realloc(c->seen, (size_t)cap);
-
-		if (!bigger)
-			return;
-		memset(bigger + c->seen_cap, 0, (size_t)(cap - c->seen_cap));
-		c->seen = bigger;
-		c->seen_cap = cap;
-	}
-	if (c->seen[k]) {
+	if (mid < c->seen_cap && c->seen[mid]) {
 		B.duplicated++;
 		return;
 	}
-	c->seen[k] = 1;
+	mark(&c->seen, &c->seen_cap, mid);
 	B.delivered++;
 	if (ns >= B.measure_ns && now <= B.stop_ns)
 		record_latency((now - ns) / 1000);
@@ -294,15 +302,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 				c->welcomed = 1;
 				B.welcomed++;
 			} else if (type && strcmp(type, "sent") == 0) {
-				const char *id = json_string_value(json_object_get(o,
-								"client_msg_id"));
-				int who;
-				long long k;
+				long long mid = json_integer_value(json_object_get(o,
+								   "message_id"));
 
 				c->acked++;
 				c->inflight--;
-				if (id && sscanf(id, "b%d-%lld", &who, &k) == 2 && k >= 0)
-					mark(&c->acked_k, &c->acked_cap, k);
+				if (mid > 0)
+					mark(&c->acked_mid, &c->acked_cap, mid);
 			} else if (type && strcmp(type, "message") == 0) {
 				on_message(c, o);
 			} else if (type && strcmp(type, "error") == 0) {
@@ -451,8 +457,9 @@ static void service_until(long long deadline_ns, int all_welcomed)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: parley-bench [--api URL] [--ws URL] [--scenario pairs|idle]\n"
-		"  [--clients N] [--rate MSGS_PER_S|0] [--window W] [--duration S]\n"
+		"usage: parley-bench [--api URL] [--ws URL] [--scenario pairs|groups|idle]\n"
+		"  [--clients N] [--group-size M] [--rate MSGS_PER_S|0] [--window W]\n"
+		"  [--duration S]\n"
 		"  [--warmup S] [--relay-pid PID] [--heartbeat S] [--prefix NAME]\n");
 }
 
@@ -490,6 +497,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--ws")) B.ws_url = v;
 		else if (!strcmp(argv[i], "--scenario")) B.scenario = v;
 		else if (!strcmp(argv[i], "--clients")) B.clients = (int)strtol(v, NULL, 10);
+		else if (!strcmp(argv[i], "--group-size")) B.group_size = (int)strtol(v, NULL, 10);
 		else if (!strcmp(argv[i], "--rate")) B.rate = strtod(v, NULL);
 		else if (!strcmp(argv[i], "--window")) B.window = (int)strtol(v, NULL, 10);
 		else if (!strcmp(argv[i], "--duration")) B.duration_s = (int)strtol(v, NULL, 10);
@@ -503,7 +511,10 @@ int main(int argc, char **argv)
 		}
 		i++;
 	}
+	if (!B.group_size)
+		B.group_size = strcmp(B.scenario, "groups") == 0 ? 10 : 2;
 	if (B.clients < 2 || B.clients > MAX_CLIENTS || B.duration_s < 1 ||
+	    B.group_size < 2 || B.group_size > 500 ||
 	    B.duration_s > 600 || B.window < 1 ||
 	    sscanf(B.ws_url, "ws://%127[^:/]:%d%127s", B.host, &B.port, B.path) < 2) {
 		usage();
@@ -559,19 +570,28 @@ int main(int argc, char **argv)
 		/* Let what is in flight arrive. */
 		service_until(now_ns() + 3000000000LL, 0);
 		for (int i = 0; i < B.clients; i++) {
-			struct client *c = &B.c[i], *peer = &B.c[i ^ 1];
+			struct client *c = &B.c[i];
 
 			sent += c->sent;
 			acked += c->acked;
-			/* Every send the server acknowledged must reach the peer. */
-			for (long long k = 0; k < c->acked_cap; k++)
-				if (c->acked_k[k] && (k >= peer->seen_cap || !peer->seen[k]))
-					lost++;
+			if (!c->conversation_id)
+				continue;
+			/* Every acknowledged send must reach every other member. */
+			for (int j = c->group; j < c->group + B.group_size; j++) {
+				struct client *r = &B.c[j];
+
+				if (r == c)
+					continue;
+				for (long long m = 1; m < c->acked_cap; m++)
+					if (c->acked_mid[m] && (m >= r->seen_cap || !r->seen[m]))
+						lost++;
+			}
 		}
 		qsort(B.lat_us, B.nlat, sizeof(*B.lat_us), cmp_ll);
 		delivered_window = (long long)B.nlat;
 		printf("sent=%lld acked=%lld delivered=%lld lost=%lld duplicated=%lld\n",
 		       sent, acked, B.delivered, lost, B.duplicated);
+		printf("group_size=%d ", B.group_size);
 		printf("delivered_per_s=%.0f latency_ms p50=%.2f p90=%.2f p99=%.2f max=%.2f\n",
 		       (double)delivered_window / B.duration_s,
 		       B.nlat ? B.lat_us[B.nlat / 2] / 1000.0 : 0,
