@@ -24,7 +24,7 @@
 #include "program.h"
 
 #define MAX_JOBS 4096		/* jobs held at once (read, not yet acked) */
-#define MAX_INFLIGHT 200	/* pushes in flight at once */
+#define MAX_INFLIGHT 100	/* pushes in flight: curl's streams per connection */
 #define READ_BATCH 256
 #define PUSH_TIMEOUT_MS 15000
 #define BACKOFF_BASE_MS 250

@@ -227,6 +227,14 @@ server.on('request', (req, res) => {
 			reply();
 	});
 });
+server.on('sessionError', e => console.log(`push-server: session error: ${e.message}`));
+server.on('session', session => {
+	const opened = Date.now();
+	session.on('goaway', code => console.log(`push-server: goaway from client code=${code}`));
+	session.on('error', e => console.log(`push-server: session error: ${e.message}`));
+	session.on('frameError', (type, code, id) => console.log(`push-server: frame error type=${type} code=${code} stream=${id}`));
+	session.on('close', () => console.log(`push-server: session closed after ${Date.now() - opened} ms`));
+});
 server.listen(Number(opt.port), '127.0.0.1', () =>
 	console.log(`push-server: listening on ${origin}`));
 for (const sig of ['SIGTERM', 'SIGINT'])
