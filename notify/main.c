@@ -499,9 +499,16 @@ static void run(struct notifier *n)
 		now = now_ms();
 		for (struct job *j = n->jobs, *next; j; j = next) {
 			next = j->next;
-			if (!j->dispatched && j->due_ms <= now &&
-			    dispatch(n, j) < 0)
-				j->due_ms = now + 1000;	/* PostgreSQL away */
+			if (j->dispatched || j->due_ms > now)
+				continue;
+			if (dispatch(n, j) < 0) {
+				/* PostgreSQL is away: wait, rather than pay a
+				 * connect timeout for every due job. */
+				for (struct job *k = j; k; k = k->next)
+					if (!k->dispatched && k->due_ms <= now)
+						k->due_ms = now + 1000;
+				break;
+			}
 		}
 		start_pushes(n, now);
 		flush_acks(n);
