@@ -29,6 +29,7 @@
 #define PUSH_TIMEOUT_MS 15000
 #define BACKOFF_BASE_MS 250
 #define BACKOFF_MAX_MS 60000
+#define FCM_TOKEN_WAIT_MS 300000	/* an FCM push waits this for a token */
 
 struct job;
 
@@ -409,17 +410,28 @@ static void start_pushes(struct notifier *n, long long now)
 {
 	int fcm_ready = -1;
 
-	for (struct push *p = n->pushes; p && n->inflight < MAX_INFLIGHT;
-	     p = p->next) {
+	for (struct push *p = n->pushes, *next; p && n->inflight < MAX_INFLIGHT;
+	     p = next) {
 		char url[8192];
 		enum pl_err rc;
 
+		next = p->next;
 		if (p->in_flight || p->retry_at_ms > now)
 			continue;
 		if (!p->apns) {
 			if (fcm_ready < 0)
 				fcm_ready = notify_fcm_ready(&n->fcm, &n->http,
 							     mono_ms());
+			if (!fcm_ready && now - p->job->due_ms > FCM_TOKEN_WAIT_MS) {
+				/* No access token for minutes: give up on
+				 * this push rather than hold the job forever. */
+				atomic_fetch_add(&n->metrics->failed, 1);
+				pl_log(PL_LOG_ERR, "notify: dead-lettered job %s "
+				       "user=%lld fcm: no access token",
+				       p->job->f.id, p->job->f.user_id);
+				push_done(n, p);
+				continue;
+			}
 			if (!fcm_ready)
 				continue;
 		}
