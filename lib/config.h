@@ -49,6 +49,24 @@ struct pl_config {
 	long long relay_capacity;
 	/* [notify] */
 	long long notify_grace_ms;
+	long long notify_claim_idle_ms;
+	long long notify_max_retries;
+	long long notify_preview_bytes;
+	long long notify_content_free;
+	long long notify_metrics_port;
+	/* [apns] */
+	char *apns_url;
+	char *apns_key_file;
+	char *apns_key_id;
+	char *apns_team_id;
+	char *apns_topic;
+	char *apns_ca_file;
+	long long apns_token_lifetime_s;
+	/* [fcm] */
+	char *fcm_url;
+	char *fcm_token_url;
+	char *fcm_service_account_file;
+	char *fcm_ca_file;
 	/* [presence] */
 	long long presence_heartbeat_interval_s;
 	long long presence_timeout_s;

@@ -1,0 +1,105 @@
+/*
+ * test_notify: how the notifier reads APNs and FCM answers (which decide
+ * between ack, retry, token removal and a credential refresh), and that it
+ * refuses to sign a provider token with an unusable key.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "notify.h"
+
+static struct notify_req answer(CURLcode result, long status, const char *body)
+{
+	struct notify_req req;
+
+	memset(&req, 0, sizeof(req));
+	req.result = result;
+	req.status = status;
+	req.retry_after_s = -1;
+	snprintf(req.resp, sizeof(req.resp), "%s", body);
+	req.resp_len = strlen(req.resp);
+	return req;
+}
+
+static enum notify_outcome apns(CURLcode result, long status, const char *body)
+{
+	struct notify_req req = answer(result, status, body);
+
+	return notify_apns_outcome(&req);
+}
+
+static enum notify_outcome fcm(long status, const char *error_code)
+{
+	char body[512];
+	struct notify_req req;
+
+	snprintf(body, sizeof(body), "{\"error\":{\"code\":%ld,\"status\":\"X\","
+		 "\"details\":[{\"@type\":\"type.googleapis.com/google.firebase."
+		 "fcm.v1.FcmError\",\"errorCode\":\"%s\"}]}}", status, error_code);
+	req = answer(CURLE_OK, status, status == 200 ? "{}" : body);
+	return notify_fcm_outcome(&req);
+}
+
+static void test_notify_apns_outcome_classifies_answers(void **state)
+{
+	(void)state;
+	assert_int_equal(apns(CURLE_OK, 200, ""), NOTIFY_SENT);
+	assert_int_equal(apns(CURLE_OK, 410, "{\"reason\":\"Unregistered\"}"),
+			 NOTIFY_TOKEN_GONE);
+	assert_int_equal(apns(CURLE_OK, 400, "{\"reason\":\"BadDeviceToken\"}"),
+			 NOTIFY_TOKEN_GONE);
+	assert_int_equal(apns(CURLE_OK, 400, "{\"reason\":\"TopicDisallowed\"}"),
+			 NOTIFY_REJECTED);
+	assert_int_equal(apns(CURLE_OK, 403,
+			      "{\"reason\":\"ExpiredProviderToken\"}"), NOTIFY_AUTH);
+	assert_int_equal(apns(CURLE_OK, 413, "{\"reason\":\"PayloadTooLarge\"}"),
+			 NOTIFY_REJECTED);
+	assert_int_equal(apns(CURLE_OK, 429, "{\"reason\":\"TooManyRequests\"}"),
+			 NOTIFY_RETRY);
+	assert_int_equal(apns(CURLE_OK, 503, ""), NOTIFY_RETRY);
+	assert_int_equal(apns(CURLE_COULDNT_CONNECT, 0, ""), NOTIFY_RETRY);
+	assert_int_equal(apns(CURLE_OPERATION_TIMEDOUT, 0, ""), NOTIFY_RETRY);
+}
+
+static void test_notify_fcm_outcome_classifies_answers(void **state)
+{
+	(void)state;
+	assert_int_equal(fcm(200, ""), NOTIFY_SENT);
+	assert_int_equal(fcm(404, "UNREGISTERED"), NOTIFY_TOKEN_GONE);
+	assert_int_equal(fcm(400, "INVALID_ARGUMENT"), NOTIFY_TOKEN_GONE);
+	assert_int_equal(fcm(403, "SENDER_ID_MISMATCH"), NOTIFY_TOKEN_GONE);
+	assert_int_equal(fcm(401, "UNAUTHENTICATED"), NOTIFY_AUTH);
+	assert_int_equal(fcm(429, "QUOTA_EXCEEDED"), NOTIFY_RETRY);
+	assert_int_equal(fcm(503, "UNAVAILABLE"), NOTIFY_RETRY);
+	assert_int_equal(fcm(500, "INTERNAL"), NOTIFY_RETRY);
+	assert_int_equal(fcm(403, "THIRD_PARTY_AUTH_ERROR"), NOTIFY_REJECTED);
+}
+
+static void test_notify_jwt_sign_refuses_a_bad_key(void **state)
+{
+	char *out = (char *)1;
+
+	(void)state;
+	assert_null(notify_jwt_sign(JWT_ALG_ES256, "not a key", "KID",
+				    "{\"iss\":\"T\"}"));
+	assert_int_equal(notify_key_read(NULL, "-----BEGIN PRIVATE KEY-----\n"
+					 "AAAA\n-----END PRIVATE KEY-----\n", 1,
+					 &out), -1);
+	assert_null(out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_notify_apns_outcome_classifies_answers),
+		cmocka_unit_test(test_notify_fcm_outcome_classifies_answers),
+		cmocka_unit_test(test_notify_jwt_sign_refuses_a_bad_key),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
