@@ -158,6 +158,7 @@ function showAuth() {
   $('loading').hidden = true;
   $('app').hidden = true;
   $('auth').hidden = false;
+  setAuthMode(false);
   document.title = 'Parley';
   $('auth-username').focus();
 }
