@@ -7,7 +7,10 @@
 # nginx, on ports 15491, 16391, 18091 and 18080, from fresh data), then runs
 # one TAP test each:
 #   - tests/db/test_post of the build dir (cmocka, against PostgreSQL), if built;
-#   - every tests/e2e/NN-*.py in name order, with /usr/bin/python3.
+#   - every tests/e2e/NN-*.py in name order, with /usr/bin/python3;
+#   - every tests/browser/NN-*.mjs (the web client in headless Chromium),
+#     with node, or one skipped test when Chromium, node or playwright-core
+#     is missing.
 # Their output goes to stderr (the test log) as "# " comments, so stdout
 # stays clean TAP. The stack is taken down at the end, also on failure or
 # interrupt; its runtime dir stays for inspection until the next run.
@@ -112,6 +115,27 @@ if [ -x /usr/sbin/apache2 ]; then
 		names+=("apache/${f##*/}")
 	done
 fi
+# The browser tests (tests/browser/NN-*.mjs) drive the web client in
+# Debian's Chromium with playwright-core (npm ci in tests/browser); without
+# them they count as one skipped test.
+browser_skip=
+if [ ! -x /usr/bin/chromium ]; then
+	browser_skip="chromium is not installed (apt-get install chromium)"
+elif ! command -v node >/dev/null; then
+	browser_skip="node is not installed"
+elif [ ! -d "$here/browser/node_modules/playwright-core" ]; then
+	browser_skip="playwright-core is not installed (npm ci in tests/browser)"
+fi
+if [ -n "$browser_skip" ]; then
+	tests+=("skip:$browser_skip")
+	names+=("browser")
+else
+	for f in "$here"/browser/[0-9][0-9]-*.mjs; do
+		[ -f "$f" ] || continue
+		tests+=("$f")
+		names+=("browser/${f##*/}")
+	done
+fi
 if [ ${#tests[@]} -eq 0 ]; then
 	echo "1..0 # SKIP no stack tests found"
 	exit 0
@@ -143,6 +167,11 @@ for i in "${!tests[@]}"; do
 			/usr/bin/python3 "${tests[$i]#apache:}")
 		;;
 	*.py) cmd=(/usr/bin/python3 "${tests[$i]}") ;;
+	*.mjs) cmd=(node "${tests[$i]}") ;;
+	skip:*)
+		echo "ok $((i + 1)) - ${names[$i]} # SKIP ${tests[$i]#skip:}"
+		continue
+		;;
 	esac
 	if run timeout -k 10 "$test_timeout" "${cmd[@]}"; then
 		echo "ok $((i + 1)) - ${names[$i]}"

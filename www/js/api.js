@@ -1,0 +1,142 @@
+// api.js: Parley's REST API (/api/v1), with the session's bearer token.
+//
+// Every error, from the API or from nginx in front of it, has one shape:
+// {"error": {"code", "message"}}; it is thrown as an ApiError. A network
+// failure is thrown as an ApiError with code "network" and status 0.
+
+export class ApiError extends Error {
+  constructor(status, code, message, retryAfter) {
+    super(message || code);
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+const SESSION_KEY = 'parley.session';
+
+export class Api {
+  constructor(base = '/api/v1') {
+    this.base = base;
+    this.session = null;
+    this.onUnauthorized = null;
+    this.refreshTimer = null;
+    try {
+      this.session = JSON.parse(localStorage.getItem(SESSION_KEY) || 'null');
+    } catch {
+      this.session = null;
+    }
+  }
+
+  get token() { return this.session && this.session.token; }
+
+  saveSession(session) {
+    this.session = session;
+    if (session) localStorage.setItem(SESSION_KEY, JSON.stringify(session));
+    else localStorage.removeItem(SESSION_KEY);
+    this.scheduleRefresh();
+  }
+
+  // Refreshes the token a minute before it expires (same session and device).
+  scheduleRefresh() {
+    clearTimeout(this.refreshTimer);
+    if (!this.session || !this.session.expires_at) return;
+    const ms = Date.parse(this.session.expires_at) - Date.now() - 60000;
+    if (!(ms > 0)) return;
+    this.refreshTimer = setTimeout(async () => {
+      try {
+        const r = await this.request('POST', '/sessions/refresh');
+        this.saveSession({ ...this.session, token: r.token, expires_at: r.expires_at });
+      } catch { /* a 401 logs out through onUnauthorized */ }
+    }, Math.min(ms, 0x7fffffff));
+  }
+
+  async request(method, path, body, { auth = true, signal } = {}) {
+    const headers = {};
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (auth && this.token) headers.Authorization = 'Bearer ' + this.token;
+    let res;
+    try {
+      res = await fetch(this.base + path, {
+        method, headers, signal,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (e) {
+      if (e.name === 'AbortError') throw e;
+      throw new ApiError(0, 'network', 'the server cannot be reached');
+    }
+    if (res.status === 204) return null;
+    let data = null;
+    try { data = await res.json(); } catch { data = null; }
+    if (!res.ok) {
+      const err = (data && data.error) || {};
+      const e = new ApiError(res.status, err.code || 'http_' + res.status,
+        err.message || res.statusText, Number(res.headers.get('Retry-After')) || 0);
+      if (res.status === 401 && auth && this.token && this.onUnauthorized) this.onUnauthorized(e);
+      throw e;
+    }
+    return data;
+  }
+
+  get(path, opts) { return this.request('GET', path, undefined, opts); }
+  post(path, body, opts) { return this.request('POST', path, body, opts); }
+  patch(path, body) { return this.request('PATCH', path, body); }
+  del(path) { return this.request('DELETE', path); }
+
+  // Accounts and sessions.
+  signup(username, password, display_name) {
+    const body = { username, password };
+    if (display_name) body.display_name = display_name;
+    return this.post('/users', body, { auth: false });
+  }
+
+  async login(username, password) {
+    const r = await this.post('/sessions',
+      { username, password, device: { platform: 'web', name: navigator.userAgent.slice(0, 60) } },
+      { auth: false });
+    this.saveSession({ token: r.token, expires_at: r.expires_at, user: r.user, device_id: r.device_id });
+    return r;
+  }
+
+  async logout() {
+    try { await this.del('/sessions/current'); } catch { /* gone already */ }
+    this.saveSession(null);
+  }
+
+  me() { return this.get('/me'); }
+  updateMe(fields) { return this.patch('/me', fields); }
+  findUsers(q, limit = 10) { return this.get(`/users?q=${encodeURIComponent(q)}&limit=${limit}`); }
+  user(id) { return this.get(`/users/${id}`); }
+
+  // Friends and presence.
+  friends() { return this.get('/friends'); }
+  addFriend(user_id) { return this.post('/friends', { user_id }); }
+  removeFriend(id) { return this.del(`/friends/${id}`); }
+  presence(ids) { return this.get(`/presence?user_ids=${ids.join(',')}`); }
+
+  // Conversations and messages.
+  conversations() { return this.get('/conversations'); }
+  conversation(id) { return this.get(`/conversations/${id}`); }
+  startDirect(user_id) { return this.post('/conversations', { kind: 'direct', user_id }); }
+  startGroup(title, member_ids) { return this.post('/conversations', { kind: 'group', title, member_ids }); }
+  updateConversation(id, fields) { return this.patch(`/conversations/${id}`, fields); }
+  addMember(id, user_id) { return this.post(`/conversations/${id}/members`, { user_id }); }
+  removeMember(id, user_id) { return this.del(`/conversations/${id}/members/${user_id}`); }
+  sendMessage(id, client_msg_id, body) {
+    return this.post(`/conversations/${id}/messages`, { client_msg_id, body });
+  }
+  // {before} or {after} (a message_id); newest first, or oldest first with after.
+  messages(id, { before, after, limit = 30 } = {}) {
+    let q = `limit=${limit}`;
+    if (before !== undefined) q += `&before=${before}`;
+    if (after !== undefined) q += `&after=${after}`;
+    return this.get(`/conversations/${id}/messages?${q}`);
+  }
+  markRead(id, message_id) { return this.post(`/conversations/${id}/read`, { message_id }); }
+  search(q, conversation_id, limit = 20) {
+    let s = `/search?q=${encodeURIComponent(q)}&limit=${limit}`;
+    if (conversation_id) s += `&conversation_id=${conversation_id}`;
+    return this.get(s);
+  }
+  discover() { return this.get('/discover'); }
+}

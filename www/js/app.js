@@ -1,0 +1,1056 @@
+// app.js: Parley's web client UI. Plain DOM, no framework.
+//
+// State lives in the object S; render functions redraw one area from it.
+// Messages are keyed by conversation_id:message_id so a message shown once is
+// never shown twice, whether it came from history, the live connection or a
+// replay after a reconnect. Own messages wait in an outbox (localStorage)
+// until the server confirms them ("sent", or the REST reply), and are resent
+// with the same client_msg_id after a reconnect.
+
+import { Api } from './api.js';
+import { Live } from './live.js';
+
+const $ = (id) => document.getElementById(id);
+const api = new Api();
+let live = null;
+
+const PAGE = 30;
+const S = {
+  me: null,
+  users: new Map(),      // id -> {id, username, display_name}
+  pendingUsers: new Map(),
+  friends: [],
+  presence: new Map(),   // user id -> "online" | "offline"
+  convs: new Map(),      // id -> conversation (+ activity)
+  view: null,            // the open conversation
+  outbox: [],            // unsent own messages
+  typing: new Map(),     // conversation id -> Map(user id -> timer)
+  reads: new Map(),      // conversation id -> Map(user id -> message_id)
+  tab: 'chats',
+  search: null,
+};
+
+// ---------------------------------------------------------------------------
+// Small helpers
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'text') el.textContent = v;
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function newId() {
+  const b = new Uint8Array(16);
+  crypto.getRandomValues(b);
+  return 'w' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+const keyOf = (m) => `${m.conversation_id}:${m.message_id}`;
+const timeOf = (iso) => {
+  const d = new Date(iso);
+  if (isNaN(d)) return '';
+  const today = new Date().toDateString() === d.toDateString();
+  return today ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+    : d.toLocaleDateString([], { month: 'short', day: 'numeric' });
+};
+const initials = (name) => (name || '?').trim().slice(0, 1).toUpperCase();
+const hue = (id) => (Number(id) * 67) % 360;
+
+function avatar(el, name, id) {
+  el.textContent = initials(name);
+  el.style.setProperty('--hue', hue(id || 0));
+}
+
+function nameOf(id) {
+  if (S.me && id === S.me.id) return S.me.display_name || S.me.username;
+  const u = S.users.get(id);
+  if (u) return u.display_name || u.username;
+  loadUser(id);
+  return `user ${id}`;
+}
+
+function rememberUser(u) {
+  if (u && u.id) S.users.set(u.id, { id: u.id, username: u.username, display_name: u.display_name });
+}
+
+// Fetches an unknown user once, then redraws what shows names.
+function loadUser(id) {
+  if (S.users.has(id) || S.pendingUsers.has(id)) return;
+  S.pendingUsers.set(id, api.user(id).then((u) => {
+    rememberUser(u);
+    scheduleRender();
+  }).catch(() => {}).finally(() => S.pendingUsers.delete(id)));
+}
+
+let renderQueued = false;
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(() => {
+    renderQueued = false;
+    renderConversations();
+    renderFriends();
+    if (S.view) { renderChatHead(); renderMessages(); }
+  });
+}
+
+function errorText(e) {
+  if (!e) return 'Something went wrong';
+  if (e.code === 'network') return 'Cannot reach the server. Check your connection.';
+  if (e.code === 'rate_limited') return `Too many attempts; try again in ${e.retryAfter || 60} s.`;
+  return e.message || e.code;
+}
+
+// ---------------------------------------------------------------------------
+// Sign up, log in, log out
+
+let signupMode = false;
+function setAuthMode(signup) {
+  signupMode = signup;
+  $('tab-login').setAttribute('aria-selected', String(!signup));
+  $('tab-signup').setAttribute('aria-selected', String(signup));
+  $('auth-form').setAttribute('aria-labelledby', signup ? 'tab-signup' : 'tab-login');
+  $('auth-display-row').hidden = !signup;
+  $('auth-submit').textContent = signup ? 'Create account' : 'Log in';
+  $('auth-password').autocomplete = signup ? 'new-password' : 'current-password';
+  $('auth-error').textContent = '';
+}
+
+async function onAuthSubmit(ev) {
+  ev.preventDefault();
+  const username = $('auth-username').value.trim().toLowerCase();
+  const password = $('auth-password').value;
+  const err = $('auth-error');
+  err.textContent = '';
+  if (!/^[a-z0-9_.-]{3,32}$/.test(username)) {
+    err.textContent = 'A username is 3 to 32 of a-z, 0-9, _ . -';
+    return;
+  }
+  if (password.length < 8) {
+    err.textContent = 'A password has at least 8 characters.';
+    return;
+  }
+  $('auth-submit').disabled = true;
+  try {
+    if (signupMode) await api.signup(username, password, $('auth-display').value.trim());
+    await api.login(username, password);
+    $('auth-password').value = '';
+    await enterApp();
+  } catch (e) {
+    err.textContent = e.code === 'conflict' ? 'That username is taken.'
+      : e.code === 'unauthorized' ? 'Wrong username or password.' : errorText(e);
+  } finally {
+    $('auth-submit').disabled = false;
+  }
+}
+
+function showAuth() {
+  $('loading').hidden = true;
+  $('app').hidden = true;
+  $('auth').hidden = false;
+  setAuthMode(false);
+  document.title = 'Parley';
+  $('auth-username').focus();
+}
+
+async function logout() {
+  if (live) { live.stop(); live = null; }
+  await api.logout();
+  resetState();
+  showAuth();
+}
+
+function resetState() {
+  S.me = null;
+  S.friends = [];
+  S.convs.clear();
+  S.presence.clear();
+  S.view = null;
+  S.outbox = [];
+  S.reads.clear();
+  S.typing.clear();
+  S.search = null;
+  $('conv-list').replaceChildren();
+  $('messages').replaceChildren();
+  $('chat-view').hidden = true;
+  $('chat-none').hidden = false;
+  document.body.classList.remove('chat-open');
+}
+
+function onUnauthorized() {
+  if (live) { live.stop(); live = null; }
+  api.saveSession(null);
+  resetState();
+  showAuth();
+  $('auth-error').textContent = 'Your session ended. Please log in again.';
+}
+
+// ---------------------------------------------------------------------------
+// Entering the app
+
+const outboxKey = () => `parley.outbox.${S.me.id}`;
+function saveOutbox() {
+  localStorage.setItem(outboxKey(), JSON.stringify(S.outbox.map(
+    ({ conversation_id, client_msg_id, body, created_at, failed }) =>
+      ({ conversation_id, client_msg_id, body, created_at, failed }))));
+}
+
+async function enterApp() {
+  try {
+    S.me = await api.me();
+  } catch (e) {
+    if (e.status === 401) return; // onUnauthorized showed the form
+    $('loading').textContent = errorText(e) + ' Retrying…';
+    setTimeout(enterApp, 3000);
+    return;
+  }
+  rememberUser(S.me);
+  try { S.outbox = JSON.parse(localStorage.getItem(outboxKey()) || '[]'); } catch { S.outbox = []; }
+  $('loading').hidden = true;
+  $('auth').hidden = true;
+  $('app').hidden = false;
+  renderMe();
+  await Promise.all([refreshConversations(), refreshFriends()]);
+  live = new Live(api, api.session.device_id);
+  live.addEventListener('frame', (e) => onFrame(e.detail));
+  live.addEventListener('status', (e) => renderConn(e.detail));
+  live.addEventListener('ready', () => onReady());
+  live.addEventListener('unauthorized', () => onUnauthorized());
+  live.start();
+  const wanted = Number(sessionStorage.getItem('parley.open'));
+  if (wanted && S.convs.has(wanted)) openConversation(wanted);
+}
+
+function renderMe() {
+  $('me-name').textContent = S.me.display_name || S.me.username;
+  avatar($('me-avatar'), S.me.display_name || S.me.username, S.me.id);
+}
+
+function renderConn({ state, mode }) {
+  const el = $('conn');
+  el.dataset.state = state;
+  el.dataset.mode = mode || '';
+  el.textContent = state === 'online' ? (mode === 'poll' ? 'Online (long-poll)' : 'Online')
+    : state === 'connecting' ? 'Connecting…' : 'Offline, reconnecting…';
+}
+
+// After every (re)connection: the live-only events of the gap are lost, so
+// refetch the lists, and resend what is still unsent.
+function onReady() {
+  refreshConversations();
+  refreshFriends();
+  if (S.view && S.view.atEnd) loadNewer(true);
+  flushOutbox(true);
+}
+
+// ---------------------------------------------------------------------------
+// Conversations
+
+function activityOf(c) {
+  return Date.parse((c.last_message && c.last_message.created_at) || c.last_activity_at || c.created_at) || 0;
+}
+
+function upsertConversation(c) {
+  if (!c || !c.kind) return null;
+  const old = S.convs.get(c.id);
+  const merged = { ...(old || {}), ...c };
+  merged.activity = Math.max(activityOf(c), old ? old.activity : 0);
+  S.convs.set(c.id, merged);
+  for (const id of merged.member_ids || []) if (id !== S.me.id) loadUser(id);
+  return merged;
+}
+
+let refreshing = null;
+async function refreshConversations() {
+  if (refreshing) return refreshing;
+  refreshing = (async () => {
+    try {
+      const { conversations } = await api.conversations();
+      const seen = new Set();
+      for (const c of conversations) {
+        seen.add(c.id);
+        const old = S.convs.get(c.id);
+        // A live message may be newer than the list: keep the newest.
+        if (old && old.last_message && c.last_message &&
+            old.last_message.message_id > c.last_message.message_id) {
+          c.last_message = old.last_message;
+        }
+        upsertConversation(c);
+      }
+      for (const id of [...S.convs.keys()]) if (!seen.has(id)) S.convs.delete(id);
+      scheduleRender();
+    } catch { /* shown as offline; retried on the next ready */ }
+    finally { refreshing = null; }
+  })();
+  return refreshing;
+}
+
+function titleOf(c) {
+  if (!c) return '';
+  if (c.kind === 'group') return c.title || 'Group';
+  const other = (c.member_ids || []).find((id) => id !== S.me.id);
+  return other ? nameOf(other) : 'Just you';
+}
+const peerOf = (c) => c && c.kind === 'direct' ? (c.member_ids || []).find((id) => id !== S.me.id) : null;
+
+function previewOf(c) {
+  const m = c.last_message;
+  if (!m) return c.kind === 'group' ? 'Group created' : 'No messages yet';
+  const who = m.sender_id === S.me.id ? 'You: ' : c.kind === 'group' ? nameOf(m.sender_id) + ': ' : '';
+  return who + m.body;
+}
+
+function renderConversations() {
+  const list = $('conv-list');
+  const convs = [...S.convs.values()].sort((a, b) => b.activity - a.activity || b.id - a.id);
+  $('conv-empty').hidden = convs.length > 0;
+  list.replaceChildren(...convs.map((c) => {
+    const title = titleOf(c);
+    const peer = peerOf(c);
+    const typing = S.typing.get(c.id);
+    const unread = S.view && S.view.cid === c.id ? 0 : c.unread || 0;
+    const av = h('span', { class: 'avatar', 'aria-hidden': 'true' });
+    avatar(av, title, peer || c.id + 1000);
+    const label = `${title}${unread ? `, ${unread} unread` : ''}${c.muted ? ', muted' : ''}`;
+    return h('li', { class: 'conv' + (S.view && S.view.cid === c.id ? ' active' : ''), 'data-cid': c.id },
+      h('button', { type: 'button', class: 'conv-btn', 'aria-label': label,
+        'aria-current': S.view && S.view.cid === c.id ? 'true' : null, onclick: () => openConversation(c.id) },
+      h('span', { class: 'av-wrap' }, av,
+        peer ? h('span', { class: 'dot ' + (S.presence.get(peer) || 'offline'), 'data-presence': S.presence.get(peer) || 'offline' }) : null),
+      h('span', { class: 'conv-main' },
+        h('span', { class: 'conv-top' },
+          h('span', { class: 'conv-title', text: title }),
+          c.muted ? h('span', { class: 'muted-icon', title: 'Muted', text: '🔕' }) : null,
+          h('span', { class: 'conv-time', text: c.last_message ? timeOf(c.last_message.created_at) : '' })),
+        h('span', { class: 'conv-bottom' },
+          h('span', { class: 'conv-preview' + (typing && typing.size ? ' is-typing' : ''),
+            text: typing && typing.size ? 'typing…' : previewOf(c) }),
+          unread ? h('span', { class: 'badge unread', 'data-unread': unread, text: unread > 99 ? '99+' : unread }) : null))));
+  }));
+  const total = [...S.convs.values()].reduce((n, c) => n + (c.muted ? 0 : c.unread || 0), 0);
+  document.title = total ? `(${total}) Parley` : 'Parley';
+}
+
+// ---------------------------------------------------------------------------
+// Opening a conversation, history, infinite scroll
+
+async function openConversation(cid, { around } = {}) {
+  const c = S.convs.get(cid);
+  if (!c) return;
+  S.view = { cid, msgs: new Map(), atStart: false, atEnd: true, loading: false, highlight: around || null };
+  sessionStorage.setItem('parley.open', String(cid));
+  document.body.classList.add('chat-open');
+  $('chat-none').hidden = true;
+  $('chat-view').hidden = false;
+  $('typing').textContent = '';
+  renderChatHead();
+  renderMessages();
+  renderConversations();
+  const view = S.view;
+  try {
+    if (around) {
+      const [older, newer] = await Promise.all([
+        api.messages(cid, { before: around + 1, limit: 20 }),
+        api.messages(cid, { after: around, limit: 20 }),
+      ]);
+      if (S.view !== view) return;
+      older.messages.forEach(addToView);
+      newer.messages.forEach(addToView);
+      view.atStart = older.messages.length < 20;
+      view.atEnd = newer.messages.length < 20;
+      renderMessages();
+      const el = $('messages').querySelector(`[data-mid="${around}"]`);
+      if (el) {
+        el.scrollIntoView({ block: 'center' });
+        el.classList.add('highlight');
+      }
+    } else {
+      const { messages } = await api.messages(cid, { limit: PAGE });
+      if (S.view !== view) return;
+      messages.forEach(addToView);
+      view.atStart = messages.length < PAGE;
+      renderMessages();
+      scrollToBottom();
+    }
+  } catch (e) {
+    if (S.view === view) showToast(errorText(e));
+  }
+  markRead();
+  if (!around) $('composer-input').focus({ preventScroll: true });
+}
+
+function closeConversation() {
+  S.view = null;
+  sessionStorage.removeItem('parley.open');
+  document.body.classList.remove('chat-open');
+  $('chat-view').hidden = true;
+  $('chat-none').hidden = false;
+  renderConversations();
+}
+
+function addToView(m) {
+  if (!S.view || m.conversation_id !== S.view.cid) return;
+  S.view.msgs.set(keyOf(m), m);
+}
+
+async function loadOlder() {
+  const v = S.view;
+  if (!v || v.loading || v.atStart) return;
+  const ids = [...v.msgs.values()].map((m) => m.message_id);
+  if (!ids.length) return;
+  v.loading = true;
+  const wrap = $('messages-wrap');
+  const before = wrap.scrollHeight - wrap.scrollTop;
+  try {
+    const { messages } = await api.messages(v.cid, { before: Math.min(...ids), limit: PAGE });
+    if (S.view !== v) return;
+    messages.forEach(addToView);
+    v.atStart = messages.length < PAGE;
+    renderMessages();
+    wrap.scrollTop = wrap.scrollHeight - before; // keep what was on screen in place
+  } catch { /* try again on the next scroll */ }
+  finally { v.loading = false; }
+}
+
+// Loads what came after the newest message shown (after a jump, or after a
+// reconnect). quiet: keep the scroll position unless already at the bottom.
+async function loadNewer(quiet) {
+  const v = S.view;
+  if (!v || v.loading) return;
+  const ids = [...v.msgs.values()].map((m) => m.message_id);
+  if (!ids.length) { if (!v.atEnd) v.atEnd = true; return; }
+  v.loading = true;
+  const stick = nearBottom();
+  try {
+    const { messages } = await api.messages(v.cid, { after: Math.max(...ids), limit: PAGE });
+    if (S.view !== v) return;
+    messages.forEach(addToView);
+    if (messages.length < PAGE) v.atEnd = true;
+    renderMessages();
+    if (stick && quiet) scrollToBottom();
+    if (v.atEnd) markRead();
+  } catch { /* next scroll or reconnect */ }
+  finally { v.loading = false; }
+}
+
+function nearBottom() {
+  const w = $('messages-wrap');
+  return w.scrollHeight - w.scrollTop - w.clientHeight < 80;
+}
+function scrollToBottom() {
+  const w = $('messages-wrap');
+  w.scrollTop = w.scrollHeight;
+}
+
+function onMessagesScroll() {
+  const w = $('messages-wrap');
+  if (w.scrollTop < 80) loadOlder();
+  if (S.view && !S.view.atEnd && nearBottom()) loadNewer(false);
+}
+
+// Tells the server (and so the user's other devices and the other members)
+// that everything up to the newest message shown is read.
+function markRead() {
+  const v = S.view;
+  if (!v || !v.atEnd || document.visibilityState === 'hidden') return;
+  const c = S.convs.get(v.cid);
+  let last = 0;
+  for (const m of v.msgs.values()) if (m.message_id > last) last = m.message_id;
+  if (!c || !last) return;
+  if (last > (c.last_read_message_id || 0) || c.unread) {
+    c.last_read_message_id = Math.max(last, c.last_read_message_id || 0);
+    c.unread = 0;
+    if (!(live && live.send({ type: 'read', conversation_id: v.cid, message_id: last }))) {
+      api.markRead(v.cid, last).catch(() => {});
+    }
+    renderConversations();
+  }
+}
+
+function renderChatHead() {
+  const c = S.convs.get(S.view.cid);
+  if (!c) return;
+  const title = titleOf(c);
+  const peer = peerOf(c);
+  $('chat-title').textContent = title;
+  avatar($('chat-avatar'), title, peer || c.id + 1000);
+  let sub;
+  if (peer) {
+    sub = S.presence.get(peer) === 'online' ? 'online' : 'offline';
+    $('chat-sub').dataset.presence = sub;
+  } else {
+    sub = (c.member_ids || []).map(nameOf).join(', ');
+    delete $('chat-sub').dataset.presence;
+  }
+  $('chat-sub').textContent = sub;
+  $('btn-members').hidden = c.kind !== 'group';
+  $('btn-mute').textContent = c.muted ? 'Unmute' : 'Mute';
+  $('btn-mute').setAttribute('aria-pressed', String(!!c.muted));
+  $('btn-latest').hidden = S.view.atEnd;
+}
+
+function readersOf(cid, mid) {
+  const reads = S.reads.get(cid);
+  if (!reads) return [];
+  return [...reads.entries()].filter(([uid, r]) => uid !== S.me.id && r >= mid).map(([uid]) => uid);
+}
+
+function renderMessages() {
+  const v = S.view;
+  const ol = $('messages');
+  const c = S.convs.get(v.cid);
+  const group = c && c.kind === 'group';
+  const confirmed = [...v.msgs.values()].sort((a, b) => a.message_id - b.message_id);
+  const pending = v.atEnd ? S.outbox.filter((o) => o.conversation_id === v.cid) : [];
+  // The newest own message someone has read carries the "Read" label.
+  let lastReadOwn = 0;
+  for (const m of confirmed) {
+    if (m.sender_id === S.me.id && readersOf(v.cid, m.message_id).length) lastReadOwn = m.message_id;
+  }
+  const items = [];
+  if (v.atStart && confirmed.length) items.push(h('li', { class: 'start', text: 'Beginning of the conversation' }));
+  else if (!v.atStart && confirmed.length) items.push(h('li', { class: 'start', text: 'Loading older messages…' }));
+  let prevSender = null;
+  for (const m of confirmed) {
+    const own = m.sender_id === S.me.id;
+    const readers = own ? readersOf(v.cid, m.message_id) : [];
+    const state = own ? (readers.length ? 'read' : 'sent') : null;
+    let status = null;
+    if (own) {
+      const label = m.message_id === lastReadOwn
+        ? (group ? `Read by ${readers.length}` : 'Read') : readers.length ? '' : 'Sent';
+      status = h('span', { class: 'status', 'aria-label': readers.length ? 'read' : 'sent' },
+        readers.length ? '✓✓' : '✓', label ? ' ' + label : '');
+    }
+    items.push(h('li', {
+      class: `msg ${own ? 'own' : 'other'}${m.message_id === v.highlight ? ' highlight' : ''}`,
+      'data-mid': m.message_id, 'data-key': keyOf(m), 'data-state': state,
+    },
+    group && !own && prevSender !== m.sender_id ? h('span', { class: 'sender', text: nameOf(m.sender_id) }) : null,
+    h('span', { class: 'body', text: m.body }),
+    h('span', { class: 'meta' }, h('time', { datetime: m.created_at, text: timeOf(m.created_at) }), status)));
+    prevSender = m.sender_id;
+  }
+  for (const o of pending) {
+    items.push(h('li', { class: 'msg own pending' + (o.failed ? ' failed' : ''), 'data-client-id': o.client_msg_id,
+      'data-state': o.failed ? 'failed' : 'pending' },
+    h('span', { class: 'body', text: o.body }),
+    h('span', { class: 'meta' },
+      o.failed ? h('button', { type: 'button', class: 'link', onclick: () => retry(o), text: 'Not sent. Retry' })
+        : h('span', { class: 'status', 'aria-label': 'sending', text: '🕓 Sending…' }))));
+  }
+  if (!confirmed.length && !pending.length) items.push(h('li', { class: 'start', text: 'No messages yet. Say hello!' }));
+  const stick = nearBottom();
+  ol.replaceChildren(...items);
+  if (stick && v.atEnd) scrollToBottom();
+  $('btn-latest').hidden = v.atEnd;
+}
+
+// ---------------------------------------------------------------------------
+// Sending: outbox, confirmation, resend
+
+function sendMessage(body) {
+  const v = S.view;
+  if (!v) return;
+  const item = { conversation_id: v.cid, client_msg_id: newId(), body, created_at: new Date().toISOString(), lastTry: 0 };
+  S.outbox.push(item);
+  saveOutbox();
+  if (!v.atEnd) { openConversation(v.cid); }
+  renderMessages();
+  scrollToBottom();
+  trySend(item);
+}
+
+function trySend(item) {
+  if (item.failed) return;
+  item.lastTry = Date.now();
+  if (live && live.send({ type: 'send', conversation_id: item.conversation_id,
+    client_msg_id: item.client_msg_id, body: item.body })) return; // "sent" confirms
+  // No WebSocket (long-poll, or reconnecting): the REST endpoint has the same
+  // semantics, and a repeat of the client_msg_id gets the original back.
+  api.sendMessage(item.conversation_id, item.client_msg_id, item.body)
+    .then((m) => { confirm(item.client_msg_id, m); onMessage(m); })
+    .catch((e) => onSendError(item, e));
+}
+
+function onSendError(item, e) {
+  if (!e || e.code === 'network' || e.code === 'unavailable' || e.code === 'rate_limited' ||
+      e.code === 'internal' || e.status === 0) return; // retried by the timer or on reconnect
+  item.failed = true;
+  saveOutbox();
+  showToast('Message not sent: ' + errorText(e));
+  if (S.view) renderMessages();
+}
+
+function retry(item) {
+  item.failed = false;
+  saveOutbox();
+  renderMessages();
+  trySend(item);
+}
+
+// Sends every unsent message again (same client_msg_id: the server answers
+// a repeat with the original). force: also those tried a moment ago.
+function flushOutbox(force) {
+  const now = Date.now();
+  for (const item of S.outbox) {
+    if (!item.failed && (force || now - (item.lastTry || 0) > 8000)) trySend(item);
+  }
+}
+
+// The server stored an own message: it leaves the outbox, and shows as sent.
+function confirm(clientId, m) {
+  const i = S.outbox.findIndex((o) => o.client_msg_id === clientId);
+  if (i < 0) return false;
+  const item = S.outbox[i];
+  S.outbox.splice(i, 1);
+  saveOutbox();
+  if (m && m.message_id) {
+    addToView({ conversation_id: item.conversation_id, message_id: m.message_id, sender_id: S.me.id,
+      body: item.body, created_at: m.created_at || item.created_at, client_msg_id: clientId });
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Live frames
+
+function onFrame(f) {
+  switch (f.type) {
+    case 'message': onMessage(f); break;
+    case 'sent':
+      confirm(f.client_msg_id, f);
+      if (S.view && S.view.cid === f.conversation_id) renderMessages();
+      break;
+    case 'presence':
+      S.presence.set(f.user_id, f.status);
+      scheduleRender();
+      break;
+    case 'typing': onTyping(f); break;
+    case 'read': onRead(f); break;
+    case 'conversation': onConversation(f); break;
+    case 'error':
+      if (f.ref) {
+        const item = S.outbox.find((o) => o.client_msg_id === f.ref);
+        if (item) onSendError(item, f.error);
+      }
+      break;
+    default: break;
+  }
+}
+
+function onMessage(m) {
+  const msg = { conversation_id: m.conversation_id, message_id: m.message_id, sender_id: m.sender_id,
+    body: m.body, created_at: m.created_at, client_msg_id: m.client_msg_id };
+  const own = msg.sender_id === S.me.id;
+  if (own && msg.client_msg_id) confirm(msg.client_msg_id, msg);
+  let c = S.convs.get(msg.conversation_id);
+  if (!c) { refreshConversations(); return; }
+  const isNew = !c.last_message || msg.message_id > c.last_message.message_id;
+  if (isNew) {
+    c.last_message = msg;
+    c.activity = Math.max(c.activity, Date.parse(msg.created_at) || Date.now());
+  }
+  const v = S.view;
+  const shown = v && v.cid === msg.conversation_id;
+  if (shown && v.atEnd) {
+    const fresh = !v.msgs.has(keyOf(msg));
+    addToView(msg);
+    if (fresh) {
+      clearTyping(msg.conversation_id, msg.sender_id);
+      renderMessages();
+    }
+  }
+  if (!own && isNew && msg.message_id > (c.last_read_message_id || 0)) {
+    if (shown && v.atEnd && document.visibilityState !== 'hidden') markRead();
+    else c.unread = (c.unread || 0) + 1;
+  }
+  scheduleRender();
+}
+
+function onTyping(f) {
+  if (f.user_id === S.me.id) return;
+  let m = S.typing.get(f.conversation_id);
+  if (!m) S.typing.set(f.conversation_id, (m = new Map()));
+  clearTimeout(m.get(f.user_id));
+  m.set(f.user_id, setTimeout(() => clearTyping(f.conversation_id, f.user_id), 4000));
+  renderTyping();
+  scheduleRender();
+}
+
+function clearTyping(cid, uid) {
+  const m = S.typing.get(cid);
+  if (!m || !m.has(uid)) return;
+  clearTimeout(m.get(uid));
+  m.delete(uid);
+  renderTyping();
+  scheduleRender();
+}
+
+function renderTyping() {
+  const el = $('typing');
+  if (!S.view) return;
+  const m = S.typing.get(S.view.cid);
+  const names = m ? [...m.keys()].map(nameOf) : [];
+  el.textContent = names.length === 0 ? '' : names.length === 1 ? `${names[0]} is typing…`
+    : `${names.join(', ')} are typing…`;
+}
+
+function onRead(f) {
+  const c = S.convs.get(f.conversation_id);
+  if (f.user_id === S.me.id) {
+    // Read on another device: clear the unread count here too.
+    if (c) {
+      c.last_read_message_id = Math.max(c.last_read_message_id || 0, f.message_id);
+      if (!c.last_message || f.message_id >= c.last_message.message_id) c.unread = 0;
+      scheduleRender();
+    }
+    return;
+  }
+  let m = S.reads.get(f.conversation_id);
+  if (!m) S.reads.set(f.conversation_id, (m = new Map()));
+  if ((m.get(f.user_id) || 0) < f.message_id) m.set(f.user_id, f.message_id);
+  if (S.view && S.view.cid === f.conversation_id) renderMessages();
+}
+
+function onConversation(f) {
+  const c = f.conversation || {};
+  if (!c.kind || (c.member_ids && !c.member_ids.includes(S.me.id))) {
+    S.convs.delete(c.id);
+    if (S.view && S.view.cid === c.id) closeConversation();
+  } else {
+    upsertConversation(c);
+  }
+  scheduleRender();
+}
+
+// ---------------------------------------------------------------------------
+// Friends and presence
+
+async function refreshFriends() {
+  try {
+    const { friends } = await api.friends();
+    S.friends = friends;
+    for (const f of friends) {
+      rememberUser(f);
+      if (f.presence) S.presence.set(f.id, f.presence.status);
+    }
+    // Presence of conversation peers who are not friends.
+    const peers = new Set();
+    for (const c of S.convs.values()) for (const id of c.member_ids || []) if (id !== S.me.id) peers.add(id);
+    for (const f of friends) peers.delete(f.id);
+    if (peers.size) {
+      const { presence } = await api.presence([...peers].slice(0, 100));
+      for (const p of presence) S.presence.set(p.user_id, p.status);
+    }
+    scheduleRender();
+  } catch { /* retried */ }
+}
+
+function renderFriends() {
+  const list = $('friend-list');
+  const order = { incoming: 0, accepted: 1, outgoing: 2 };
+  const friends = [...S.friends].sort((a, b) => order[a.state] - order[b.state] ||
+    (a.display_name || a.username).localeCompare(b.display_name || b.username));
+  $('friend-empty').hidden = friends.length > 0;
+  const incoming = friends.filter((f) => f.state === 'incoming').length;
+  $('incoming-badge').hidden = !incoming;
+  $('incoming-badge').textContent = incoming;
+  list.replaceChildren(...friends.map((f) => {
+    const name = f.display_name || f.username;
+    const status = S.presence.get(f.id) || 'offline';
+    const av = h('span', { class: 'avatar', 'aria-hidden': 'true' });
+    avatar(av, name, f.id);
+    let actions;
+    if (f.state === 'accepted') {
+      actions = [h('button', { type: 'button', class: 'small', 'aria-label': `Message ${name}`, text: 'Message',
+        onclick: () => startDirect(f.id) })];
+    } else if (f.state === 'incoming') {
+      actions = [
+        h('button', { type: 'button', class: 'small primary', 'aria-label': `Accept ${name}`, text: 'Accept',
+          onclick: () => friendAction(() => api.addFriend(f.id)) }),
+        h('button', { type: 'button', class: 'small', 'aria-label': `Decline ${name}`, text: 'Decline',
+          onclick: () => friendAction(() => api.removeFriend(f.id)) }),
+      ];
+    } else {
+      actions = [h('span', { class: 'hint', text: 'Request sent' }),
+        h('button', { type: 'button', class: 'small', 'aria-label': `Cancel request to ${name}`, text: 'Cancel',
+          onclick: () => friendAction(() => api.removeFriend(f.id)) })];
+    }
+    return h('li', { class: 'person', 'data-user': f.username, 'data-state': f.state },
+      h('span', { class: 'av-wrap' }, av, f.state === 'accepted'
+        ? h('span', { class: 'dot ' + status, 'data-presence': status, role: 'img', 'aria-label': status }) : null),
+      h('span', { class: 'person-main' }, h('span', { class: 'person-name', text: name }),
+        h('span', { class: 'hint', text: '@' + f.username + (f.state === 'incoming' ? ' wants to be friends' : '') })),
+      h('span', { class: 'person-actions' }, actions));
+  }));
+}
+
+async function friendAction(fn) {
+  try { await fn(); } catch (e) { showToast(errorText(e)); }
+  refreshFriends();
+}
+
+async function findPeople(ev) {
+  ev.preventDefault();
+  const q = $('find-input').value.trim().toLowerCase();
+  const list = $('find-list');
+  if (!q) { list.replaceChildren(); return; }
+  try {
+    const { users } = await api.findUsers(q);
+    const known = new Map(S.friends.map((f) => [f.id, f.state]));
+    const shown = users.filter((u) => u.id !== S.me.id);
+    list.replaceChildren(...(shown.length ? shown.map((u) => {
+      rememberUser(u);
+      const name = u.display_name || u.username;
+      const state = known.get(u.id);
+      return h('li', { class: 'person', 'data-user': u.username },
+        h('span', { class: 'person-main' }, h('span', { class: 'person-name', text: name }),
+          h('span', { class: 'hint', text: '@' + u.username })),
+        h('span', { class: 'person-actions' }, state === 'accepted' ? h('span', { class: 'hint', text: 'Friend' })
+          : state === 'outgoing' ? h('span', { class: 'hint', text: 'Request sent' })
+            : h('button', { type: 'button', class: 'small primary',
+              'aria-label': state === 'incoming' ? `Accept ${name}` : `Add ${name} as a friend`,
+              text: state === 'incoming' ? 'Accept' : 'Add friend',
+              onclick: async (e) => {
+                e.target.disabled = true;
+                await friendAction(() => api.addFriend(u.id));
+                findPeople(ev);
+              } })));
+    }) : [h('li', { class: 'empty', text: 'Nobody found.' })]));
+  } catch (e) { showToast(errorText(e)); }
+}
+
+async function startDirect(userId) {
+  try {
+    const c = await api.startDirect(userId);
+    upsertConversation(c);
+    selectTab('chats');
+    openConversation(c.id);
+  } catch (e) { showToast(errorText(e)); }
+}
+
+// ---------------------------------------------------------------------------
+// Groups, members, mute, profile
+
+function openGroupDialog() {
+  const box = $('group-members');
+  const friends = S.friends.filter((f) => f.state === 'accepted');
+  box.replaceChildren(...(friends.length ? friends.map((f) => h('label', { class: 'check' },
+    h('input', { type: 'checkbox', value: f.id, name: 'member' }), f.display_name || f.username))
+    : [h('p', { class: 'hint', text: 'Add friends first.' })]));
+  $('group-title').value = '';
+  $('group-error').textContent = '';
+  $('dlg-group').showModal();
+}
+
+async function createGroup(ev) {
+  ev.preventDefault();
+  const title = $('group-title').value.trim();
+  const ids = [...$('group-members').querySelectorAll('input:checked')].map((i) => Number(i.value));
+  if (!title) { $('group-error').textContent = 'Give the group a name.'; return; }
+  if (!ids.length) { $('group-error').textContent = 'Pick at least one friend.'; return; }
+  try {
+    const c = await api.startGroup(title, ids);
+    upsertConversation(c);
+    $('dlg-group').close();
+    openConversation(c.id);
+  } catch (e) { $('group-error').textContent = errorText(e); }
+}
+
+function openMembersDialog() {
+  const c = S.convs.get(S.view.cid);
+  if (!c) return;
+  renderMembersDialog(c);
+  $('members-error').textContent = '';
+  $('dlg-members').showModal();
+}
+
+function renderMembersDialog(c) {
+  const admins = new Set(c.admin_ids || []);
+  $('members-list').replaceChildren(...(c.member_ids || []).map((id) => h('li', { class: 'person' },
+    h('span', { class: 'dot ' + (id === S.me.id ? 'online' : S.presence.get(id) || 'offline') }),
+    h('span', { class: 'person-name', text: nameOf(id) + (id === S.me.id ? ' (you)' : '') }),
+    admins.has(id) ? h('span', { class: 'hint', text: 'admin' }) : null)));
+  const isAdmin = admins.has(S.me.id) || c.role === 'admin';
+  const candidates = S.friends.filter((f) => f.state === 'accepted' && !(c.member_ids || []).includes(f.id));
+  $('members-add-row').hidden = !isAdmin || !candidates.length;
+  $('members-add').replaceChildren(...candidates.map((f) => h('option', { value: f.id, text: f.display_name || f.username })));
+}
+
+async function addMember() {
+  const c = S.convs.get(S.view.cid);
+  const id = Number($('members-add').value);
+  if (!c || !id) return;
+  try {
+    await api.addMember(c.id, id);
+    const fresh = await api.conversation(c.id);
+    renderMembersDialog(upsertConversation(fresh));
+    scheduleRender();
+  } catch (e) { $('members-error').textContent = errorText(e); }
+}
+
+async function toggleMute() {
+  const c = S.convs.get(S.view.cid);
+  if (!c) return;
+  try {
+    upsertConversation(await api.updateConversation(c.id, { muted: !c.muted }));
+    scheduleRender();
+  } catch (e) { showToast(errorText(e)); }
+}
+
+function openProfile() {
+  $('profile-username').textContent = '@' + S.me.username;
+  $('profile-display').value = S.me.display_name || '';
+  $('profile-error').textContent = '';
+  $('dlg-profile').showModal();
+}
+
+async function saveProfile(ev) {
+  ev.preventDefault();
+  const name = $('profile-display').value.trim();
+  if (!name) { $('profile-error').textContent = 'A display name has 1 to 64 characters.'; return; }
+  try {
+    S.me = { ...S.me, ...(await api.updateMe({ display_name: name })) };
+    rememberUser(S.me);
+    renderMe();
+    $('dlg-profile').close();
+    scheduleRender();
+  } catch (e) { $('profile-error').textContent = errorText(e); }
+}
+
+// ---------------------------------------------------------------------------
+// Search
+
+async function runSearch(ev) {
+  ev.preventDefault();
+  const q = $('search-input').value.trim();
+  if (!q) { clearSearch(); return; }
+  $('search-results').hidden = false;
+  $('search-summary').textContent = 'Searching…';
+  try {
+    const { messages } = await api.search(q);
+    $('search-summary').textContent = messages.length ? `${messages.length} found` : 'Nothing found';
+    $('search-list').replaceChildren(...messages.map((m) => {
+      const c = S.convs.get(m.conversation_id);
+      return h('li', { class: 'result', 'data-mid': m.message_id },
+        h('button', { type: 'button', class: 'result-btn',
+          'aria-label': `Open "${m.body.slice(0, 60)}" in ${titleOf(c)}`,
+          onclick: () => { openConversation(m.conversation_id, { around: m.message_id }); } },
+        h('span', { class: 'conv-top' }, h('span', { class: 'conv-title', text: c ? titleOf(c) : 'Conversation' }),
+          h('span', { class: 'conv-time', text: timeOf(m.created_at) })),
+        h('span', { class: 'conv-preview' }, nameOf(m.sender_id) + ': ', highlight(m.body, q))));
+    }));
+  } catch (e) { $('search-summary').textContent = errorText(e); }
+}
+
+function highlight(text, q) {
+  const i = text.toLowerCase().indexOf(q.toLowerCase());
+  if (i < 0) return text;
+  return [text.slice(0, i), h('mark', { text: text.slice(i, i + q.length) }), text.slice(i + q.length)];
+}
+
+function clearSearch() {
+  $('search-input').value = '';
+  $('search-results').hidden = true;
+  $('search-list').replaceChildren();
+}
+
+// ---------------------------------------------------------------------------
+// Misc UI
+
+function selectTab(tab) {
+  S.tab = tab;
+  for (const t of ['chats', 'friends']) {
+    $('tab-' + t).setAttribute('aria-selected', String(t === tab));
+    $('panel-' + t).hidden = t !== tab;
+  }
+  if (tab === 'friends') refreshFriends();
+}
+
+let toastTimer;
+function showToast(text) {
+  let el = document.querySelector('.toast');
+  if (!el) document.body.append(el = h('div', { class: 'toast', role: 'alert' }));
+  el.textContent = text;
+  el.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { el.hidden = true; }, 5000);
+}
+
+let lastTyping = 0;
+function onComposerInput() {
+  const ta = $('composer-input');
+  ta.style.height = 'auto';
+  ta.style.height = Math.min(ta.scrollHeight, 160) + 'px';
+  if (!S.view || !ta.value || Date.now() - lastTyping < 2000) return;
+  lastTyping = Date.now();
+  if (live) live.send({ type: 'typing', conversation_id: S.view.cid });
+}
+
+function onComposerSubmit(ev) {
+  ev.preventDefault();
+  const ta = $('composer-input');
+  const body = ta.value.trim();
+  if (!body) return;
+  if (new TextEncoder().encode(body).length > 4096) { showToast('A message has at most 4096 bytes.'); return; }
+  ta.value = '';
+  ta.style.height = 'auto';
+  lastTyping = 0;
+  sendMessage(body);
+}
+
+function wire() {
+  $('tab-login').addEventListener('click', () => setAuthMode(false));
+  $('tab-signup').addEventListener('click', () => setAuthMode(true));
+  $('auth-form').addEventListener('submit', onAuthSubmit);
+  $('btn-logout').addEventListener('click', logout);
+  $('btn-profile').addEventListener('click', openProfile);
+  $('profile-form').addEventListener('submit', saveProfile);
+  $('tab-chats').addEventListener('click', () => selectTab('chats'));
+  $('tab-friends').addEventListener('click', () => selectTab('friends'));
+  $('find-form').addEventListener('submit', findPeople);
+  $('btn-refresh-friends').addEventListener('click', refreshFriends);
+  $('btn-new-group').addEventListener('click', openGroupDialog);
+  $('group-form').addEventListener('submit', createGroup);
+  $('btn-members').addEventListener('click', openMembersDialog);
+  $('members-add-btn').addEventListener('click', addMember);
+  $('btn-mute').addEventListener('click', toggleMute);
+  $('btn-back').addEventListener('click', closeConversation);
+  $('btn-latest').addEventListener('click', () => S.view && openConversation(S.view.cid));
+  $('search-form').addEventListener('submit', runSearch);
+  $('search-clear').addEventListener('click', clearSearch);
+  $('messages-wrap').addEventListener('scroll', onMessagesScroll, { passive: true });
+  $('composer').addEventListener('submit', onComposerSubmit);
+  $('composer-input').addEventListener('input', onComposerInput);
+  $('composer-input').addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); $('composer').requestSubmit(); }
+  });
+  for (const b of document.querySelectorAll('dialog [data-close]')) {
+    b.addEventListener('click', () => b.closest('dialog').close());
+  }
+  document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') markRead(); });
+  // Unsent messages are retried now and then; the friend list (requests have
+  // no live event) is refreshed while it is on screen.
+  setInterval(() => { if (S.me) flushOutbox(false); }, 4000);
+  setInterval(() => { if (S.me && S.tab === 'friends' && document.visibilityState === 'visible') refreshFriends(); }, 5000);
+  api.onUnauthorized = onUnauthorized;
+}
+
+wire();
+if (api.token) {
+  api.scheduleRefresh();
+  enterApp();
+} else {
+  showAuth();
+}
