@@ -136,7 +136,7 @@ static void test_config_bad_env_value_is_an_error(void **state)
 }
 
 struct seen {
-	char keys[64][160];
+	char keys[256][160];
 	int n;
 };
 
@@ -175,7 +175,7 @@ static void test_config_example_documents_every_key(void **state)
 		if (sscanf(line, "[%63[^]]]", section) == 1)
 			continue;
 		if (line[0] != ';' && sscanf(line, "%63[a-z_] =", key) == 1 &&
-		    example.n < 64)
+		    example.n < 256)
 			snprintf(example.keys[example.n++], 160, "%s.%s",
 				 section, key);
 	}
