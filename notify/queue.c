@@ -212,9 +212,12 @@ static enum pl_err by_ids(struct notify_queue *q, const char *const *head,
 
 	if (!argv)
 		return PL_INTERNAL;
+	/* memcpy() must not see a NULL source, even for zero bytes. */
 	memcpy(argv, head, (size_t)nhead * sizeof(*argv));
-	memcpy(argv + nhead, ids, (size_t)n * sizeof(*argv));
-	memcpy(argv + nhead + n, tail, (size_t)ntail * sizeof(*argv));
+	if (n > 0)
+		memcpy(argv + nhead, ids, (size_t)n * sizeof(*argv));
+	if (ntail > 0)
+		memcpy(argv + nhead + n, tail, (size_t)ntail * sizeof(*argv));
 	rc = pl_redis_command(&q->cmd, nhead + n + ntail, argv, NULL, 1, &rep);
 	if (rep)
 		freeReplyObject(rep);
