@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "api.h"
 #include "log.h"
 #include "publish.h"
@@ -32,14 +33,6 @@ static enum pl_err auth_rate_limit(struct api_request *req, const char *username
 	return PL_OK;
 }
 
-static void rfc3339(time_t t, char out[32])
-{
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* Signs a token for the session and sets {token, expires_at} on reply. */
 static enum pl_err issue_token(struct api_request *req, json_t *reply,
 			       long long user_id, long long session_id,
@@ -48,11 +41,11 @@ static enum pl_err issue_token(struct api_request *req, json_t *reply,
 	struct pl_token_claims claims = { user_id, session_id, device_id,
 					  expires_at };
 	char *token;
-	char stamp[32];
+	char stamp[PL_CLOCK_RFC3339_BYTES];
 
 	if (pl_token_sign(&req->w->shared->key, &claims, &token))
 		return api_fail(req, PL_INTERNAL, "cannot sign a token");
-	rfc3339(expires_at, stamp);
+	pl_clock_rfc3339_ms((long long)expires_at * 1000, stamp);
 	json_object_set_new(reply, "token", json_string(token));
 	json_object_set_new(reply, "expires_at", json_string(stamp));
 	free(token);

@@ -10,31 +10,16 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "clock.h"
 #include "api.h"
 
 #define PRESENCE_MAX_USERS 100
 
-static long long now_ms(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 static json_t *stamp_ms(long long ms)
 {
-	char out[40];
-	struct tm tm;
-	time_t s = (time_t)(ms / 1000);
+	char out[PL_CLOCK_RFC3339_BYTES];
 
-	if (ms <= 0)
-		return json_null();
-	gmtime_r(&s, &tm);
-	strftime(out, sizeof(out), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + strlen(out), sizeof(out) - strlen(out), ".%03lldZ",
-		 ms % 1000);
-	return json_string(out);
+	return ms > 0 ? json_string(pl_clock_rfc3339_ms(ms, out)) : json_null();
 }
 
 /* Reads one HGETALL reply into status and last_seen. */
@@ -64,7 +49,7 @@ json_t *api_presence_of(struct api_request *req, const long long *users,
 			size_t n)
 {
 	json_t *out = json_array();
-	long long now = now_ms();
+	long long now = pl_clock_now_ms();
 	size_t queued = 0;
 
 	for (size_t i = 0; i < n; i++) {

@@ -1,5 +1,6 @@
 /* Polling sync (PROTOCOL.md "REST": /sync; ARCHITECTURE.md step 6). */
 #include "api.h"
+#include "cursor.h"
 
 /*
  * GET /sync?after=SEQ&limit=N: inbox events after SEQ in seq order, and SEQ
@@ -12,6 +13,7 @@ enum pl_err api_sync_get(struct api_request *req)
 	long long after, limit;
 	enum pl_err rc;
 	PGresult *res;
+	struct pl_cursor cursor;
 
 	if ((rc = api_query_int(req, "after", -1, 0, INT64_MAX, &after)) ||
 	    (rc = api_query_int(req, "limit", 100, 1, 1000, &limit)))
@@ -26,13 +28,11 @@ enum pl_err api_sync_get(struct api_request *req)
 		PQclear(res);
 	}
 	api_ll(a, after);
-	if ((rc = api_sql(req,
-		"UPDATE devices d SET cursor = GREATEST(d.cursor, LEAST($3, h.last_seq)), "
-		"last_seen = now() FROM user_heads h WHERE d.id = $2 AND "
-		"d.user_id = $1 AND h.user_id = $1",
-		3, (const char *const[]){ uid, did, a }, 1, &res)))
-		return rc;
-	PQclear(res);
+	cursor = (struct pl_cursor){ req->user_id, req->device_id, after };
+	rc = pl_cursor_store(&req->w->db, &cursor, 1);
+	if (rc)
+		return api_fail(req, rc, rc == PL_UNAVAILABLE ?
+				"the database is unavailable; retry" : "database error");
 	return api_sql_reply_json(req, 200,
 		"SELECT jsonb_build_object('events', coalesce(jsonb_agg("
 		"message_json(m) || jsonb_build_object('seq', i.seq) ORDER BY i.seq), "

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "notify.h"
 
@@ -87,14 +88,6 @@ void notify_fcm_invalidate(struct notify_fcm *f)
 	f->access_token = NULL;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void on_token(struct notify_req *req, void *arg)
 {
 	struct notify_fcm *f = arg;
@@ -110,13 +103,13 @@ static void on_token(struct notify_req *req, void *arg)
 	if (!tok || expires_in <= 0) {
 		pl_log(PL_LOG_WARN, "fcm: token exchange at '%s' failed "
 		       "status=%ld", f->token_url, req->status);
-		f->retry_at_ms = now_ms() + 2000;
+		f->retry_at_ms = pl_clock_mono_ms() + 2000;
 		goto out;
 	}
 	notify_fcm_invalidate(f);
 	f->access_token = strdup(tok);
 	/* Refresh a minute early (or at half the lifetime, if shorter). */
-	f->expires_at_ms = now_ms() + (expires_in > 120 ? expires_in - 60 :
+	f->expires_at_ms = pl_clock_mono_ms() + (expires_in > 120 ? expires_in - 60 :
 				       expires_in / 2) * 1000;
 	if (f->token_count)
 		atomic_fetch_add(f->token_count, 1);

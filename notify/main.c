@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "db.h"
 #include "log.h"
 #include "notify.h"
@@ -72,22 +73,6 @@ struct notifier {
 	char ack_ids[READ_BATCH][NOTIFY_ID_MAX];
 	int nacks;
 };
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void flush_acks(struct notifier *n)
 {
@@ -363,7 +348,7 @@ static void on_push_done(struct notify_req *req, void *arg)
 		atomic_fetch_add(&n->metrics->sent, 1);
 		atomic_fetch_add(&n->metrics->latency_count, 1);
 		atomic_fetch_add(&n->metrics->latency_sum_ms,
-				 (unsigned long)(now_ms() - p->job->f.time_ms));
+				 (unsigned long)(pl_clock_now_ms() - p->job->f.time_ms));
 		break;
 	case NOTIFY_TOKEN_GONE:
 		remove_token(n, p);
@@ -387,7 +372,7 @@ static void on_push_done(struct notify_req *req, void *arg)
 	case NOTIFY_RETRY:
 		if (++p->attempt <= n->cfg->notify_max_retries) {
 			atomic_fetch_add(&n->metrics->retried, 1);
-			p->retry_at_ms = now_ms() + backoff_ms(p);
+			p->retry_at_ms = pl_clock_now_ms() + backoff_ms(p);
 			pl_log(PL_LOG_DEBUG, "notify: retrying job %s %s attempt=%d "
 			       "status=%ld", p->job->f.id, p->apns ? "apns" :
 			       "fcm", p->attempt, req->status);
@@ -421,7 +406,7 @@ static void start_pushes(struct notifier *n, long long now)
 		if (!p->apns) {
 			if (fcm_ready < 0)
 				fcm_ready = notify_fcm_ready(&n->fcm, &n->http,
-							     mono_ms());
+							     pl_clock_mono_ms());
 			if (!fcm_ready && now - p->job->due_ms > FCM_TOKEN_WAIT_MS) {
 				/* No access token for minutes: give up on
 				 * this push rather than hold the job forever. */
@@ -489,8 +474,8 @@ static void run(struct notifier *n)
 	long long next_claim = 0, next_read = 0, stop_deadline = 0;
 
 	while (!pl_stop_requested || (n->inflight > 0 &&
-				      mono_ms() < stop_deadline)) {
-		long long now = now_ms(), mono = mono_ms(), wait;
+				      pl_clock_mono_ms() < stop_deadline)) {
+		long long now = pl_clock_now_ms(), mono = pl_clock_mono_ms(), wait;
 
 		if (pl_stop_requested && !stop_deadline)
 			stop_deadline = mono + 3000;
@@ -508,7 +493,7 @@ static void run(struct notifier *n)
 			notify_queue_claim(&n->queue, READ_BATCH, on_claimed, n);
 			next_claim = mono + n->cfg->notify_claim_idle_ms / 3;
 		}
-		now = now_ms();
+		now = pl_clock_now_ms();
 		for (struct job *j = n->jobs, *next; j; j = next) {
 			next = j->next;
 			if (j->dispatched || j->due_ms > now)
@@ -527,7 +512,7 @@ static void run(struct notifier *n)
 		notify_http_run(&n->http, n->http.running ? 50 : 0);
 		if (!n->http.running && n->njobs == 0 && pl_stop_requested)
 			break;
-		if (!n->http.running && next_read > mono_ms())
+		if (!n->http.running && next_read > pl_clock_mono_ms())
 			pl_program_sleep_ms(50);
 	}
 	flush_acks(n);
@@ -550,7 +535,7 @@ int main(int argc, char **argv)
 	memset(&metrics, 0, sizeof(metrics));
 	n.cfg = &cfg;
 	n.metrics = &metrics;
-	srand((unsigned)(time(NULL) ^ mono_ms()));
+	srand((unsigned)(time(NULL) ^ pl_clock_mono_ms()));
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) ||
 	    notify_http_init(&n.http, &metrics.connects) ||
 	    notify_apns_init(&n.apns, &cfg, &metrics.apns_jwts) ||

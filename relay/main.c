@@ -173,6 +173,8 @@ int main(int argc, char **argv)
 	pl_log(PL_LOG_INFO, "relay: draining %lld sockets", r->connections);
 	r->draining = 1;
 	drain(r);
+	/* The cursors of the sockets just closed. */
+	relay_cursor_flush(r);
 	j = relay_job_new(JOB_REGISTER, 0, 0);
 	if (j) {
 		j->b = 0;
@@ -191,6 +193,7 @@ out:
 		relay_bus_stop(r);
 	relay_handle_events_discard(r);
 	relay_tables_release(r);
+	free(r->cursors);
 	pl_config_release(&cfg);
 	return status;
 }

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "cursor.h"
 #include "err.h"
 #include "metrics.h"
 #include "token.h"
@@ -59,7 +60,7 @@ enum relay_job_kind {
 	JOB_REPLAY,		/* user, a = after seq, b = limit */
 	JOB_SEND,		/* user, a = conversation; text = client_msg_id,
 				 * text2 = body */
-	JOB_CURSOR,		/* user, device, a = cursor */
+	JOB_CURSOR,		/* cursors[0..ncursors): every socket's moved cursor */
 	JOB_TYPING,		/* user, a = conversation */
 	JOB_READ,		/* user, device, a = conversation, b = message id */
 	JOB_PRESENCE,		/* user, device, a = 1 heartbeat, 0 gone */
@@ -74,6 +75,8 @@ struct relay_job {
 	long long a, b;
 	char *text, *text2;	/* owned */
 	size_t text2_len;
+	struct pl_cursor *cursors;	/* owned */
+	size_t ncursors;
 	struct relay_job *next;
 };
 
@@ -107,6 +110,9 @@ struct relay {
 	struct relay_tables *tables;
 	long long connections;
 	int draining;
+	/* Cursors that moved since the last tick, written in one statement. */
+	struct pl_cursor *cursors;
+	size_t ncursors, cursors_cap;
 
 	struct relay_metrics metrics;	/* any thread */
 };
@@ -152,6 +158,8 @@ void relay_tables_release(struct relay *r);
 void relay_handle_events(struct relay *r);
 /* Once a second (service thread): cursors, presence sweep, registry. */
 void relay_tick(struct relay *r);
+/* Submits the cursors gathered since the last call as one job (service thread). */
+void relay_cursor_flush(struct relay *r);
 /* Closes up to max open sockets with 1001; returns how many (service thread). */
 int relay_drain(struct relay *r, int max);
 

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "clock.h"
 #include "limits.h"
 #include "log.h"
 #include "session.h"
@@ -47,14 +48,6 @@ struct relay_tables {
 	struct user *users[TABLE_SIZE];
 	uint64_t next_id;
 };
-
-static long long now_ms(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 void relay_tables_init(struct relay *r)
 {
@@ -91,7 +84,7 @@ static struct user *user_find(struct relay *r, long long id, int create)
 	if (*pp) {
 		(*pp)->id = id;
 		(*pp)->send_tokens = (double)r->cfg->limits_sends_burst;
-		(*pp)->send_refill_ms = now_ms();
+		(*pp)->send_refill_ms = pl_clock_now_ms();
 	}
 	return *pp;
 }
@@ -153,20 +146,42 @@ static void drop_held(struct conn *c)
 	c->nheld = 0;
 }
 
-/* Submits the cursor if it moved since the last write. */
+/* Queues the cursor for the next tick's write if it moved since the last. */
 static void store_cursor(struct conn *c)
 {
-	struct relay_job *j;
+	struct relay *r = c->r;
 
 	if (c->acked <= c->stored || !c->device_id)
 		return;
-	j = relay_job_new(JOB_CURSOR, c->id, c->user_id);
+	if (r->ncursors == r->cursors_cap) {
+		size_t cap = r->cursors_cap ? r->cursors_cap * 2 : 256;
+		struct pl_cursor *bigger = realloc(r->cursors, cap * sizeof(*bigger));
+
+		if (!bigger)
+			return;
+		r->cursors = bigger;
+		r->cursors_cap = cap;
+	}
+	r->cursors[r->ncursors++] = (struct pl_cursor){ c->user_id, c->device_id,
+							c->acked };
+	c->stored = c->acked;
+}
+
+void relay_cursor_flush(struct relay *r)
+{
+	struct relay_job *j;
+
+	if (r->ncursors == 0)
+		return;
+	j = relay_job_new(JOB_CURSOR, 0, 0);
 	if (!j)
 		return;
-	j->device_id = c->device_id;
-	j->a = c->acked;
-	c->stored = c->acked;
-	relay_job_submit(c->r, j);
+	/* The job takes the array; the next tick starts a new one. */
+	j->cursors = r->cursors;
+	j->ncursors = r->ncursors;
+	r->cursors = NULL;
+	r->ncursors = r->cursors_cap = 0;
+	relay_job_submit(r, j);
 }
 
 void relay_conn_closed(struct conn *c)
@@ -456,7 +471,7 @@ static void welcome(struct conn *c)
 	struct relay_job *j;
 
 	c->state = CONN_LIVE;
-	c->keepalive_ms = now_ms();
+	c->keepalive_ms = pl_clock_now_ms();
 	if (text && c->kind == KIND_WS)
 		relay_conn_queue(c, text, strlen(text));
 	free(text);
@@ -522,7 +537,7 @@ static void on_hello(struct conn *c, json_t *o)
 static int take_send_token(struct conn *c)
 {
 	const struct pl_config *cfg = c->r->cfg;
-	long long now = now_ms();
+	long long now = pl_clock_now_ms();
 
 	if (cfg->limits_sends_per_second <= 0)
 		return 1;
@@ -614,7 +629,7 @@ static void on_ack(struct conn *c, json_t *o)
 
 static void on_typing(struct conn *c, json_t *o)
 {
-	long long conv, now = now_ms();
+	long long conv, now = pl_clock_now_ms();
 	struct relay_job *j;
 
 	if (get_int(o, "conversation_id", &conv) || conv <= 0) {
@@ -1089,7 +1104,7 @@ static void http_tick(struct conn *c, long long now)
 
 void relay_tick(struct relay *r)
 {
-	long long now = now_ms();
+	long long now = pl_clock_now_ms();
 
 	for (size_t b = 0; b < TABLE_SIZE; b++) {
 		for (struct conn *c = r->tables->conns[b]; c; c = c->next_in_table) {
@@ -1101,6 +1116,7 @@ void relay_tick(struct relay *r)
 				start_replay(c);
 		}
 	}
+	relay_cursor_flush(r);
 }
 
 int relay_drain(struct relay *r, int max)

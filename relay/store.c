@@ -16,6 +16,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "clock.h"
 #include "db.h"
 #include "json.h"
 #include "limits.h"
@@ -51,6 +52,7 @@ static void job_free(struct relay_job *j)
 		return;
 	free(j->text);
 	free(j->text2);
+	free(j->cursors);
 	free(j);
 }
 
@@ -106,14 +108,6 @@ static size_t take_jobs(struct relay *r, struct relay_job **out, size_t max)
 	}
 	pthread_mutex_unlock(&r->jobs_lock);
 	return n;
-}
-
-static long long now_ms(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
 /* Posts an "error" frame for a connection (ref: the client_msg_id or NULL). */
@@ -284,20 +278,9 @@ static void do_sends(struct store *s, struct relay_job **jobs, size_t n)
 
 static void do_cursor(struct store *s, struct relay_job *j)
 {
-	char did[24], cur[24], uid[24];
-	const char *params[3] = { did, cur, uid };
-	PGresult *res;
-
-	snprintf(did, sizeof(did), "%lld", j->device_id);
-	snprintf(cur, sizeof(cur), "%lld", j->a);
-	snprintf(uid, sizeof(uid), "%lld", j->user_id);
-	/* Forward only, and never past the user's head. */
-	if (pl_db_exec(&s->db,
-		       "UPDATE devices d SET cursor = GREATEST(d.cursor, LEAST($2, "
-		       "h.last_seq)), last_seen = now() FROM user_heads h WHERE "
-		       "d.id = $1 AND d.user_id = $3 AND h.user_id = $3",
-		       3, params, 1, &res, NULL) == PL_OK)
-		PQclear(res);
+	/* A failure leaves the cursors where they were: they only move forward,
+	 * and the device's next ack or close writes them again. */
+	pl_cursor_store(&s->db, j->cursors, j->ncursors);
 }
 
 /* Publishes frame (stolen) to the users listed in column 0 of res. */
@@ -360,16 +343,11 @@ static void do_read(struct store *s, struct relay_job *j)
 static void announce_presence(struct store *s, long long user, int online,
 			      long long last_seen_ms)
 {
-	char uid[24], stamp[40];
+	char uid[24], stamp[PL_CLOCK_RFC3339_BYTES];
 	const char *params[1] = { uid };
 	PGresult *res;
-	time_t secs = (time_t)(last_seen_ms / 1000);
-	struct tm tm;
 
-	gmtime_r(&secs, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(stamp + strlen(stamp), sizeof(stamp) - strlen(stamp), ".%03lldZ",
-		 last_seen_ms % 1000);
+	pl_clock_rfc3339_ms(last_seen_ms, stamp);
 	snprintf(uid, sizeof(uid), "%lld", user);
 	if (pl_db_exec(&s->db, "SELECT friend_id FROM friendships WHERE "
 		       "user_id = $1 AND state = 'accepted'", 1, params, 1, &res,
@@ -451,7 +429,7 @@ static void do_presence(struct store *s, struct relay_job *j)
 	const char *argv[7] = { "EVAL", NULL, "1", key, user, dev, a3 };
 	const char *argv8[8];
 	redisReply *rep;
-	long long now = now_ms();
+	long long now = pl_clock_now_ms();
 
 	snprintf(key, sizeof(key), "parley:presence:%lld", j->user_id);
 	snprintf(user, sizeof(user), "%lld", j->user_id);
@@ -480,7 +458,7 @@ static void do_sweep(struct store *s)
 	const char *argv[4] = { "EVAL", sweep_lua, "0", now };
 	redisReply *rep;
 
-	snprintf(now, sizeof(now), "%lld", now_ms());
+	snprintf(now, sizeof(now), "%lld", pl_clock_now_ms());
 	if (pl_redis_command(&s->redis, 4, argv, NULL, 1, &rep))
 		return;
 	for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements;

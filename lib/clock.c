@@ -1,0 +1,34 @@
+#include "clock.h"
+
+#include <stdio.h>
+#include <time.h>
+
+static long long read_ms(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+long long pl_clock_now_ms(void)
+{
+	return read_ms(CLOCK_REALTIME);
+}
+
+long long pl_clock_mono_ms(void)
+{
+	return read_ms(CLOCK_MONOTONIC);
+}
+
+char *pl_clock_rfc3339_ms(long long ms, char out[PL_CLOCK_RFC3339_BYTES])
+{
+	time_t secs = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&secs, &tm);
+	snprintf(out, PL_CLOCK_RFC3339_BYTES, "%04d-%02d-%02dT%02d:%02d:%02d.%03lldZ",
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		 tm.tm_min, tm.tm_sec, ms % 1000);
+	return out;
+}
