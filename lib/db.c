@@ -16,8 +16,19 @@ void pl_db_init(struct pl_db *db, const struct pl_config *cfg)
 	db->connect_timeout_s = cfg->db_connect_timeout_s;
 }
 
+/* A new connection has no prepared statements. */
+static void forget_prepared(struct pl_db *db)
+{
+	for (size_t i = 0; i < PL_DB_STATEMENTS; i++) {
+		free(db->prepared[i]);
+		db->prepared[i] = NULL;
+	}
+	db->nprepared = 0;
+}
+
 void pl_db_release(struct pl_db *db)
 {
+	forget_prepared(db);
 	if (db->conn)
 		PQfinish(db->conn);
 	free(db->conninfo);
@@ -43,6 +54,7 @@ static enum pl_err connect_once(struct pl_db *db, int quiet)
 	const char *values[] = { db->conninfo, timeout, "parley", NULL };
 	char why[256];
 
+	forget_prepared(db);
 	if (db->conn)
 		PQfinish(db->conn);
 	snprintf(timeout, sizeof(timeout), "%lld", db->connect_timeout_s);
@@ -87,6 +99,56 @@ enum pl_err pl_db_wait(struct pl_db *db)
 	return PL_UNAVAILABLE;
 }
 
+/* FNV-1a of the statement's text: its slot in db->prepared. */
+static size_t slot_of(const char *sql)
+{
+	unsigned long long h = 1469598103934665603ULL;
+
+	for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	return (size_t)(h % PL_DB_STATEMENTS);
+}
+
+/*
+ * Runs sql as a prepared statement, preparing it first when this connection
+ * has not seen it; unprepared when the table is full. A failed PREPARE
+ * answers like the statement would have (its error, its SQLSTATE).
+ */
+static PGresult *run(struct pl_db *db, const char *sql, int nparams,
+		     const char *const *params)
+{
+	size_t slot = slot_of(sql), i;
+	char name[16];
+	PGresult *res;
+
+	for (i = 0; i < PL_DB_STATEMENTS; i++) {
+		size_t s = (slot + i) % PL_DB_STATEMENTS;
+
+		if (!db->prepared[s])
+			break;
+		if (strcmp(db->prepared[s], sql) == 0) {
+			snprintf(name, sizeof(name), "pl_%zu", s);
+			return PQexecPrepared(db->conn, name, nparams, params,
+					      NULL, NULL, 0);
+		}
+	}
+	/* Keep a free slot so that every probe above ends. */
+	if (db->nprepared + 1 >= PL_DB_STATEMENTS)
+		return PQexecParams(db->conn, sql, nparams, NULL, params, NULL,
+				    NULL, 0);
+	slot = (slot + i) % PL_DB_STATEMENTS;
+	snprintf(name, sizeof(name), "pl_%zu", slot);
+	res = PQprepare(db->conn, name, sql, nparams, NULL);
+	if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
+		return res;
+	PQclear(res);
+	db->prepared[slot] = strdup(sql);
+	if (!db->prepared[slot])
+		abort();
+	db->nprepared++;
+	return PQexecPrepared(db->conn, name, nparams, params, NULL, NULL, 0);
+}
+
 enum pl_err pl_db_exec(struct pl_db *db, const char *sql, int nparams,
 		       const char *const *params, int retry_ok, PGresult **out,
 		       char sqlstate[6])
@@ -104,8 +166,7 @@ enum pl_err pl_db_exec(struct pl_db *db, const char *sql, int nparams,
 
 		if (pl_db_ensure(db))
 			return PL_UNAVAILABLE;
-		res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL,
-				   NULL, 0);
+		res = run(db, sql, nparams, params);
 		status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 		if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
 			*out = res;

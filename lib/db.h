@@ -15,8 +15,17 @@
 #include "config.h"
 #include "err.h"
 
+/*
+ * Statements run through pl_db_exec are prepared on first use and run as
+ * prepared statements from then on (no parse and plan per call). Up to
+ * PL_DB_STATEMENTS distinct texts per connection; more run unprepared.
+ */
+#define PL_DB_STATEMENTS 128
+
 struct pl_db {
 	PGconn *conn;		/* NULL until the first connect */
+	char *prepared[PL_DB_STATEMENTS]; /* texts prepared on conn, by slot */
+	size_t nprepared;
 	char *conninfo;		/* owned copy */
 	long long connect_timeout_s;
 	int was_down;		/* logs "reconnected" after an outage */
@@ -41,8 +50,8 @@ enum pl_err pl_db_ensure(struct pl_db *db);
 enum pl_err pl_db_wait(struct pl_db *db);
 
 /*
- * Runs one parameterized statement (PQexecParams, text parameters and
- * results). On success *out is the result, which the caller PQclear()s.
+ * Runs one parameterized statement (prepared once per connection, text
+ * parameters and results). On success *out is the result, which the caller PQclear()s.
  * When the connection turns out to be lost before the statement could run,
  * reconnects and retries it once: pass retry_ok = 0 for statements whose
  * effect must not be repeated. Returns PL_OK, PL_UNAVAILABLE or PL_INTERNAL;
