@@ -58,6 +58,7 @@ struct api_request {
 	/* The reply, set by api_reply() or api_fail(). */
 	int status;
 	json_t *reply;
+	char *reply_text;	/* or the body as JSON text, owned */
 	enum pl_err err;
 	char err_message[512];
 };
@@ -97,6 +98,12 @@ void api_request_handle(struct api_worker *w, FCGX_Request *fcgx);
 
 /* Sets the reply: status and body (stolen; NULL for no body). */
 void api_reply(struct api_request *req, int status, json_t *body);
+
+/*
+ * Sets the reply to JSON that is text already (from PostgreSQL), sent as it
+ * is: text (a malloc'd string) is stolen.
+ */
+void api_reply_text(struct api_request *req, int status, char *text);
 
 /*
  * Records an error reply (the dispatcher writes {"error":{code,message}})

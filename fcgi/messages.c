@@ -65,42 +65,43 @@ enum pl_err api_messages_send(struct api_request *req)
  */
 enum pl_err api_messages_list(struct api_request *req)
 {
-	char cid[24], uid[24], b[24], a[24], lim[24];
+	char cid[24], uid[24], b[24], a[24], lim[24], missing[96];
 	long long before, after, limit;
 	enum pl_err rc;
-	PGresult *res;
-	int member;
 
 	if ((rc = api_query_int(req, "before", 0, 0, INT64_MAX, &before)) ||
 	    (rc = api_query_int(req, "after", -1, 0, INT64_MAX, &after)) ||
 	    (rc = api_query_int(req, "limit", 50, 1, 100, &limit)))
 		return rc;
-	if ((rc = api_sql(req, "SELECT 1 FROM members WHERE conversation_id = $1 "
-			  "AND user_id = $2", 2,
-			  (const char *const[]){ api_ll(cid, req->params[0]),
-						 api_ll(uid, req->user_id) }, 1,
-			  &res)))
-		return rc;
-	member = PQntuples(res) == 1;
-	PQclear(res);
-	if (!member)
-		return api_fail(req, PL_NOT_FOUND, "conversation %lld does not "
-				"exist or is not yours", req->params[0]);
+	/* One statement: NULL (404) unless the caller is a member. */
+	snprintf(missing, sizeof(missing), "conversation %lld does not exist "
+		 "or is not yours", req->params[0]);
+	api_ll(cid, req->params[0]);
+	api_ll(uid, req->user_id);
 	api_ll(lim, limit);
 	if (after >= 0)
 		return api_sql_reply_json(req, 200,
-			"SELECT jsonb_build_object('messages', coalesce(jsonb_agg("
-			"message_json(m) ORDER BY m.message_id), '[]')) FROM "
+			"SELECT CASE WHEN EXISTS (SELECT 1 FROM members WHERE "
+			"conversation_id = $1 AND user_id = $4) THEN "
+			"json_build_object('messages', coalesce(json_agg("
+			"message_out(m) ORDER BY m.message_id), '[]')) END FROM "
 			"(SELECT * FROM messages WHERE conversation_id = $1 AND "
 			"message_id > $2 ORDER BY message_id LIMIT $3) m",
-			3, (const char *const[]){ cid, api_ll(a, after), lim }, "");
+			4, (const char *const[]){ cid, api_ll(a, after), lim, uid },
+			missing);
+	/*
+	 * No "before" is before the largest id: one text for both keeps the
+	 * statement's plan generic (an "OR $2 = 0" would be planned per call).
+	 */
 	return api_sql_reply_json(req, 200,
-		"SELECT jsonb_build_object('messages', coalesce(jsonb_agg("
-		"message_json(m) ORDER BY m.message_id DESC), '[]')) FROM "
+		"SELECT CASE WHEN EXISTS (SELECT 1 FROM members WHERE "
+		"conversation_id = $1 AND user_id = $4) THEN "
+		"json_build_object('messages', coalesce(json_agg("
+		"message_out(m) ORDER BY m.message_id DESC), '[]')) END FROM "
 		"(SELECT * FROM messages WHERE conversation_id = $1 AND "
-		"($2::bigint = 0 OR message_id < $2) ORDER BY message_id DESC "
-		"LIMIT $3) m",
-		3, (const char *const[]){ cid, api_ll(b, before), lim }, "");
+		"message_id < $2 ORDER BY message_id DESC LIMIT $3) m",
+		4, (const char *const[]){ cid, api_ll(b, before ? before :
+			INT64_MAX), lim, uid }, missing);
 }
 
 /*
@@ -126,8 +127,8 @@ enum pl_err api_messages_search(struct api_request *req)
 		"WITH q AS (SELECT plainto_tsquery('simple', $2) AS ts, "
 		"  '%' || replace(replace(replace($2, '\\', '\\\\'), '%', '\\%'), "
 		"  '_', '\\_') || '%' AS pat) "
-		"SELECT jsonb_build_object('messages', coalesce(jsonb_agg("
-		"  message_json(r.msg) ORDER BY r.rank DESC, r.created_at DESC, "
+		"SELECT json_build_object('messages', coalesce(json_agg("
+		"  message_out(r.msg) ORDER BY r.rank DESC, r.created_at DESC, "
 		"  r.message_id DESC), '[]')) FROM ("
 		"  SELECT m AS msg, m.created_at, m.message_id, "
 		"  ts_rank(to_tsvector('simple', m.body), q.ts) AS rank "

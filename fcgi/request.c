@@ -14,9 +14,17 @@
 void api_reply(struct api_request *req, int status, json_t *body)
 {
 	json_decref(req->reply);
+	free(req->reply_text);
 	req->status = status;
 	req->reply = body;
+	req->reply_text = NULL;
 	req->err = PL_OK;
+}
+
+void api_reply_text(struct api_request *req, int status, char *text)
+{
+	api_reply(req, status, NULL);
+	req->reply_text = text;
 }
 
 enum pl_err api_fail(struct api_request *req, enum pl_err rc, const char *fmt,
@@ -29,6 +37,8 @@ enum pl_err api_fail(struct api_request *req, enum pl_err rc, const char *fmt,
 	va_end(ap);
 	json_decref(req->reply);
 	req->reply = NULL;
+	free(req->reply_text);
+	req->reply_text = NULL;
 	req->err = rc ? rc : PL_INTERNAL;
 	req->status = pl_err_http_status(req->err);
 	return req->err;
@@ -57,6 +67,7 @@ static void write_response(struct api_request *req, const char *extra_headers)
 {
 	FCGX_Stream *out = req->fcgx->out;
 	char *text = NULL;
+	const char *payload;
 	json_t *body = req->reply;
 	char head[512];
 	int n;
@@ -82,19 +93,21 @@ static void write_response(struct api_request *req, const char *extra_headers)
 	}
 	if (body && req->status != 204)
 		text = json_dumps(body, JSON_COMPACT);
+	payload = text ? text : !req->err && req->status != 204 ?
+		req->reply_text : NULL;
 	/* libfcgi's own printf knows no %zu or %lld: format here. */
 	n = snprintf(head, sizeof(head), "Status: %d %s\r\nX-Request-Id: %s\r\n%s",
 		     req->status, reason_phrase(req->status), req->request_id,
 		     extra_headers ? extra_headers : "");
-	if (text)
+	if (payload)
 		n += snprintf(head + n, sizeof(head) - (size_t)n,
 			      "Content-Type: application/json\r\n"
 			      "Cache-Control: no-store\r\n"
-			      "Content-Length: %zu\r\n", strlen(text) + 1);
+			      "Content-Length: %zu\r\n", strlen(payload) + 1);
 	n += snprintf(head + n, sizeof(head) - (size_t)n, "\r\n");
 	FCGX_PutStr(head, n, out);
-	if (text) {
-		FCGX_PutStr(text, (int)strlen(text), out);
+	if (payload) {
+		FCGX_PutStr(payload, (int)strlen(payload), out);
 		FCGX_PutStr("\n", 1, out);
 	}
 	if (body != req->reply)
@@ -288,6 +301,7 @@ void api_request_handle(struct api_worker *w, FCGX_Request *fcgx)
 	drain_input(fcgx);
 	write_response(&req, headers);
 	json_decref(req.reply);
+	free(req.reply_text);
 	json_decref(req.body);
 }
 
@@ -458,16 +472,18 @@ enum pl_err api_sql_reply_json(struct api_request *req, int status,
 			       const char *not_found_message)
 {
 	PGresult *res;
-	json_t *v;
+	char *v;
 	enum pl_err rc = api_sql(req, sql, nparams, params, 1, &res);
 
 	if (rc)
 		return rc;
-	v = PQntuples(res) == 1 ? api_json_column(res, 0, 0) : NULL;
+	/* PostgreSQL's JSON goes out as it came: no parse and dump here. */
+	v = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) ?
+		strdup(PQgetvalue(res, 0, 0)) : NULL;
 	PQclear(res);
 	if (!v)
 		return api_fail(req, PL_NOT_FOUND, "%s", not_found_message);
-	api_reply(req, status, v);
+	api_reply_text(req, status, v);
 	return PL_OK;
 }
 

@@ -34,8 +34,8 @@ enum pl_err api_sync_get(struct api_request *req)
 		return api_fail(req, rc, rc == PL_UNAVAILABLE ?
 				"the database is unavailable; retry" : "database error");
 	return api_sql_reply_json(req, 200,
-		"SELECT jsonb_build_object('events', coalesce(jsonb_agg("
-		"message_json(m) || jsonb_build_object('seq', i.seq) ORDER BY i.seq), "
+		"SELECT json_build_object('events', coalesce(json_agg("
+		"message_out(m, i.seq) ORDER BY i.seq), "
 		"'[]'), 'cursor', coalesce(max(i.seq), $2)) FROM (SELECT * FROM inbox "
 		"WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3) i "
 		"JOIN messages m ON m.conversation_id = i.conversation_id AND "

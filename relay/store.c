@@ -173,8 +173,7 @@ static void do_replay(struct store *s, struct relay_job *j)
 	snprintf(after, sizeof(after), "%lld", j->a);
 	snprintf(lim, sizeof(lim), "%lld", j->b);
 	if (pl_db_exec(&s->db,
-		       "SELECT i.seq, (message_json(m) || jsonb_build_object("
-		       "'type', 'message', 'seq', i.seq))::text FROM (SELECT * "
+		       "SELECT i.seq, message_out(m, i.seq, 'message') FROM (SELECT * "
 		       "FROM inbox WHERE user_id = $1 AND seq > $2 ORDER BY seq "
 		       "LIMIT $3) i JOIN messages m ON m.conversation_id = "
 		       "i.conversation_id AND m.message_id = i.message_id "
