@@ -21,6 +21,7 @@
 #include <libwebsockets.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <ev.h>
 
 #include "config.h"
 #include "cursor.h"
@@ -84,6 +85,7 @@ struct relay {
 	const struct pl_config *cfg;		/* borrowed */
 	struct pl_token_key key;
 	struct lws_context *ctx;
+	struct ev_loop *loop;			/* the service thread's */
 	char id[128];				/* registry id */
 
 	/* Service thread inbox. */
