@@ -4,8 +4,10 @@
  *
  * Delivery rules (ARCHITECTURE.md step 5): a socket is sent only seq =
  * last + 1. A live event below that was sent already and is dropped; one
- * above it means a gap, so it is held and the inbox is read from `last`.
- * Replays page through the inbox; held events are released once the gap is
+ * above it means a gap, so it is held. Usually the missing event is only
+ * late (store threads publish their batches concurrently, so a user's
+ * events can reach the bus out of order) and fills the gap a moment later;
+ * a gap that lasts GAP_WAIT_MS has the inbox read from `last`. Replays page through the inbox; held events are released once the gap is
  * filled. The held buffer and the outbound queue are bounded: on overflow
  * the held events are dropped (the inbox has them) and a client that does
  * not read is closed with 4008 and resumes from its cursor.
@@ -28,6 +30,7 @@
 #define OUT_MAX_FRAMES 1024
 #define OUT_MAX_BYTES (4 * 1024 * 1024)
 #define REPLAY_PAGE 200
+#define GAP_WAIT_MS 50
 #define SOCKETS_PER_USER_MAX 32
 #define HELLO_TIMEOUT_US (10 * 1000000LL)
 #define TYPING_INTERVAL_MS 1000
@@ -143,6 +146,7 @@ static void drop_held(struct conn *c)
 		free(h->frame);
 		free(h);
 	}
+	c->held_last = NULL;
 	c->nheld = 0;
 }
 
@@ -401,6 +405,8 @@ static void release_held(struct conn *c)
 
 		c->held = h->next;
 		c->nheld--;
+		if (h == c->held_last)
+			c->held_last = NULL;
 		if (h->seq == c->last + 1) {
 			emit(c, "message", h->seq, (char *)h->frame->data + LWS_PRE,
 			     h->frame->len);
@@ -421,6 +427,9 @@ static void hold(struct conn *c, long long seq, const char *text, size_t len)
 		start_replay(c);
 		return;
 	}
+	/* Late events mostly come in order: append without a walk. */
+	if (c->held_last && c->held_last->seq < seq)
+		pp = &c->held_last->next;
 	for (; *pp && (*pp)->seq < seq; pp = &(*pp)->next)
 		;
 	if (*pp && (*pp)->seq == seq)
@@ -438,7 +447,10 @@ static void hold(struct conn *c, long long seq, const char *text, size_t len)
 	h->seq = seq;
 	h->next = *pp;
 	*pp = h;
-	c->nheld++;
+	if (!h->next)
+		c->held_last = h;
+	if (!c->nheld++)
+		c->held_since_ms = pl_clock_mono_ms();
 }
 
 /* A "message" event for this socket's user, live from the bus. */
@@ -455,8 +467,8 @@ static void deliver(struct conn *c, long long seq, const char *text, size_t len)
 	}
 	if (!c->replaying)
 		atomic_fetch_add(&c->r->metrics.gaps, 1);
+	/* The tick reads the inbox if the gap is still open by then. */
 	hold(c, seq, text, len);
-	start_replay(c);
 }
 
 static void welcome(struct conn *c)
@@ -913,30 +925,16 @@ static void on_subscribed(struct relay *r, long long user_id)
 			welcome(c);
 }
 
-/* Commit-to-delivery latency, from the message's created_at (RFC 3339). */
-static void observe_delivery(struct relay *r, const char *created_at)
+/* Commit-to-delivery latency, from the message's created_at. */
+static void observe_delivery(struct relay *r, long long created_us)
 {
-	struct tm tm;
-	long us = 0;
-	char frac[8] = "";
 	struct timeval tv;
-	time_t t;
 
-	if (!created_at)
+	if (created_us <= 0)
 		return;
-	memset(&tm, 0, sizeof(tm));
-	if (sscanf(created_at, "%d-%d-%dT%d:%d:%d.%6[0-9]Z", &tm.tm_year,
-		   &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
-		   frac) < 6)
-		return;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	t = timegm(&tm);
-	for (int i = 0; i < 6; i++)
-		us = us * 10 + (frac[i] >= '0' && frac[i] <= '9' ? frac[i] - '0' : 0);
 	gettimeofday(&tv, NULL);
 	metrics_observe(&r->metrics.deliver,
-			((long long)tv.tv_sec - t) * 1000000 + (tv.tv_usec - us));
+			(long long)tv.tv_sec * 1000000 + tv.tv_usec - created_us);
 }
 
 static void on_user_frame(struct relay *r, struct relay_event *ev)
@@ -945,25 +943,22 @@ static void on_user_frame(struct relay *r, struct relay_event *ev)
 	json_error_t jerr;
 	json_t *o;
 	const char *type;
-	long long seq = 0;
 
 	if (!u)
 		return;
-	o = json_loadb(ev->text, ev->len, 0, &jerr);
-	type = o ? json_string_value(json_object_get(o, "type")) : NULL;
-	if (!type) {
-		json_decref(o);
+	/* A message: its seq and time came in the bus header (bus.c). */
+	if (ev->a > 0) {
+		observe_delivery(r, ev->b);
+		for (struct conn *c = u->conns; c; c = c->next_in_user)
+			deliver(c, ev->a, ev->text, ev->len);
 		return;
 	}
-	if (strcmp(type, "message") == 0 && get_int(o, "seq", &seq) == 0) {
-		observe_delivery(r, json_string_value(json_object_get(o, "created_at")));
-		for (struct conn *c = u->conns; c; c = c->next_in_user)
-			deliver(c, seq, ev->text, ev->len);
-	} else {
+	o = json_loadb(ev->text, ev->len, 0, &jerr);
+	type = o ? json_string_value(json_object_get(o, "type")) : NULL;
+	if (type && strcmp(type, "message") != 0)
 		for (struct conn *c = u->conns; c; c = c->next_in_user)
 			if (c->state == CONN_LIVE)
 				emit(c, type, 0, ev->text, ev->len);
-	}
 	json_decref(o);
 }
 
@@ -996,9 +991,12 @@ static void on_replay(struct conn *c, struct relay_event *ev)
 		return;
 	}
 	release_held(c);
-	/* Still a gap: the missing seq's commit is not visible yet. */
+	/*
+	 * Still a gap: the missing seq's commit is not visible yet. The tick
+	 * reads again once GAP_WAIT_MS have passed, unless the bus fills it.
+	 */
 	if (c->held)
-		start_replay(c);
+		c->held_since_ms = pl_clock_mono_ms();
 }
 
 static void on_revoke(struct relay *r, struct relay_event *ev)
@@ -1104,7 +1102,7 @@ static void http_tick(struct conn *c, long long now)
 
 void relay_tick(struct relay *r)
 {
-	long long now = pl_clock_now_ms();
+	long long now = pl_clock_now_ms(), mono = pl_clock_mono_ms();
 
 	for (size_t b = 0; b < TABLE_SIZE; b++) {
 		for (struct conn *c = r->tables->conns[b]; c; c = c->next_in_table) {
@@ -1112,7 +1110,8 @@ void relay_tick(struct relay *r)
 			if (c->kind != KIND_WS)
 				http_tick(c, now);
 			if (c->state == CONN_LIVE && !c->replaying &&
-			    (c->replay_again || c->held))
+			    (c->replay_again || (c->held && mono -
+						 c->held_since_ms >= GAP_WAIT_MS)))
 				start_replay(c);
 		}
 	}

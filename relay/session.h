@@ -60,7 +60,9 @@ struct conn {
 	int replaying;		/* an inbox read is in flight */
 	int replay_again;	/* read again when it returns */
 	struct held *held;	/* sorted by seq, at most HELD_MAX */
+	struct held *held_last;	/* its tail */
 	size_t nheld;
+	long long held_since_ms;	/* monotonic: when the first was held */
 
 	struct frame *out, **out_tail;
 	size_t nout, out_bytes;
