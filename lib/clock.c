@@ -1,6 +1,7 @@
 #include "clock.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 static long long read_ms(clockid_t id)
@@ -31,4 +32,23 @@ char *pl_clock_rfc3339_ms(long long ms, char out[PL_CLOCK_RFC3339_BYTES])
 		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 		 tm.tm_min, tm.tm_sec, ms % 1000);
 	return out;
+}
+
+long long pl_clock_parse_rfc3339_us(const char *text)
+{
+	struct tm tm;
+	char frac[8] = "";
+	long long us = 0;
+
+	if (!text)
+		return 0;
+	memset(&tm, 0, sizeof(tm));
+	if (sscanf(text, "%d-%d-%dT%d:%d:%d.%6[0-9]Z", &tm.tm_year, &tm.tm_mon,
+		   &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, frac) < 6)
+		return 0;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	for (int i = 0; i < 6; i++)
+		us = us * 10 + (frac[i] >= '0' && frac[i] <= '9' ? frac[i] - '0' : 0);
+	return (long long)timegm(&tm) * 1000000 + us;
 }

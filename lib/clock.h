@@ -22,4 +22,10 @@ long long pl_clock_mono_ms(void);
  */
 char *pl_clock_rfc3339_ms(long long ms, char out[PL_CLOCK_RFC3339_BYTES]);
 
+/*
+ * Reads RFC 3339 UTC text as PostgreSQL writes it ("...T..:..:..[.frac]Z")
+ * into epoch microseconds. Returns 0 for text of another shape.
+ */
+long long pl_clock_parse_rfc3339_us(const char *text);
+
 #endif

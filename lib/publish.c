@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 
 static void channel(char *out, size_t outlen, long long user_id)
@@ -32,22 +33,29 @@ void pl_publish_message(struct pl_redis *r, const struct pl_message *m,
 {
 	size_t queued = 0, pushes = 0;
 	unsigned char *offline = calloc(n ? n : 1, 1);
+	long long created_us = pl_clock_parse_rfc3339_us(m->created_at);
 
 	if (!offline)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		char ch[40];
 		char *frame = pl_json_message_frame(m, deliveries[i].seq);
-		const char *argv[3] = { "PUBLISH", ch, frame };
+		char *payload = NULL;
+		const char *argv[3] = { "PUBLISH", ch, NULL };
 
-		if (!frame)
-			break;
-		channel(ch, sizeof(ch), deliveries[i].user_id);
-		if (pl_redis_append(r, 3, argv, NULL)) {
+		if (!frame || asprintf(&payload, "M %lld %lld\n%s",
+				       deliveries[i].seq, created_us, frame) < 0) {
 			free(frame);
 			break;
 		}
 		free(frame);
+		argv[2] = payload;
+		channel(ch, sizeof(ch), deliveries[i].user_id);
+		if (pl_redis_append(r, 3, argv, NULL)) {
+			free(payload);
+			break;
+		}
+		free(payload);
 		queued++;
 	}
 	for (size_t i = 0; i < queued; i++) {

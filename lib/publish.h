@@ -8,6 +8,11 @@
  * they get a push job on the stream parley:push. Redis is the fast path only:
  * an event lost here is found again in the inbox, so failures are logged by
  * pl_redis and otherwise ignored.
+ *
+ * A "message" event goes out as one header line, "M <seq> <created_at in
+ * epoch microseconds>\n", then the frame's JSON, so that a relay delivers it
+ * (and a group's hundred copies of it) without parsing the JSON; every other
+ * event is the frame's JSON alone.
  */
 #ifndef PL_PUBLISH_H
 #define PL_PUBLISH_H

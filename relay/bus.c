@@ -135,6 +135,36 @@ static void take_requests(struct relay *r, redisContext *c, struct subs *subs)
 	free(cmds);
 }
 
+/*
+ * An event on a user's channel: a "message" comes with its header line
+ * (lib/publish.h), whose seq and creation time ride along as the event's a
+ * and b so the service thread need not parse the JSON; other events are the
+ * frame alone (a = 0).
+ */
+static void user_event(struct relay *r, long long user_id, const char *text,
+		       size_t len)
+{
+	const char *nl;
+	char *end;
+	long long seq, created_us;
+
+	if (len > 2 && text[0] == 'M' && text[1] == ' ' &&
+	    (nl = memchr(text, '\n', len)) != NULL) {
+		seq = strtoll(text + 2, &end, 10);
+		created_us = end < nl ? strtoll(end, &end, 10) : 0;
+		if (seq > 0 && end == nl) {
+			relay_post_event(r, EV_USER_FRAME, 0, user_id, seq,
+					 created_us, nl + 1,
+					 len - (size_t)(nl + 1 - text));
+			return;
+		}
+		pl_log(PL_LOG_WARN, "bus: bad message header on user %lld",
+		       user_id);
+		return;
+	}
+	relay_post_event(r, EV_USER_FRAME, 0, user_id, 0, 0, text, len);
+}
+
 /* Hands one pub/sub reply to the service thread. */
 static void dispatch(struct relay *r, redisReply *rep)
 {
@@ -157,10 +187,8 @@ static void dispatch(struct relay *r, redisReply *rep)
 			relay_post_event(r, EV_REVOKE, 0, 0, 0, 0,
 					 rep->element[2]->str, rep->element[2]->len);
 		else if (strncmp(ch, USER_PREFIX, strlen(USER_PREFIX)) == 0)
-			relay_post_event(r, EV_USER_FRAME, 0,
-					 strtoll(ch + strlen(USER_PREFIX), NULL, 10),
-					 0, 0, rep->element[2]->str,
-					 rep->element[2]->len);
+			user_event(r, strtoll(ch + strlen(USER_PREFIX), NULL, 10),
+				   rep->element[2]->str, rep->element[2]->len);
 	}
 }
 
