@@ -28,60 +28,120 @@ static void queue_push(struct pl_redis *r, const struct pl_message *m,
 	pl_redis_append(r, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
 }
 
+/* A queued PUBLISH: which message and which of its deliveries. */
+struct ref {
+	size_t msg, del;
+};
+
+/* Replies collected per round trip, so a big batch's pipeline stays small. */
+#define PIPELINE 1024
+
+/*
+ * Reads the replies of the npending PUBLISHes queued, adding to *offline
+ * those nobody received, other than the sender. Returns PL_OK or
+ * PL_UNAVAILABLE.
+ */
+static enum pl_err collect(struct pl_redis *r, const struct pl_message *m,
+			   const struct pl_delivery *const *deliveries,
+			   const struct ref *pending, size_t npending,
+			   struct ref **offline, size_t *noffline, size_t *cap)
+{
+	for (size_t i = 0; i < npending; i++) {
+		const struct ref *q = &pending[i];
+		redisReply *rep;
+		int nobody;
+
+		if (pl_redis_read(r, &rep))
+			return PL_UNAVAILABLE;
+		nobody = rep->type == REDIS_REPLY_INTEGER && rep->integer == 0 &&
+			 deliveries[q->msg][q->del].user_id != m[q->msg].sender_id;
+		freeReplyObject(rep);
+		if (!nobody)
+			continue;
+		if (*noffline == *cap) {
+			size_t ncap = *cap ? *cap * 2 : 64;
+			struct ref *bigger = realloc(*offline, ncap * sizeof(**offline));
+
+			if (!bigger)
+				continue;
+			*offline = bigger;
+			*cap = ncap;
+		}
+		(*offline)[(*noffline)++] = *q;
+	}
+	return PL_OK;
+}
+
+void pl_publish_messages(struct pl_redis *r, const struct pl_message *m,
+			 const struct pl_delivery *const *deliveries,
+			 const size_t *n_deliveries, size_t count)
+{
+	struct ref *pending = malloc(PIPELINE * sizeof(*pending));
+	struct ref *offline = NULL;
+	size_t npending = 0, noffline = 0, cap = 0, queued = 0;
+
+	if (!pending)
+		return;
+	for (size_t k = 0; k < count; k++) {
+		long long created_us = pl_clock_parse_rfc3339_us(m[k].created_at);
+
+		for (size_t i = 0; i < n_deliveries[k]; i++) {
+			char ch[40];
+			char *frame = pl_json_message_frame(&m[k], deliveries[k][i].seq);
+			char *payload = NULL;
+			const char *argv[3] = { "PUBLISH", ch, NULL };
+
+			/* Out of memory: that one is left to the inbox. */
+			if (!frame || asprintf(&payload, "M %lld %lld\n%s",
+					       deliveries[k][i].seq, created_us,
+					       frame) < 0) {
+				free(frame);
+				continue;
+			}
+			free(frame);
+			argv[2] = payload;
+			channel(ch, sizeof(ch), deliveries[k][i].user_id);
+			/* Fails only with the connection, replies and all. */
+			if (pl_redis_append(r, 3, argv, NULL)) {
+				free(payload);
+				goto out;
+			}
+			free(payload);
+			pending[npending++] = (struct ref){ k, i };
+			if (npending == PIPELINE) {
+				if (collect(r, m, deliveries, pending, npending,
+					    &offline, &noffline, &cap))
+					goto out;
+				npending = 0;
+			}
+		}
+	}
+	if (collect(r, m, deliveries, pending, npending, &offline, &noffline,
+		    &cap))
+		goto out;
+	/* Push jobs for the recipients no relay holds a socket of. */
+	for (size_t i = 0; i < noffline; i++) {
+		queue_push(r, &m[offline[i].msg],
+			   &deliveries[offline[i].msg][offline[i].del]);
+		if (++queued == PIPELINE || i + 1 == noffline) {
+			for (; queued > 0; queued--) {
+				redisReply *rep;
+
+				if (pl_redis_read(r, &rep))
+					goto out;
+				freeReplyObject(rep);
+			}
+		}
+	}
+out:
+	free(pending);
+	free(offline);
+}
+
 void pl_publish_message(struct pl_redis *r, const struct pl_message *m,
 			const struct pl_delivery *deliveries, size_t n)
 {
-	size_t queued = 0, pushes = 0;
-	unsigned char *offline = calloc(n ? n : 1, 1);
-	long long created_us = pl_clock_parse_rfc3339_us(m->created_at);
-
-	if (!offline)
-		return;
-	for (size_t i = 0; i < n; i++) {
-		char ch[40];
-		char *frame = pl_json_message_frame(m, deliveries[i].seq);
-		char *payload = NULL;
-		const char *argv[3] = { "PUBLISH", ch, NULL };
-
-		if (!frame || asprintf(&payload, "M %lld %lld\n%s",
-				       deliveries[i].seq, created_us, frame) < 0) {
-			free(frame);
-			break;
-		}
-		free(frame);
-		argv[2] = payload;
-		channel(ch, sizeof(ch), deliveries[i].user_id);
-		if (pl_redis_append(r, 3, argv, NULL)) {
-			free(payload);
-			break;
-		}
-		free(payload);
-		queued++;
-	}
-	for (size_t i = 0; i < queued; i++) {
-		redisReply *rep;
-
-		if (pl_redis_read(r, &rep))
-			goto out;
-		offline[i] = rep->type == REDIS_REPLY_INTEGER && rep->integer == 0 &&
-			     deliveries[i].user_id != m->sender_id;
-		freeReplyObject(rep);
-	}
-	for (size_t i = 0; i < queued; i++) {
-		if (offline[i]) {
-			queue_push(r, m, &deliveries[i]);
-			pushes++;
-		}
-	}
-	for (size_t i = 0; i < pushes; i++) {
-		redisReply *rep;
-
-		if (pl_redis_read(r, &rep))
-			break;
-		freeReplyObject(rep);
-	}
-out:
-	free(offline);
+	pl_publish_messages(r, m, &deliveries, &n, 1);
 }
 
 void pl_publish_frame(struct pl_redis *r, const long long *users, size_t n,

@@ -34,6 +34,15 @@
 void pl_publish_message(struct pl_redis *r, const struct pl_message *m,
 			const struct pl_delivery *deliveries, size_t n);
 
+/*
+ * The same for count messages m[k], each with deliveries[k][0..
+ * n_deliveries[k]), pipelined together: a relay's batch of sends costs a
+ * few round trips to Redis, not one per message.
+ */
+void pl_publish_messages(struct pl_redis *r, const struct pl_message *m,
+			 const struct pl_delivery *const *deliveries,
+			 const size_t *n_deliveries, size_t count);
+
 /* Publishes one frame (borrowed text) to each of users[0..n). */
 void pl_publish_frame(struct pl_redis *r, const long long *users, size_t n,
 		      const char *frame);

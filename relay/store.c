@@ -211,6 +211,9 @@ static void do_sends(struct store *s, struct relay_job **jobs, size_t n)
 {
 	struct pl_post_item items[PL_POST_BATCH_MAX] = { { 0 } };
 	struct pl_post_result results[PL_POST_BATCH_MAX];
+	struct pl_message msgs[PL_POST_BATCH_MAX];
+	const struct pl_delivery *deliveries[PL_POST_BATCH_MAX];
+	size_t n_deliveries[PL_POST_BATCH_MAX], fresh = 0;
 
 	for (size_t i = 0; i < n; i++)
 		items[i] = (struct pl_post_item){
@@ -256,9 +259,13 @@ static void do_sends(struct store *s, struct relay_job **jobs, size_t n)
 		free(text);
 		json_decref(o);
 	}
+	/* Then every new message to Redis, the batch in one pipeline. */
 	for (size_t i = 0; i < n; i++) {
 		struct pl_post_result *res = &results[i];
-		struct pl_message m = {
+
+		if (res->err != PL_OK || res->duplicate)
+			continue;
+		msgs[fresh] = (struct pl_message){
 			.conversation_id = items[i].conversation_id,
 			.message_id = res->message_id,
 			.sender_id = items[i].sender_id,
@@ -267,11 +274,12 @@ static void do_sends(struct store *s, struct relay_job **jobs, size_t n)
 			.created_at = res->created_at,
 			.client_msg_id = items[i].client_msg_id,
 		};
-
-		if (res->err == PL_OK && !res->duplicate)
-			pl_publish_message(&s->redis, &m, res->deliveries,
-					   res->n_deliveries);
+		deliveries[fresh] = res->deliveries;
+		n_deliveries[fresh++] = res->n_deliveries;
 	}
+	if (fresh)
+		pl_publish_messages(&s->redis, msgs, deliveries, n_deliveries,
+				    fresh);
 	pl_post_results_release(results, n);
 }
 
