@@ -184,15 +184,16 @@ static void drain_input(FCGX_Request *fcgx)
 
 /*
  * Checks the bearer token: signature and expiry locally, then that its
- * session is neither revoked nor expired in PostgreSQL, the truth whatever
- * Redis says. Then counts the request against the user's REST rate limit.
+ * session (of that user and device) is neither revoked nor expired in
+ * PostgreSQL, the truth whatever Redis says. Then counts the request against
+ * the user's REST rate limit.
  */
 static enum pl_err authenticate(struct api_request *req)
 {
 	const char *h = FCGX_GetParam("HTTP_AUTHORIZATION", req->fcgx->envp);
 	const struct pl_config *cfg = req->w->cfg;
 	struct pl_token_claims claims;
-	char why[128], sid[24], uid[24];
+	char why[128], sid[24], uid[24], did[24];
 	PGresult *res;
 	enum pl_err rc;
 	int live;
@@ -207,9 +208,11 @@ static enum pl_err authenticate(struct api_request *req)
 			    sizeof(why)))
 		return api_fail(req, PL_UNAUTHORIZED, "%s", why);
 	rc = api_sql(req, "SELECT 1 FROM sessions WHERE id = $1 AND user_id = $2 "
-		     "AND revoked_at IS NULL AND expires_at > now()",
-		     2, (const char *const[]){ api_ll(sid, claims.session_id),
-					       api_ll(uid, claims.user_id) },
+		     "AND device_id = $3 AND revoked_at IS NULL "
+		     "AND expires_at > now()",
+		     3, (const char *const[]){ api_ll(sid, claims.session_id),
+					       api_ll(uid, claims.user_id),
+					       api_ll(did, claims.device_id) },
 		     1, &res);
 	if (rc)
 		return rc;

@@ -6,11 +6,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
 
 int pl_token_key_load(struct pl_token_key *key, const char *path, char *err,
 		      size_t errlen)
 {
 	FILE *f = fopen(path, "rb");
+	struct stat st;
 	size_t n;
 
 	memset(key, 0, sizeof(*key));
@@ -19,6 +23,11 @@ int pl_token_key_load(struct pl_token_key *key, const char *path, char *err,
 			 strerror(errno));
 		return -1;
 	}
+	/* Anyone who reads the secret can mint tokens: say so when others may. */
+	if (fstat(fileno(f), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)))
+		pl_log(PL_LOG_WARN, "token secret '%s' is readable by others "
+		       "(mode %04o): chmod 0600 it", path,
+		       (unsigned int)(st.st_mode & 07777));
 	n = fread(key->secret, 1, sizeof(key->secret), f);
 	fclose(f);
 	while (n && isspace(key->secret[n - 1]))

@@ -157,6 +157,9 @@ int main(int argc, char **argv)
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
 		       LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
 	info.fd_limit_per_thread = 1 + (unsigned int)cfg.relay_capacity + 64;
+	/* A client that dribbles its HTTP request (slowloris) loses it after
+	 * 10 s (lws's default, pinned here); hello has its own 10 s. */
+	info.timeout_secs_ah_idle = 10;
 	/*
 	 * lws joins this thread's libev loop (Debian: libwebsockets-evlib-ev).
 	 * Not libuv: Debian's lws drops the close frame of a socket closed
