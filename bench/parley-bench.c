@@ -96,6 +96,8 @@ struct bench {
 	struct client *c;
 	struct lws_context *ctx;
 	int connected, welcomed;
+	int connect_errors, closed;	/* sockets that failed or went away */
+	char first_error[128];
 	long long delivered, duplicated;
 	long long *lat_us;
 	size_t nlat, lat_cap;
@@ -555,9 +557,26 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			return write_frame(c, frame);
 		}
 		break;
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		/* The relay's close frame: a 2-byte code and a reason. */
+		if (!B.first_error[0] && len >= 2)
+			snprintf(B.first_error, sizeof(B.first_error),
+				 "closed by the relay: %d %.*s",
+				 ((const unsigned char *)in)[0] << 8 |
+				 ((const unsigned char *)in)[1], (int)(len - 2),
+				 (const char *)in + 2);
+		break;
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
 	case LWS_CALLBACK_CLIENT_CLOSED:
 		if (c && !c->closed) {
+			if (reason == LWS_CALLBACK_CLIENT_CONNECTION_ERROR)
+				B.connect_errors++;
+			else
+				B.closed++;
+			if (!B.first_error[0])
+				snprintf(B.first_error, sizeof(B.first_error), "%s",
+					 reason == LWS_CALLBACK_CLIENT_CLOSED ? "closed" :
+					 in ? (const char *)in : "connection error");
 			c->closed = 1;
 			c->wsi = NULL;
 		}
@@ -733,12 +752,20 @@ static void connect_all(void)
 	}
 }
 
+/* 1 when every client has its whole backlog, 0 if one is still waiting,
+ * -1 when the rest went away without it. */
 static int all_backlogs(void)
 {
-	for (int i = 0; i < B.clients; i++)
-		if (B.c[i].backlog < B.backlog)
+	int gone = 0;
+
+	for (int i = 0; i < B.clients; i++) {
+		if (B.c[i].backlog >= B.backlog)
+			continue;
+		if (!B.c[i].closed)
 			return 0;
-	return 1;
+		gone = 1;
+	}
+	return gone ? -1 : 1;
 }
 
 /*
@@ -753,7 +780,7 @@ static int run_storm(void)
 	int nclients = B.clients, nsenders = B.clients / 2;
 	long long t0, deadline, last_welcome = 0, last_backlog = 0, got = 0;
 	long long *hw;
-	int done = 0;
+	int done = 0, settled = 0;
 
 	/* Set-up, not measured: the backlogs. */
 	B.c = B.senders;
@@ -790,7 +817,8 @@ static int run_storm(void)
 	/* The storm. */
 	B.c = storm;
 	B.clients = nclients;
-	B.welcomed = B.connected = 0;
+	B.welcomed = B.connected = B.connect_errors = B.closed = 0;
+	B.first_error[0] = '\0';
 	B.delivered = B.duplicated = 0;
 	B.storm_phase = 1;
 	B.ctx = new_context();
@@ -800,10 +828,11 @@ static int run_storm(void)
 	t0 = now_ns();
 	connect_all();
 	deadline = t0 + (long long)B.duration_s * 1000000000LL;
-	while (!interrupted && now_ns() < deadline && !done) {
+	while (!interrupted && now_ns() < deadline && !settled) {
 		lws_service(B.ctx, 0);
-		done = B.welcomed >= B.clients && all_backlogs();
+		settled = all_backlogs();
 	}
+	done = settled == 1;
 	hw = calloc((size_t)nclients, sizeof(*hw));
 	got = 0;
 	for (int i = 0; i < nclients; i++) {
@@ -824,14 +853,19 @@ static int run_storm(void)
 	       "connects_per_s=%.0f\n", nclients, B.backlog, B.welcomed,
 	       (double)(last_welcome - t0) / 1e9,
 	       last_welcome > t0 ? B.welcomed / ((double)(last_welcome - t0) / 1e9) : 0);
+	if (B.connect_errors || B.closed)
+		fprintf(stderr, "storm: %d connections failed, %d closed (first: %s)\n",
+			B.connect_errors, B.closed, B.first_error);
+	printf("connect_errors=%d closed=%d\n", B.connect_errors, B.closed);
 	printf("hello_welcome_ms p50=%.2f p99=%.2f max=%.2f\n",
 	       got ? hw[got / 2] / 1000.0 : 0, got ? hw[got * 99 / 100] / 1000.0 : 0,
 	       got ? hw[got - 1] / 1000.0 : 0);
+	/* Without every backlog: when the last complete one arrived. */
 	printf("backlog_expected=%lld delivered=%lld lost=%lld duplicated=%lld "
-	       "all_backlogs_s=%s%.2f\n", (long long)nclients * B.backlog,
+	       "all_backlogs_s=%.2f complete=%d\n", (long long)nclients * B.backlog,
 	       B.delivered, (long long)nclients * B.backlog - B.delivered,
-	       B.duplicated, done ? "" : ">", done ?
-	       (double)(last_backlog - t0) / 1e9 : (double)B.duration_s);
+	       B.duplicated, settled ? (double)(last_backlog - t0) / 1e9 :
+	       (double)B.duration_s, done);
 	free(hw);
 	lws_context_destroy(B.ctx);
 	return done ? 0 : 1;
