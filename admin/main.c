@@ -263,8 +263,8 @@ static int cmd_users_add(struct pl_db *db, const struct pl_config *cfg,
 		return 2;
 	}
 	/* The shortest and the longest name must both be valid usernames. */
-	for (long i = 1; i <= count; i = i < count ? count : count + 1) {
-		snprintf(name, sizeof(name), "%s%ld", prefix, i);
+	for (int i = 0; i < 2; i++) {
+		snprintf(name, sizeof(name), "%s%ld", prefix, i ? count : 1L);
 		if (strlen(prefix) > 32 ||
 		    pl_validate_username(name, why, sizeof(why))) {
 			fprintf(stderr, "parley-admin: prefix '%s' makes the "
