@@ -6,16 +6,34 @@
  *       database has not recorded yet, each in its own transaction, in order,
  *       exactly once (recorded in schema_migrations). Concurrent runs are
  *       serialized by an advisory lock.
+ *
+ *   parley-admin [-c FILE] users add --count N --prefix P [--password PW]
+ *       creates the users P1 .. PN (display name = username) in one INSERT,
+ *       skipping names that exist. All of them get the same password and
+ *       share one argon2id hash computed once with the configured [auth]
+ *       parameters (the same salt for every account: meant for load tests
+ *       and demo accounts, not for real people). Without --password a random
+ *       one is made and printed.
+ *
+ *   parley-admin [-c FILE] session USER... [--platform web|ios|android]
+ *       creates a new device and session for each USER exactly as a login
+ *       does (the device's cursor at the user's newest seq) and prints one
+ *       token per line, in argument order. Tokens work on REST and in the
+ *       relay's hello like login's.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "db.h"
 #include "log.h"
+#include "password.h"
 #include "program.h"
+#include "token.h"
+#include "validate.h"
 
 #ifndef PL_SQLDIR
 #define PL_SQLDIR "/usr/share/parley/sql"
@@ -217,9 +235,180 @@ out:
 	return rc;
 }
 
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) +
+	       (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* users add: one set-based INSERT of prefix1 .. prefixN sharing one hash. */
+static int cmd_users_add(struct pl_db *db, const struct pl_config *cfg,
+			 const char *prefix, long count, const char *password)
+{
+	char name[64], why[128], hash[PL_PASSWORD_HASH_BYTES], n[24];
+	char made[2 * 12 + 1];
+	const char *params[3] = { prefix, hash, n };
+	struct pl_password_pool pool;
+	struct timespec t0;
+	unsigned char raw[12];
+	PGresult *res;
+	long created;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (count < 1 || count > 1000000) {
+		fprintf(stderr, "parley-admin: --count must be 1 to 1000000\n");
+		return 2;
+	}
+	/* The shortest and the longest name must both be valid usernames. */
+	for (int i = 0; i < 2; i++) {
+		snprintf(name, sizeof(name), "%s%ld", prefix, i ? count : 1L);
+		if (strlen(prefix) > 32 ||
+		    pl_validate_username(name, why, sizeof(why))) {
+			fprintf(stderr, "parley-admin: prefix '%s' makes the "
+				"username '%s': %s\n", prefix, name,
+				strlen(prefix) > 32 ? "too long" : why);
+			return 2;
+		}
+	}
+	if (pl_password_pool_init(&pool, 1, cfg->auth_hash_ops,
+				  cfg->auth_hash_memory_kib)) {
+		fprintf(stderr, "parley-admin: cannot start libsodium\n");
+		return 1;
+	}
+	if (!password) {
+		randombytes_buf(raw, sizeof(raw));
+		sodium_bin2hex(made, sizeof(made), raw, sizeof(raw));
+		password = made;
+	}
+	if (pl_validate_password(password, why, sizeof(why))) {
+		fprintf(stderr, "parley-admin: --password: %s\n", why);
+		pl_password_pool_release(&pool);
+		return 2;
+	}
+	if (pl_password_hash(&pool, password, hash)) {
+		pl_password_pool_release(&pool);
+		return 1;
+	}
+	pl_password_pool_release(&pool);
+	snprintf(n, sizeof(n), "%ld", count);
+	if (pl_db_exec(db, "INSERT INTO users (username, password_hash, "
+		       "display_name) SELECT $1 || g, $2, $1 || g "
+		       "FROM generate_series(1, $3::integer) AS g "
+		       "ON CONFLICT (username) DO NOTHING", 3, params, 0, &res,
+		       NULL))
+		return 1;
+	created = strtol(PQcmdTuples(res), NULL, 10);
+	PQclear(res);
+	printf("created %ld users %s1..%s%ld (%ld already existed) in %.2f s\n",
+	       created, prefix, prefix, count, count - created,
+	       seconds_since(&t0));
+	if (password == made)
+		printf("password: %s\n", made);
+	return 0;
+}
+
+/*
+ * session: a device and a session per user, as POST /sessions makes them
+ * (fcgi/auth.c), in one transaction; prints the tokens.
+ */
+static int cmd_session(struct pl_db *db, const struct pl_config *cfg,
+		       char **users, int nusers, const char *platform)
+{
+	struct pl_token_key key;
+	char err[512], ttl[24], **tokens;
+	int rc = 1, done = 0;
+
+	if (pl_token_key_load(&key, cfg->auth_secret_file, err, sizeof(err))) {
+		fprintf(stderr, "parley-admin: [auth] secret_file: %s\n", err);
+		return 1;
+	}
+	tokens = calloc((size_t)nusers, sizeof(*tokens));
+	if (!tokens || pl_db_ensure(db) ||
+	    exec_script(db->conn, "BEGIN", "BEGIN"))
+		goto out;
+	snprintf(ttl, sizeof(ttl), "%lld", cfg->auth_token_ttl_s);
+	for (; done < nusers; done++) {
+		const char *params[3] = { users[done], platform, ttl };
+		struct pl_token_claims claims;
+		PGresult *res;
+
+		claims.expires_at = time(NULL) + cfg->auth_token_ttl_s;
+		if (pl_db_exec(db,
+			       "WITH u AS (SELECT h.user_id, h.last_seq FROM users "
+			       "  JOIN user_heads h ON h.user_id = users.id "
+			       "  WHERE users.username = $1), "
+			       "dev AS (INSERT INTO devices (user_id, platform, name, "
+			       "  cursor) SELECT user_id, $2, 'parley-admin', last_seq "
+			       "  FROM u RETURNING id, user_id) "
+			       "INSERT INTO sessions (user_id, device_id, expires_at) "
+			       "SELECT dev.user_id, dev.id, now() + "
+			       "make_interval(secs => $3::bigint) FROM dev "
+			       "RETURNING user_id, device_id, id", 3, params, 0,
+			       &res, NULL))
+			goto rollback;
+		if (PQntuples(res) != 1) {
+			PQclear(res);
+			fprintf(stderr, "parley-admin: no user '%s'\n", users[done]);
+			goto rollback;
+		}
+		claims.user_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		claims.device_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		claims.session_id = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+		PQclear(res);
+		if (pl_token_sign(&key, &claims, &tokens[done])) {
+			fprintf(stderr, "parley-admin: cannot sign a token\n");
+			goto rollback;
+		}
+	}
+	if (exec_script(db->conn, "COMMIT", "COMMIT"))
+		goto out;
+	for (int i = 0; i < nusers; i++)
+		printf("%s\n", tokens[i]);
+	rc = 0;
+	goto out;
+rollback:
+	exec_script(db->conn, "ROLLBACK", "ROLLBACK");
+out:
+	if (tokens)
+		for (int i = 0; i < nusers; i++)
+			free(tokens[i]);
+	free(tokens);
+	sodium_memzero(&key, sizeof(key));
+	return rc;
+}
+
+#define USAGE \
+	"COMMAND [ARGS]\n\n" \
+	"commands:\n" \
+	"  migrate [--sql-dir DIR]\n" \
+	"      apply the schema migrations of DIR not applied yet\n" \
+	"  users add --count N --prefix P [--password PW]\n" \
+	"      create users P1..PN in one INSERT (existing names are skipped);\n" \
+	"      they share one password hash made once with the [auth] settings\n" \
+	"      (for load tests and demos); without --password a random one is\n" \
+	"      printed\n" \
+	"  session USER... [--platform web|ios|android]\n" \
+	"      a new device and session for each USER, as a login makes them;\n" \
+	"      prints one token per line (usable on REST and in the relay hello)\n"
+
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: parley-admin [-c FILE] migrate [--sql-dir DIR]\n");
+	fprintf(out, "usage: parley-admin [-c FILE] [--help] " USAGE);
+}
+
+/* ios and android name the push services' platforms, apns and fcm. */
+static const char *platform_name(const char *p)
+{
+	if (!strcmp(p, "web"))
+		return "web";
+	if (!strcmp(p, "ios") || !strcmp(p, "apns"))
+		return "apns";
+	if (!strcmp(p, "android") || !strcmp(p, "fcm"))
+		return "fcm";
+	return NULL;
 }
 
 int main(int argc, char **argv)
@@ -229,8 +418,8 @@ int main(int argc, char **argv)
 	int next, status;
 	const char *sql_dir = getenv("PARLEY_SQL_DIR");
 
-	status = pl_program_start(argc, argv, "parley-admin",
-				  "COMMAND [ARGS]", &cfg, &next);
+	status = pl_program_start(argc, argv, "parley-admin", USAGE, &cfg,
+				  &next);
 	if (status >= 0) {
 		pl_config_release(&cfg);
 		return status;
@@ -254,6 +443,66 @@ int main(int argc, char **argv)
 			}
 		}
 		status = cmd_migrate(&db, sql_dir);
+	} else if (strcmp(argv[next], "users") == 0 && next + 1 < argc &&
+		   strcmp(argv[next + 1], "add") == 0) {
+		const char *prefix = NULL, *password = NULL;
+		long count = 0;
+		char *end = NULL;
+
+		for (int i = next + 2; i < argc; i++) {
+			if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
+				count = strtol(argv[++i], &end, 10);
+				if (*end)
+					count = 0;
+			} else if (strcmp(argv[i], "--prefix") == 0 && i + 1 < argc) {
+				prefix = argv[++i];
+			} else if (strcmp(argv[i], "--password") == 0 && i + 1 < argc) {
+				password = argv[++i];
+			} else {
+				usage(stderr);
+				status = 2;
+				goto out;
+			}
+		}
+		if (!prefix || !count) {
+			fprintf(stderr, "parley-admin: users add needs --count N "
+				"and --prefix P\n");
+			status = 2;
+			goto out;
+		}
+		status = cmd_users_add(&db, &cfg, prefix, count, password);
+	} else if (strcmp(argv[next], "session") == 0) {
+		const char *platform = "web";
+		char **users = calloc((size_t)argc, sizeof(*users));
+		int nusers = 0;
+
+		for (int i = next + 1; users && i < argc; i++) {
+			if (strcmp(argv[i], "--platform") == 0 && i + 1 < argc) {
+				platform = platform_name(argv[++i]);
+				if (!platform) {
+					fprintf(stderr, "parley-admin: --platform must "
+						"be web, ios or android\n");
+					free(users);
+					status = 2;
+					goto out;
+				}
+			} else if (argv[i][0] == '-') {
+				usage(stderr);
+				free(users);
+				status = 2;
+				goto out;
+			} else {
+				users[nusers++] = argv[i];
+			}
+		}
+		if (!users || !nusers) {
+			fprintf(stderr, "parley-admin: session needs a USER\n");
+			free(users);
+			status = 2;
+			goto out;
+		}
+		status = cmd_session(&db, &cfg, users, nusers, platform);
+		free(users);
 	} else {
 		fprintf(stderr, "parley-admin: unknown command '%s'\n", argv[next]);
 		usage(stderr);
