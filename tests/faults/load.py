@@ -70,6 +70,7 @@ class Device(threading.Thread):
         self.cursor = None  # the last seq this device was given
         self.sockets = []  # per socket: the (conversation_id, message_id) it got
         self.got = {}  # (conversation_id, message_id) -> (client_msg_id, body, sender_id)
+        self.last_mid = {}  # conversation_id -> the highest message_id got
         self.duplicated = 0
         self.outbox = {}  # client_msg_id -> frame, until "sent"
         self.retry_at = 0.0
@@ -197,6 +198,13 @@ class Device(threading.Thread):
             self.duplicated += 1
             self.load.book.anomaly("%s: message %r again on a new socket" % (self.name, key))
         stream.add(key)
+        # A conversation's message_ids are taken in the order its members'
+        # seqs are (one lock order, ARCHITECTURE.md step 2): each device
+        # sees a conversation in message_id order.
+        if key[1] <= self.last_mid.get(key[0], 0):
+            self.load.book.anomaly("%s: message %d of %d after message %d"
+                                   % (self.name, key[1], key[0], self.last_mid[key[0]]))
+        self.last_mid[key[0]] = max(key[1], self.last_mid.get(key[0], 0))
         self.got[key] = (f.get("client_msg_id"), f.get("body"), f.get("sender_id"))
         self.cursor = max(self.cursor, seq)
         if seq % 10 == 0:
@@ -312,6 +320,9 @@ def reset(sock):
     """Closes a TCP socket with a reset (SO_LINGER 0), as a lost network does."""
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        # Wakes a thread blocked reading it (the proxy's other direction),
+        # so the reset goes out now, not when that thread next wakes.
+        sock.shutdown(socket.SHUT_RD)
     except OSError:
         pass
     try:

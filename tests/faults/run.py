@@ -22,11 +22,14 @@ sent: messages the load sent (each client_msg_id once, retries included);
 acked: those answered "sent" or 201/200; delivered: acked messages in the
 stream of every device of every member; lost: acked ones that are not;
 duplicated: deliveries of a message a device already had, on one socket or
-after a reconnect with its cursor. recovered: /health is ok and both relays
-take a hello and deliver within 60 s after the fault, with every load
-device connected again. Exits 1 if anything was lost or duplicated, a
-stream was out of order, an acked message is not stored as sent, or a
-service did not recover. --reduced is the short form "make check" runs.
+after a reconnect with its cursor. recovered: every service runs, /health
+is ok and both relays take a hello and deliver within 60 s after the
+fault, with every load device connected again. Exits 1 if anything was
+lost or duplicated, or a socket's seqs or a conversation's message_ids came
+out of order, an acked message is not stored as sent, a killed or
+restarted service was not replaced, another one crashed (its supervisor
+logged an exit, or a sanitizer a report), or the stack did not recover.
+--reduced is the short form "make check" runs.
 
 Environment (defaults match the test stack, as for tests/e2e):
 PARLEY_TEST_URL, PARLEY_TEST_RELAY, PARLEY_TEST_RELAY2, PARLEY_RUNDIR,
@@ -260,15 +263,55 @@ def fault_network_cut(load, cfg):
     return problems
 
 
+# name, function, the services whose process the fault replaces (killed or
+# restarted: afterwards another process must serve; any other service that
+# exits meanwhile crashed).
 FAULTS = [
-    ("relay-kill", fault_relay_kill),
-    ("api-kill", fault_api_kill),
-    ("redis-restart", fault_redis_restart),
-    ("postgres-restart", fault_postgres_restart),
-    ("postgres-pause", fault_postgres_pause),
-    ("relay-full", fault_relay_full),
-    ("network-cut", fault_network_cut),
+    ("relay-kill", fault_relay_kill, ("relay",)),
+    ("api-kill", fault_api_kill, ("api",)),
+    ("redis-restart", fault_redis_restart, ("redis",)),
+    ("postgres-restart", fault_postgres_restart, ("postgres",)),
+    ("postgres-pause", fault_postgres_pause, ()),
+    ("relay-full", fault_relay_full, ()),
+    ("network-cut", fault_network_cut, ()),
 ]
+SERVICES = ("postgres", "redis", "api", "relay", "relay2", "notify", "nginx")
+CRASH = re.compile(r"^supervise: (\S+) exited with status (\d+)|ERROR: (AddressSanitizer|LeakSanitizer)"
+                   r"|runtime error: ", re.M)
+
+
+class Logs:
+    """The services' logs from a point on: what crashed meanwhile."""
+
+    def __init__(self):
+        self.offsets = {s: self.size(s) for s in SERVICES}
+
+    @staticmethod
+    def path(service):
+        return os.path.join(RUNDIR, "log", service + ".log")
+
+    def size(self, service):
+        try:
+            return os.path.getsize(self.path(service))
+        except OSError:
+            return 0
+
+    def crashes(self, killed):
+        """One line per unexpected exit or sanitizer report since then."""
+        out = []
+        for service, offset in self.offsets.items():
+            try:
+                with open(self.path(service), "rb") as f:
+                    f.seek(offset)
+                    text = f.read().decode("utf-8", "replace")
+            except OSError:
+                continue
+            for m in CRASH.finditer(text):
+                if m.group(1) in killed:
+                    continue
+                line = text[m.start():text.find("\n", m.start())]
+                out.append("%s.log: %s" % (service, line[:200]))
+        return out
 
 
 class Probe:
@@ -281,6 +324,8 @@ class Probe:
         self.n = 0
 
     def ok(self):
+        if dev("status", check=False).returncode != 0:
+            return False  # a service is not running (scripts/supervise restarts it)
         status, _, body = parley_test.request("GET", "/api/v1/health")
         if status != 200 or body.get("status") != "ok":
             return False
@@ -307,15 +352,20 @@ class Probe:
             return False
 
 
-def run_fault(name, fn, cfg, probe):
+def run_fault(name, fn, replaced, cfg, probe):
+    """Runs one fault under a fresh load, prints its report line (and the
+    problems found as comments), and returns whether it passed."""
     proxies = [loadmod.Proxy(port_of(RELAY1)), loadmod.Proxy(port_of(RELAY2))]
     for p in proxies:
         p.start()
     cfg = dict(cfg, proxies=proxies)
+    problems = []
+    recovered = False
+    t0 = time.monotonic()
+    logs = Logs()
+    before = {s: child_pid(s) for s in replaced}
     load = loadmod.Load(name.replace("-", "")[:6], (RELAY1, RELAY2), pairs=cfg["pairs"],
                         interval_s=cfg["interval_s"], proxies=proxies)
-    problems = []
-    t0 = time.monotonic()
     try:
         load.start()
         time.sleep(cfg["before_s"])  # the load runs before the fault
@@ -327,18 +377,27 @@ def run_fault(name, fn, cfg, probe):
         load.stop_sending()
         settled = load.settle(cfg["settle_s"])
         recovered = probe.wait(60)
-        recovered = recovered and all(d.live for d in load.devices)
+        if not all(d.live for d in load.devices):
+            recovered = False
+            problems.append("load devices without a socket: %s"
+                            % " ".join(d.name for d in load.devices if not d.live))
+        for service, pid in before.items():
+            if child_pid(service) == pid:
+                problems.append("%s is still pid %d: the fault did not happen" % (service, pid))
         if not settled:
             problems.append("not settled within %ds: %d acked messages missing somewhere, %d sends unanswered"
                             % (cfg["settle_s"], len(load.missing()),
                                sum(len(d.outbox) for d in load.devices)
                                + sum(len(s.pending) for s in load.rest_senders)))
+    except Exception as e:  # noqa: BLE001 - the load itself could not run
+        problems.append("%s: %s" % (type(e).__name__, e))
     finally:
         load.finish()
         for p in proxies:
             p.stop()
     counts = load.verify()
     problems += load.book.anomalies
+    problems += logs.crashes(replaced)
     print("fault=%s sent=%d acked=%d delivered=%d lost=%d duplicated=%d recovered=%s"
           % (name, counts["sent"], counts["acked"], counts["delivered"], counts["lost"],
              counts["duplicated"], "yes" if recovered else "no"), flush=True)
@@ -356,7 +415,7 @@ def main():
     ap.add_argument("--reduced", action="store_true", help="the short form for make check")
     ap.add_argument("faults", nargs="*", help="run only these (default: all)")
     args = ap.parse_args()
-    known = dict(FAULTS)
+    known = {f[0] for f in FAULTS}
     for f in args.faults:
         if f not in known:
             ap.error("unknown fault %r (known: %s)" % (f, " ".join(known)))
@@ -367,10 +426,10 @@ def main():
     probe = Probe()
     ok = True
     t0 = time.monotonic()
-    for name, fn in FAULTS:
+    for name, fn, replaced in FAULTS:
         if args.faults and name not in args.faults:
             continue
-        ok = run_fault(name, fn, cfg, probe) and ok
+        ok = run_fault(name, fn, replaced, cfg, probe) and ok
     print("# faults: %s in %.0fs" % ("all passed" if ok else "FAILED", time.monotonic() - t0), flush=True)
     sys.exit(0 if ok else 1)
 
