@@ -29,8 +29,11 @@ import ws
 from parley_test import wait_for
 
 WS_ERRORS = (OSError, ws.Closed, ws.websocket.WebSocketException, AssertionError, ValueError)
-# Refusals an app retries with the same client_msg_id.
-RETRY_CODES = ("unavailable", "rate_limited", "internal")
+# Refusals an app retries with the same client_msg_id; any other (an
+# "internal" included: a store outage is "unavailable") is a problem.
+RETRY_CODES = ("unavailable", "rate_limited")
+# The same over REST; 502 and 504 are nginx's while parley-api restarts.
+RETRY_STATUSES = (429, 502, 503, 504)
 
 
 class Book:
@@ -160,9 +163,9 @@ class Device(threading.Thread):
             self.load.book.ack(f["client_msg_id"], f["conversation_id"], f["message_id"])
         elif kind == "error":
             code = f["error"]["code"]
-            if f.get("ref") in self.outbox and code in RETRY_CODES:
+            if f.get("ref") in self.outbox:
                 self.retry_at = time.monotonic() + 0.5
-            else:
+            if code not in RETRY_CODES:
                 self.load.book.anomaly("%s: error frame %r" % (self.name, f))
 
     def resend(self):
@@ -234,7 +237,7 @@ class RestSender(threading.Thread):
         if status in (200, 201):
             self.load.book.ack(cmid, reply["conversation_id"], reply["message_id"])
             return True
-        if status not in (429, 500, 502, 503, 504):
+        if status not in RETRY_STATUSES:
             self.load.book.anomaly("%s: POST answered %d %r" % (self.name, status, reply))
         return False
 
