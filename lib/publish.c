@@ -38,13 +38,14 @@ struct ref {
 
 /*
  * Reads the replies of the npending PUBLISHes queued, adding to *offline
- * those nobody received, other than the sender. Returns PL_OK or
- * PL_UNAVAILABLE.
+ * those nobody received, other than the sender, and counting them in
+ * *nread. Returns PL_OK or PL_UNAVAILABLE.
  */
 static enum pl_err collect(struct pl_redis *r, const struct pl_message *m,
 			   const struct pl_delivery *const *deliveries,
 			   const struct ref *pending, size_t npending,
-			   struct ref **offline, size_t *noffline, size_t *cap)
+			   struct ref **offline, size_t *noffline, size_t *cap,
+			   size_t *nread)
 {
 	for (size_t i = 0; i < npending; i++) {
 		const struct ref *q = &pending[i];
@@ -53,6 +54,7 @@ static enum pl_err collect(struct pl_redis *r, const struct pl_message *m,
 
 		if (pl_redis_read(r, &rep))
 			return PL_UNAVAILABLE;
+		(*nread)++;
 		nobody = rep->type == REDIS_REPLY_INTEGER && rep->integer == 0 &&
 			 deliveries[q->msg][q->del].user_id != m[q->msg].sender_id;
 		freeReplyObject(rep);
@@ -72,16 +74,21 @@ static enum pl_err collect(struct pl_redis *r, const struct pl_message *m,
 	return PL_OK;
 }
 
-void pl_publish_messages(struct pl_redis *r, const struct pl_message *m,
+/*
+ * pl_publish_messages() once. Returns 1 when the connection failed on the
+ * first reply (nothing went out, so it may be sent again), else 0.
+ */
+static int publish_batch(struct pl_redis *r, const struct pl_message *m,
 			 const struct pl_delivery *const *deliveries,
 			 const size_t *n_deliveries, size_t count)
 {
 	struct ref *pending = malloc(PIPELINE * sizeof(*pending));
 	struct ref *offline = NULL;
-	size_t npending = 0, noffline = 0, cap = 0, queued = 0;
+	size_t npending = 0, noffline = 0, cap = 0, queued = 0, nread = 0;
+	int resend = 0;
 
 	if (!pending)
-		return;
+		return 0;
 	for (size_t k = 0; k < count; k++) {
 		long long created_us = pl_clock_parse_rfc3339_us(m[k].created_at);
 
@@ -110,15 +117,19 @@ void pl_publish_messages(struct pl_redis *r, const struct pl_message *m,
 			pending[npending++] = (struct ref){ k, i };
 			if (npending == PIPELINE) {
 				if (collect(r, m, deliveries, pending, npending,
-					    &offline, &noffline, &cap))
+					    &offline, &noffline, &cap, &nread)) {
+					resend = nread == 0;
 					goto out;
+				}
 				npending = 0;
 			}
 		}
 	}
 	if (collect(r, m, deliveries, pending, npending, &offline, &noffline,
-		    &cap))
+		    &cap, &nread)) {
+		resend = nread == 0;
 		goto out;
+	}
 	/* Push jobs for the recipients no relay holds a socket of. */
 	for (size_t i = 0; i < noffline; i++) {
 		queue_push(r, &m[offline[i].msg],
@@ -136,6 +147,23 @@ void pl_publish_messages(struct pl_redis *r, const struct pl_message *m,
 out:
 	free(pending);
 	free(offline);
+	return resend;
+}
+
+void pl_publish_messages(struct pl_redis *r, const struct pl_message *m,
+			 const struct pl_delivery *const *deliveries,
+			 const size_t *n_deliveries, size_t count)
+{
+	/*
+	 * A connection that died while idle (Redis restarted since it was
+	 * last used) takes the whole pipeline and fails on its first read.
+	 * Nothing got through then, and the inbox is read again only when a
+	 * later event reveals the gap, which may never come: publish once more
+	 * on a new connection. A relay drops an event it already sent
+	 * (seq <= last).
+	 */
+	if (publish_batch(r, m, deliveries, n_deliveries, count))
+		publish_batch(r, m, deliveries, n_deliveries, count);
 }
 
 void pl_publish_message(struct pl_redis *r, const struct pl_message *m,
@@ -147,23 +175,28 @@ void pl_publish_message(struct pl_redis *r, const struct pl_message *m,
 void pl_publish_frame(struct pl_redis *r, const long long *users, size_t n,
 		      const char *frame)
 {
-	size_t queued = 0;
+	/* As for messages: a connection that died idle gets a second try. */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		size_t queued = 0, got = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		char ch[40];
-		const char *argv[3] = { "PUBLISH", ch, frame };
+		for (size_t i = 0; i < n; i++) {
+			char ch[40];
+			const char *argv[3] = { "PUBLISH", ch, frame };
 
-		channel(ch, sizeof(ch), users[i]);
-		if (pl_redis_append(r, 3, argv, NULL))
-			break;
-		queued++;
-	}
-	for (size_t i = 0; i < queued; i++) {
-		redisReply *rep;
+			channel(ch, sizeof(ch), users[i]);
+			if (pl_redis_append(r, 3, argv, NULL))
+				break;
+			queued++;
+		}
+		for (; got < queued; got++) {
+			redisReply *rep;
 
-		if (pl_redis_read(r, &rep))
-			break;
-		freeReplyObject(rep);
+			if (pl_redis_read(r, &rep))
+				break;
+			freeReplyObject(rep);
+		}
+		if (got > 0 || got == queued)
+			return;
 	}
 }
 

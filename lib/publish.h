@@ -7,7 +7,10 @@
  * got the event, so a recipient nobody is subscribed for has no live device:
  * they get a push job on the stream parley:push. Redis is the fast path only:
  * an event lost here is found again in the inbox, so failures are logged by
- * pl_redis and otherwise ignored.
+ * pl_redis and otherwise ignored, except that a connection found dead before
+ * any reply (Redis restarted while it was idle) is replaced and the events
+ * sent once more: nothing else would bring them to a socket that gets no
+ * later event.
  *
  * A "message" event goes out as one header line, "M <seq> <created_at in
  * epoch microseconds>\n", then the frame's JSON, so that a relay delivers it

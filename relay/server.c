@@ -131,6 +131,16 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 					 (unsigned char *)"server going away", 17);
 			return -1;
 		}
+		/*
+		 * A full relay refuses with "try again later" (the client asks
+		 * discover for another relay) rather than taking sockets until
+		 * its descriptors run out and connects hang unanswered.
+		 */
+		if (r->connections >= r->cfg->relay_capacity) {
+			lws_close_reason(wsi, 1013, (unsigned char *)"relay full: "
+					 "try again later", 27);
+			return -1;
+		}
 		pss->conn = relay_conn_new(r, wsi, KIND_WS);
 		return pss->conn ? 0 : -1;
 	case LWS_CALLBACK_RECEIVE:
@@ -313,6 +323,10 @@ static int start_http(struct lws *wsi, struct pss *pss, const char *path)
 	if (bearer(wsi, sse, token, sizeof(token))) {
 		set_reply(pss, wsi, 401, PL_UNAUTHORIZED,
 			  "an Authorization: Bearer token is required");
+		return 0;
+	}
+	if (r->connections >= r->cfg->relay_capacity) {
+		set_reply(pss, wsi, 503, PL_UNAVAILABLE, "relay full: try again later");
 		return 0;
 	}
 	c = relay_conn_new(r, wsi, sse ? KIND_SSE : KIND_POLL);

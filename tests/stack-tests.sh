@@ -10,7 +10,10 @@
 #   - every tests/e2e/NN-*.py in name order, with /usr/bin/python3;
 #   - every tests/browser/NN-*.mjs (the web client in headless Chromium),
 #     with node, or one skipped test when Chromium, node or playwright-core
-#     is missing.
+#     is missing;
+#   - last, tests/faults/run.py --reduced: the fault suite's short form
+#     (services killed and restarted under a load; "scripts/dev faults" runs
+#     the full one).
 # Their output goes to stderr (the test log) as "# " comments, so stdout
 # stays clean TAP. The stack is taken down at the end, also on failure or
 # interrupt; its runtime dir stays for inspection until the next run.
@@ -136,6 +139,11 @@ else
 		names+=("browser/${f##*/}")
 	done
 fi
+# Last, as it kills and restarts services (it waits until they serve again).
+if [ -f "$here/faults/run.py" ]; then
+	tests+=("faults:$here/faults/run.py")
+	names+=("faults/run.py --reduced")
+fi
 if [ ${#tests[@]} -eq 0 ]; then
 	echo "1..0 # SKIP no stack tests found"
 	exit 0
@@ -166,6 +174,7 @@ for i in "${!tests[@]}"; do
 		cmd=(env PARLEY_TEST_URL="http://127.0.0.1:${PARLEY_APACHE_PORT:-$((${PARLEY_HTTP_PORT:-18080} + 1))}"
 			/usr/bin/python3 "${tests[$i]#apache:}")
 		;;
+	faults:*) cmd=(/usr/bin/python3 "${tests[$i]#faults:}" --reduced) ;;
 	*.py) cmd=(/usr/bin/python3 "${tests[$i]}") ;;
 	*.mjs) cmd=(node "${tests[$i]}") ;;
 	skip:*)

@@ -4,11 +4,16 @@ and get "sent", and recipients get them once Redis is back. PostgreSQL
 down: sends are answered "unavailable" (not silence), and a retry with the
 same client_msg_id succeeds once it is back. The relay recovers by itself."""
 
+import os
+import re
+import socket
+
 import parley_test
 import rest
 import ws
 from parley_test import dev, wait_for
 
+RELAY2 = os.environ.get("PARLEY_TEST_RELAY2", "ws://127.0.0.1:18092/ws")
 A = rest.new_user("sa")
 B = rest.new_user("sb")
 CONV = rest.direct(A, B)
@@ -52,6 +57,34 @@ def test_postgres_down_answers_unavailable_then_recovers():
     sent = wait_for(retried, 30, "a retried send to succeed")
     m = b.expect("message", timeout=10)
     assert m["message_id"] == sent["message_id"], (m, sent)
+    a.close()
+    b.close()
+
+
+def redis_kill_clients():
+    """Closes every Redis connection of the stack but the relays' pub/sub
+    ones, as a Redis restart does to connections idle through it (the
+    subscriptions stay, so nothing else is replayed meanwhile)."""
+    conf = open(os.path.join(rest.RUNDIR, "etc", "parley.conf")).read()
+    port = int(re.search(r"^\[redis\][^[]*?^port\s*=\s*(\d+)", conf, re.M | re.S).group(1))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"*4\r\n$6\r\nCLIENT\r\n$4\r\nKILL\r\n$4\r\nTYPE\r\n$6\r\nnormal\r\n")
+        # Its own connection is "normal" too: the answer may not come.
+        s.recv(64)
+
+
+def test_first_send_on_a_dead_redis_connection_arrives_live():
+    # The first send through each relay store thread finds its Redis
+    # connection dead: it must still reach the recipient live, not wait in
+    # the inbox for a later event to reveal the gap.
+    a, b = ws.connect(A), ws.connect(B, url=RELAY2)
+    redis_kill_clients()
+    for i in range(6):  # more sends than the relay has store threads
+        a.send({"type": "send", "conversation_id": CONV, "client_msg_id": "rk-%d" % i,
+                "body": "after the kill %d" % i})
+        sent = a.expect("sent", timeout=10)
+        m = b.expect("message", timeout=5)
+        assert m["message_id"] == sent["message_id"], (m, sent)
     a.close()
     b.close()
 
