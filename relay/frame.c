@@ -106,7 +106,10 @@ static enum pl_err parse_fields(struct relay_frame *f, char *why,
 				    "and 'message_id' must be integers");
 		return PL_OK;
 	case RELAY_FRAME_UNKNOWN:
-		snprintf(why, whylen, "unknown frame type '%.40s'", f->type_name);
+		/* Quoted whole characters only: the error frame must stay UTF-8. */
+		snprintf(why, whylen, "unknown frame type '%.*s'",
+			 (int)pl_validate_utf8_prefix(f->type_name, 40),
+			 f->type_name);
 		return PL_BAD_REQUEST;
 	default:
 		return PL_OK;

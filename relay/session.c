@@ -22,6 +22,7 @@
 #include "limits.h"
 #include "log.h"
 #include "session.h"
+#include "validate.h"
 
 #define TABLE_SIZE 4096
 #define HELD_MAX 256
@@ -320,6 +321,8 @@ static void send_error(struct conn *c, enum pl_err code, const char *ref,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* A long quote may be cut inside a character: json_pack() refuses that. */
+	msg[pl_validate_utf8_prefix(msg, sizeof(msg))] = '\0';
 	o = json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "code",
 		      pl_err_code(code), "message", msg);
 	if (o && ref)
