@@ -75,6 +75,23 @@ size_t pl_validate_utf8_prefix(const char *s, size_t max)
 	return i - 1 + need > n ? i - 1 : n;
 }
 
+void pl_validate_utf8_scrub(char *str)
+{
+	unsigned char *s = (unsigned char *)str;
+	size_t len = strlen(str), i = 0;
+
+	while (i < len) {
+		size_t need = s[i] >= 0xf0 ? 4 : s[i] >= 0xe0 ? 3 :
+			      s[i] >= 0xc0 ? 2 : 1;
+
+		if (need <= len - i && pl_validate_utf8(str + i, need)) {
+			i += need;
+			continue;
+		}
+		s[i++] = '?';
+	}
+}
+
 static enum pl_err fail(enum pl_err rc, char *why, size_t whylen,
 			const char *msg)
 {

@@ -127,7 +127,9 @@ enum pl_err relay_frame_parse(const char *text, size_t len,
 		why[0] = '\0';
 	f->root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!f->root) {
+		/* jansson quotes the bytes near the error, valid UTF-8 or not. */
 		snprintf(why, whylen, "malformed JSON: %s", jerr.text);
+		pl_validate_utf8_scrub(why);
 		return PL_BAD_REQUEST;
 	}
 	f->type_name = json_is_object(f->root) ?

@@ -321,8 +321,8 @@ static void send_error(struct conn *c, enum pl_err code, const char *ref,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	/* A long quote may be cut inside a character: json_pack() refuses that. */
-	msg[pl_validate_utf8_prefix(msg, sizeof(msg))] = '\0';
+	/* A quote cut inside a character would make json_pack() refuse msg. */
+	pl_validate_utf8_scrub(msg);
 	o = json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "code",
 		      pl_err_code(code), "message", msg);
 	if (o && ref)

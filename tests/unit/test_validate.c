@@ -131,6 +131,20 @@ static void test_validate_utf8_prefix_never_splits_a_character(void **state)
 	assert_int_equal(pl_validate_utf8_prefix("", 10), 0);
 }
 
+/* Quoted foreign bytes become '?' so the message is valid JSON text. */
+static void test_validate_utf8_scrub_replaces_invalid_bytes(void **state)
+{
+	char cut[] = "type 'ab\xe4\xbd";
+	char mixed[] = "a\xff" "b\xc3\xa9" "c\xed\xa0\x80" "d";
+
+	(void)state;
+	pl_validate_utf8_scrub(cut);
+	assert_string_equal(cut, "type 'ab??");
+	pl_validate_utf8_scrub(mixed);
+	/* U+00E9 stays; a lone 0xff and a surrogate do not. */
+	assert_string_equal(mixed, "a?b\xc3\xa9" "c???d");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -142,6 +156,7 @@ int main(void)
 		cmocka_unit_test(test_validate_display_name_counts_characters),
 		cmocka_unit_test(test_validate_password_length),
 		cmocka_unit_test(test_validate_utf8_prefix_never_splits_a_character),
+		cmocka_unit_test(test_validate_utf8_scrub_replaces_invalid_bytes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
