@@ -18,6 +18,8 @@
 #include "notify.h"
 
 #define FCM_SCOPE "https://www.googleapis.com/auth/firebase.messaging"
+/* Google's tokens live an hour; a longer claim is trusted up to a day. */
+#define FCM_TOKEN_MAX_S (24 * 3600)
 
 static char *dup_field(json_t *o, const char *key)
 {
@@ -103,6 +105,9 @@ enum pl_err notify_fcm_token_answer(const struct notify_req *req, char **token,
 	tok = o ? json_string_value(json_object_get(o, "access_token")) : NULL;
 	expires_in = o ? json_integer_value(json_object_get(o, "expires_in")) : 0;
 	if (tok && expires_in > 0) {
+		/* Bounded, so the milliseconds below cannot overflow. */
+		if (expires_in > FCM_TOKEN_MAX_S)
+			expires_in = FCM_TOKEN_MAX_S;
 		*token = strdup(tok);
 		*expires_in_s = expires_in;
 		/* Refresh a minute early (or at half the lifetime, if shorter). */

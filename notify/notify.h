@@ -229,8 +229,8 @@ int notify_fcm_ready(struct notify_fcm *f, struct notify_http *h,
 /*
  * Reads the token endpoint's answer in req: on a 200 whose JSON body holds
  * a string "access_token" and a positive "expires_in", returns PL_OK with
- * *token a new string (free()), *expires_in_s, and *refresh_ms, how long
- * from now to fetch the next one; else PL_UNAVAILABLE.
+ * *token a new string (free()), *expires_in_s (at most a day), and
+ * *refresh_ms, how long from now to fetch the next one; else PL_UNAVAILABLE.
  */
 enum pl_err notify_fcm_token_answer(const struct notify_req *req, char **token,
 				    long long *expires_in_s, long long *refresh_ms);
