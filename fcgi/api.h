@@ -93,6 +93,35 @@ enum pl_err api_route_find(const struct api_route *table, size_t n,
 			   const struct api_route **route, long long *params,
 			   int *nparams, char *allow, size_t allowlen);
 
+/*
+ * The steps of reading a request that need no connection, in the order
+ * api_request_handle() runs them (route, bearer token for API_AUTH routes,
+ * Content-Length, JSON body for API_JSON_BODY routes). Each returns PL_OK or
+ * fails req through api_fail() and returns the code; the request fuzz
+ * target drives them the same way.
+ *
+ * api_request_route() splits uri (borrowed, may be NULL) into req->path and
+ * req->query (borrowed from uri) and finds the route for req->method (*route,
+ * and req->params); on PL_METHOD_NOT_ALLOWED allow lists the methods.
+ * api_request_bearer() checks an Authorization header value (borrowed, may
+ * be NULL) and its token's signature and expiry against now, filling
+ * *claims; the session's liveness is checked in PostgreSQL afterwards.
+ * api_request_content_length() reads a CONTENT_LENGTH value (NULL or "":
+ * 0) into *want, refusing one over max_bytes.
+ * api_request_parse_body() parses text[0..len) into req->body, which must be
+ * a JSON object.
+ */
+enum pl_err api_request_route(struct api_request *req, const char *uri,
+			      const struct api_route **route, char *allow,
+			      size_t allowlen);
+enum pl_err api_request_bearer(struct api_request *req, const char *header,
+			       const struct pl_token_key *key, time_t now,
+			       struct pl_token_claims *claims);
+enum pl_err api_request_content_length(struct api_request *req, const char *cl,
+				       long long max_bytes, size_t *want);
+enum pl_err api_request_parse_body(struct api_request *req, const char *text,
+				   size_t len);
+
 /* Serves one accepted request and writes its response. */
 void api_request_handle(struct api_worker *w, FCGX_Request *fcgx);
 

@@ -120,42 +120,56 @@ static void write_response(struct api_request *req, const char *extra_headers)
  * the caller). Returns PL_OK, PL_TOO_LARGE over the configured limit, or
  * PL_BAD_REQUEST when the client sent less than it announced.
  */
-static enum pl_err read_body(struct api_request *req, char **out, size_t *len)
+enum pl_err api_request_content_length(struct api_request *req, const char *cl,
+				       long long max_bytes, size_t *want)
 {
-	const char *cl = FCGX_GetParam("CONTENT_LENGTH", req->fcgx->envp);
-	unsigned long long want = 0;
+	unsigned long long v = 0;
 	char *end;
-	char *buf;
-	int got;
 
-	*out = NULL;
-	*len = 0;
+	*want = 0;
 	if (cl && *cl) {
 		errno = 0;
-		want = strtoull(cl, &end, 10);
+		v = strtoull(cl, &end, 10);
 		if (errno || *end)
 			return api_fail(req, PL_BAD_REQUEST,
 					"bad Content-Length header");
 	}
-	if (want > (unsigned long long)req->w->cfg->api_max_body_bytes)
+	if (v > (unsigned long long)max_bytes)
 		return api_fail(req, PL_TOO_LARGE,
-				"request body is over %lld bytes",
-				req->w->cfg->api_max_body_bytes);
-	buf = malloc((size_t)want + 1);
+				"request body is over %lld bytes", max_bytes);
+	*want = (size_t)v;
+	return PL_OK;
+}
+
+static enum pl_err read_body(struct api_request *req, char **out, size_t *len)
+{
+	size_t want;
+	char *buf;
+	int got;
+	enum pl_err rc;
+
+	*out = NULL;
+	*len = 0;
+	rc = api_request_content_length(req, FCGX_GetParam("CONTENT_LENGTH",
+							   req->fcgx->envp),
+					req->w->cfg->api_max_body_bytes, &want);
+	if (rc)
+		return rc;
+	buf = malloc(want + 1);
 	if (!buf)
 		return api_fail(req, PL_INTERNAL, "out of memory");
 	got = want ? FCGX_GetStr(buf, (int)want, req->fcgx->in) : 0;
-	if (got < 0 || (unsigned long long)got != want) {
+	if (got < 0 || (size_t)got != want) {
 		free(buf);
 		return api_fail(req, PL_BAD_REQUEST, "request body is incomplete");
 	}
 	buf[want] = '\0';
 	*out = buf;
-	*len = (size_t)want;
+	*len = want;
 	return PL_OK;
 }
 
-static enum pl_err parse_json_body(struct api_request *req, const char *text,
+enum pl_err api_request_parse_body(struct api_request *req, const char *text,
 				   size_t len)
 {
 	json_error_t jerr;
@@ -188,25 +202,37 @@ static void drain_input(FCGX_Request *fcgx)
  * PostgreSQL, the truth whatever Redis says. Then counts the request against
  * the user's REST rate limit.
  */
+enum pl_err api_request_bearer(struct api_request *req, const char *header,
+			       const struct pl_token_key *key, time_t now,
+			       struct pl_token_claims *claims)
+{
+	char why[128];
+
+	if (!header || strncasecmp(header, "Bearer ", 7) != 0)
+		return api_fail(req, PL_UNAUTHORIZED,
+				"an Authorization: Bearer token is required");
+	header += 7;
+	while (*header == ' ')
+		header++;
+	if (pl_token_verify(key, header, now, claims, why, sizeof(why)))
+		return api_fail(req, PL_UNAUTHORIZED, "%s", why);
+	return PL_OK;
+}
+
 static enum pl_err authenticate(struct api_request *req)
 {
-	const char *h = FCGX_GetParam("HTTP_AUTHORIZATION", req->fcgx->envp);
 	const struct pl_config *cfg = req->w->cfg;
 	struct pl_token_claims claims;
-	char why[128], sid[24], uid[24], did[24];
+	char sid[24], uid[24], did[24];
 	PGresult *res;
 	enum pl_err rc;
 	int live;
 
-	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-		return api_fail(req, PL_UNAUTHORIZED,
-				"an Authorization: Bearer token is required");
-	h += 7;
-	while (*h == ' ')
-		h++;
-	if (pl_token_verify(&req->w->shared->key, h, time(NULL), &claims, why,
-			    sizeof(why)))
-		return api_fail(req, PL_UNAUTHORIZED, "%s", why);
+	rc = api_request_bearer(req, FCGX_GetParam("HTTP_AUTHORIZATION",
+						   req->fcgx->envp),
+				&req->w->shared->key, time(NULL), &claims);
+	if (rc)
+		return rc;
 	rc = api_sql(req, "SELECT 1 FROM sessions WHERE id = $1 AND user_id = $2 "
 		     "AND device_id = $3 AND revoked_at IS NULL "
 		     "AND expires_at > now()",
@@ -232,14 +258,11 @@ static enum pl_err authenticate(struct api_request *req)
 	return PL_OK;
 }
 
-static enum pl_err dispatch(struct api_request *req, char *allow,
-			    size_t allowlen)
+enum pl_err api_request_route(struct api_request *req, const char *uri,
+			      const struct api_route **route, char *allow,
+			      size_t allowlen)
 {
-	const struct api_route *route;
-	const char *uri = FCGX_GetParam("REQUEST_URI", req->fcgx->envp);
 	size_t pathlen;
-	char *text = NULL;
-	size_t len;
 	enum pl_err rc;
 
 	if (!uri || !req->method)
@@ -253,7 +276,7 @@ static enum pl_err dispatch(struct api_request *req, char *allow,
 	req->query = uri[pathlen] == '?' ? uri + pathlen + 1 : "";
 
 	rc = api_route_find(api_routes, api_routes_count, req->method,
-			    req->path, &route, req->params, &req->nparams,
+			    req->path, route, req->params, &req->nparams,
 			    allow, allowlen);
 	if (rc == PL_NOT_FOUND)
 		return api_fail(req, rc, "no route for %s %s", req->method,
@@ -261,6 +284,21 @@ static enum pl_err dispatch(struct api_request *req, char *allow,
 	if (rc == PL_METHOD_NOT_ALLOWED)
 		return api_fail(req, rc, "%s is not allowed on %s (allowed: %s)",
 				req->method, req->path, allow);
+	return rc;
+}
+
+static enum pl_err dispatch(struct api_request *req, char *allow,
+			    size_t allowlen)
+{
+	const struct api_route *route;
+	char *text = NULL;
+	size_t len;
+	enum pl_err rc;
+
+	rc = api_request_route(req, FCGX_GetParam("REQUEST_URI", req->fcgx->envp),
+			       &route, allow, allowlen);
+	if (rc)
+		return rc;
 	if (route->flags & API_AUTH) {
 		rc = authenticate(req);
 		if (rc)
@@ -270,7 +308,7 @@ static enum pl_err dispatch(struct api_request *req, char *allow,
 	if (rc)
 		return rc;
 	if (route->flags & API_JSON_BODY)
-		rc = parse_json_body(req, text, len);
+		rc = api_request_parse_body(req, text, len);
 	free(text);
 	if (rc)
 		return rc;

@@ -235,27 +235,11 @@ static void env_name(const struct key *k, char *out, size_t outlen)
 		out[i] = (char)toupper((unsigned char)out[i]);
 }
 
-int pl_config_load(struct pl_config *cfg, const char *path, char *err,
-		   size_t errlen)
+/* Applies the environment overrides, then the checks across keys. */
+static int finish(struct pl_config *cfg, char *err, size_t errlen)
 {
-	struct parse_state st = { cfg, err, errlen };
 	char why[512];
 
-	err[0] = '\0';
-	if (path) {
-		int line = ini_parse(path, on_ini_key, &st);
-
-		if (line < 0) {
-			snprintf(err, errlen, "cannot read '%s'", path);
-			return -1;
-		}
-		if (line > 0) {
-			snprintf(why, sizeof(why), "%s", err[0] ? err :
-				 "syntax error");
-			snprintf(err, errlen, "%s:%d: %s", path, line, why);
-			return -1;
-		}
-	}
 	for (size_t i = 0; i < NKEYS; i++) {
 		char name[96];
 		const char *value;
@@ -275,6 +259,71 @@ int pl_config_load(struct pl_config *cfg, const char *path, char *err,
 		return -1;
 	}
 	return 0;
+}
+
+int pl_config_parse(struct pl_config *cfg, const char *text, const char *name,
+		    char *err, size_t errlen)
+{
+	struct parse_state st = { cfg, err, errlen };
+	char why[512];
+	int line;
+
+	err[0] = '\0';
+	line = ini_parse_string(text, on_ini_key, &st);
+	if (line != 0) {
+		/* ini_parse_string() fails (-2) only when it cannot allocate. */
+		snprintf(why, sizeof(why), "%s", err[0] ? err :
+			 line < 0 ? "out of memory" : "syntax error");
+		snprintf(err, errlen, "%s:%d: %s", name, line > 0 ? line : 0, why);
+		return -1;
+	}
+	return finish(cfg, err, errlen);
+}
+
+/*
+ * Reads the file at path into a new NUL-terminated string (*out). Returns 0,
+ * or -1 when it cannot be read or is over PL_CONFIG_MAX_BYTES.
+ */
+static int read_file(const char *path, char **out)
+{
+	FILE *f = fopen(path, "r");
+	char *text = f ? malloc(PL_CONFIG_MAX_BYTES + 1) : NULL;
+	size_t n = 0;
+	int rc = -1;
+
+	*out = NULL;
+	if (!text)
+		goto out;
+	n = fread(text, 1, PL_CONFIG_MAX_BYTES + 1, f);
+	if (ferror(f) || n > PL_CONFIG_MAX_BYTES)
+		goto out;
+	text[n] = '\0';
+	*out = text;
+	text = NULL;
+	rc = 0;
+out:
+	free(text);
+	if (f)
+		fclose(f);
+	return rc;
+}
+
+int pl_config_load(struct pl_config *cfg, const char *path, char *err,
+		   size_t errlen)
+{
+	char *text;
+	int rc;
+
+	err[0] = '\0';
+	if (!path)
+		return finish(cfg, err, errlen);
+	if (read_file(path, &text)) {
+		snprintf(err, errlen, "cannot read '%s'", path);
+		return -1;
+	}
+	rc = pl_config_parse(cfg, text, path, err, errlen);
+	free(text);
+	return rc;
 }
 
 void pl_config_print_help(FILE *out)

@@ -88,6 +88,19 @@ void pl_config_release(struct pl_config *cfg);
 int pl_config_load(struct pl_config *cfg, const char *path, char *err,
 		   size_t errlen);
 
+/* The largest configuration file pl_config_load() reads. */
+#define PL_CONFIG_MAX_BYTES (1024 * 1024)
+
+/*
+ * Like pl_config_load() for the INI text text (borrowed, NUL-terminated),
+ * named name (borrowed) in error messages: parses it, then applies the
+ * environment overrides and validates. Reads no file; this is what
+ * pl_config_load() runs on the file's contents, and what the config fuzz
+ * target drives.
+ */
+int pl_config_parse(struct pl_config *cfg, const char *text, const char *name,
+		    char *err, size_t errlen);
+
 /* Writes one line per key: section, key, default, range, env var, help. */
 void pl_config_print_help(FILE *out);
 

@@ -59,6 +59,39 @@ size_t pl_validate_utf8_chars(const char *s, size_t len)
 	return n;
 }
 
+size_t pl_validate_utf8_prefix(const char *s, size_t max)
+{
+	size_t n = strnlen(s, max), i = n, need;
+	unsigned char lead;
+
+	/* Find the first byte of the last character within s[0..n). */
+	while (i > 0 && n - i < 3 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+		i--;
+	if (i == 0)
+		return n;
+	lead = (unsigned char)s[i - 1];
+	need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+	/* Drop that character when the cut left it incomplete. */
+	return i - 1 + need > n ? i - 1 : n;
+}
+
+void pl_validate_utf8_scrub(char *str)
+{
+	unsigned char *s = (unsigned char *)str;
+	size_t len = strlen(str), i = 0;
+
+	while (i < len) {
+		size_t need = s[i] >= 0xf0 ? 4 : s[i] >= 0xe0 ? 3 :
+			      s[i] >= 0xc0 ? 2 : 1;
+
+		if (need <= len - i && pl_validate_utf8(str + i, need)) {
+			i += need;
+			continue;
+		}
+		s[i++] = '?';
+	}
+}
+
 static enum pl_err fail(enum pl_err rc, char *why, size_t whylen,
 			const char *msg)
 {

@@ -18,6 +18,20 @@ int pl_validate_utf8(const char *s, size_t len);
 /* Number of UTF-8 characters in a valid UTF-8 string. */
 size_t pl_validate_utf8_chars(const char *s, size_t len);
 
+/*
+ * The length of the longest prefix of s, at most max bytes, that does not
+ * end inside a character. s is valid UTF-8, or was until it was cut short
+ * (as snprintf() cuts); quoting that many bytes keeps a message valid UTF-8.
+ */
+size_t pl_validate_utf8_prefix(const char *s, size_t max);
+
+/*
+ * Replaces every byte of the NUL-terminated s that is not part of a valid
+ * UTF-8 character with '?', in place, so s can go into a JSON string. For
+ * messages that quote foreign text (a parser's error, a cut quote).
+ */
+void pl_validate_utf8_scrub(char *s);
+
 /* 3..32 of [a-z0-9_.-]. */
 enum pl_err pl_validate_username(const char *s, char *why, size_t whylen);
 

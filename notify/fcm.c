@@ -18,6 +18,8 @@
 #include "notify.h"
 
 #define FCM_SCOPE "https://www.googleapis.com/auth/firebase.messaging"
+/* Google's tokens live an hour; a longer claim is trusted up to a day. */
+#define FCM_TOKEN_MAX_S (24 * 3600)
 
 static char *dup_field(json_t *o, const char *key)
 {
@@ -88,35 +90,55 @@ void notify_fcm_invalidate(struct notify_fcm *f)
 	f->access_token = NULL;
 }
 
-static void on_token(struct notify_req *req, void *arg)
+enum pl_err notify_fcm_token_answer(const struct notify_req *req, char **token,
+				    long long *expires_in_s, long long *refresh_ms)
 {
-	struct notify_fcm *f = arg;
 	json_t *o = NULL;
 	const char *tok;
 	json_int_t expires_in;
 
-	f->fetching = 0;
+	*token = NULL;
+	*expires_in_s = 0;
+	*refresh_ms = 0;
 	if (req->result == CURLE_OK && req->status == 200)
 		o = json_loads(req->resp, 0, NULL);
 	tok = o ? json_string_value(json_object_get(o, "access_token")) : NULL;
 	expires_in = o ? json_integer_value(json_object_get(o, "expires_in")) : 0;
-	if (!tok || expires_in <= 0) {
+	if (tok && expires_in > 0) {
+		/* Bounded, so the milliseconds below cannot overflow. */
+		if (expires_in > FCM_TOKEN_MAX_S)
+			expires_in = FCM_TOKEN_MAX_S;
+		*token = strdup(tok);
+		*expires_in_s = expires_in;
+		/* Refresh a minute early (or at half the lifetime, if shorter). */
+		*refresh_ms = (expires_in > 120 ? expires_in - 60 :
+			       expires_in / 2) * 1000;
+	}
+	json_decref(o);
+	return *token ? PL_OK : PL_UNAVAILABLE;
+}
+
+static void on_token(struct notify_req *req, void *arg)
+{
+	struct notify_fcm *f = arg;
+	char *tok;
+	long long expires_in, refresh_ms;
+
+	f->fetching = 0;
+	if (notify_fcm_token_answer(req, &tok, &expires_in, &refresh_ms)) {
 		pl_log(PL_LOG_WARN, "fcm: token exchange at '%s' failed "
 		       "status=%ld", f->token_url, req->status);
 		f->retry_at_ms = pl_clock_mono_ms() + 2000;
 		goto out;
 	}
 	notify_fcm_invalidate(f);
-	f->access_token = strdup(tok);
-	/* Refresh a minute early (or at half the lifetime, if shorter). */
-	f->expires_at_ms = pl_clock_mono_ms() + (expires_in > 120 ? expires_in - 60 :
-				       expires_in / 2) * 1000;
+	f->access_token = tok;
+	f->expires_at_ms = pl_clock_mono_ms() + refresh_ms;
 	if (f->token_count)
 		atomic_fetch_add(f->token_count, 1);
 	pl_log(PL_LOG_INFO, "fcm: got an access token expires_in=%lld",
-	       (long long)expires_in);
+	       expires_in);
 out:
-	json_decref(o);
 	notify_req_release(req);
 }
 

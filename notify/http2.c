@@ -62,8 +62,7 @@ void notify_req_release(struct notify_req *req)
 	req->body = NULL;
 }
 
-/* Keeps the first NOTIFY_RESP_MAX bytes of the answer. */
-static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+size_t notify_req_on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct notify_req *req = arg;
 	size_t n = size * nmemb, room = NOTIFY_RESP_MAX - req->resp_len;
@@ -75,8 +74,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-/* Picks Retry-After (seconds form; an HTTP date counts as absent). */
-static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
+size_t notify_req_on_header(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct notify_req *req = arg;
 	size_t n = size * nmemb;
@@ -121,9 +119,9 @@ enum pl_err notify_http_start(struct notify_http *h, struct notify_req *req,
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, req->headers);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, notify_req_on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, notify_req_on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, req);
 	if (ca_file && *ca_file)

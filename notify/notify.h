@@ -110,6 +110,16 @@ enum pl_err notify_http_start(struct notify_http *h, struct notify_req *req,
  */
 void notify_http_run(struct notify_http *h, int wait_ms);
 
+/*
+ * libcurl's write and header callbacks for req (arg), which keep what
+ * notify_apns_outcome() and notify_fcm_outcome() read: the body's first
+ * NOTIFY_RESP_MAX bytes in resp (NUL-terminated, the rest dropped) and a
+ * Retry-After in seconds (capped at 3600; an HTTP date counts as absent).
+ * They take size * nmemb bytes of data (borrowed) and return that count.
+ */
+size_t notify_req_on_body(char *data, size_t size, size_t nmemb, void *arg);
+size_t notify_req_on_header(char *data, size_t size, size_t nmemb, void *arg);
+
 /* Frees what req owns (headers, body); safe on a zeroed request. */
 void notify_req_release(struct notify_req *req);
 
@@ -216,6 +226,14 @@ void notify_fcm_release(struct notify_fcm *f);
 int notify_fcm_ready(struct notify_fcm *f, struct notify_http *h,
 		     long long now_ms);
 
+/*
+ * Reads the token endpoint's answer in req: on a 200 whose JSON body holds
+ * a string "access_token" and a positive "expires_in", returns PL_OK with
+ * *token a new string (free()), *expires_in_s (at most a day), and
+ * *refresh_ms, how long from now to fetch the next one; else PL_UNAVAILABLE.
+ */
+enum pl_err notify_fcm_token_answer(const struct notify_req *req, char **token,
+				    long long *expires_in_s, long long *refresh_ms);
 /* Drops the access token (after a 401) so the next push fetches one. */
 void notify_fcm_invalidate(struct notify_fcm *f);
 

@@ -20,6 +20,7 @@
 #include <sys/time.h>
 
 #include "clock.h"
+#include "frame.h"
 #include "limits.h"
 #include "log.h"
 #include "session.h"
@@ -324,6 +325,8 @@ static void send_error(struct conn *c, enum pl_err code, const char *ref,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* A quote cut inside a character would make json_pack() refuse msg. */
+	pl_validate_utf8_scrub(msg);
 	o = json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "code",
 		      pl_err_code(code), "message", msg);
 	if (o && ref)
@@ -512,23 +515,21 @@ static int get_int(json_t *o, const char *name, long long *out)
 	return 0;
 }
 
-static void on_hello(struct conn *c, json_t *o)
+/* The first frame; f's cursor failed validation when rc is set. */
+static void on_hello(struct conn *c, const struct relay_frame *f,
+		     enum pl_err rc, const char *why_cursor)
 {
 	struct pl_token_claims claims;
-	const char *token = json_string_value(json_object_get(o, "token"));
-	json_t *cursor = json_object_get(o, "cursor");
 	char why[128];
 	struct relay_job *j;
 
-	if (!token || pl_token_verify(&c->r->key, token, time(NULL), &claims, why,
-				      sizeof(why))) {
+	if (!f->token || pl_token_verify(&c->r->key, f->token, time(NULL),
+					 &claims, why, sizeof(why))) {
 		relay_conn_close(c, 4001, "not authenticated");
 		return;
 	}
-	if (cursor && !json_is_null(cursor) &&
-	    (!json_is_integer(cursor) || json_integer_value(cursor) < 0)) {
-		send_error(c, PL_BAD_REQUEST, NULL, "'cursor' must be a seq (an "
-			   "integer, 0 or more)");
+	if (rc) {
+		send_error(c, rc, NULL, "%s", why_cursor);
 		relay_conn_close(c, 4001, "bad hello");
 		return;
 	}
@@ -536,7 +537,7 @@ static void on_hello(struct conn *c, json_t *o)
 	c->session_id = claims.session_id;
 	c->device_id = claims.device_id;
 	/* -1: no cursor given, use the device's stored one. */
-	c->last = cursor && json_is_integer(cursor) ? json_integer_value(cursor) : -1;
+	c->last = f->cursor;
 	c->state = CONN_AUTH;
 	j = relay_job_new(JOB_AUTH, c->id, c->user_id);
 	if (!j)
@@ -568,48 +569,21 @@ static int take_send_token(struct conn *c)
 	return 1;
 }
 
-static void on_send(struct conn *c, json_t *o)
+static void on_send(struct conn *c, const struct relay_frame *f)
 {
-	const char *cmid = json_string_value(json_object_get(o, "client_msg_id"));
-	json_t *body = json_object_get(o, "body");
-	long long conv;
-	char why[160];
-	enum pl_err rc;
 	struct relay_job *j;
 
-	if (!cmid) {
-		send_error(c, PL_BAD_REQUEST, NULL, "'client_msg_id' must be a string");
-		return;
-	}
-	if ((rc = pl_validate_client_msg_id(cmid, why, sizeof(why)))) {
-		send_error(c, rc, NULL, "%s", why);
-		return;
-	}
-	if (get_int(o, "conversation_id", &conv) || conv <= 0) {
-		send_error(c, PL_BAD_REQUEST, cmid, "'conversation_id' must be a "
-			   "conversation id");
-		return;
-	}
-	if (!json_is_string(body)) {
-		send_error(c, PL_BAD_REQUEST, cmid, "'body' must be a string");
-		return;
-	}
-	if ((rc = pl_validate_body(json_string_value(body), json_string_length(body),
-				   why, sizeof(why)))) {
-		send_error(c, rc, cmid, "%s", why);
-		return;
-	}
 	if (!take_send_token(c)) {
-		send_error(c, PL_RATE_LIMITED, cmid, "sending too fast; retry with "
-			   "the same client_msg_id");
+		send_error(c, PL_RATE_LIMITED, f->client_msg_id, "sending too fast; "
+			   "retry with the same client_msg_id");
 		return;
 	}
 	j = relay_job_new(JOB_SEND, c->id, c->user_id);
 	if (!j)
 		return;
-	j->a = conv;
-	j->text = strdup(cmid);
-	j->text2_len = json_string_length(body);
+	j->a = f->conversation_id;
+	j->text = strdup(f->client_msg_id);
+	j->text2_len = f->body_len;
 	j->text2 = malloc(j->text2_len + 1);
 	if (!j->text || !j->text2) {
 		free(j->text);
@@ -617,18 +591,12 @@ static void on_send(struct conn *c, json_t *o)
 		free(j);
 		return;
 	}
-	memcpy(j->text2, json_string_value(body), j->text2_len + 1);
+	memcpy(j->text2, f->body, j->text2_len + 1);
 	relay_job_submit(c->r, j);
 }
 
-static void on_ack(struct conn *c, json_t *o)
+static void on_ack(struct conn *c, long long seq)
 {
-	long long seq;
-
-	if (get_int(o, "seq", &seq) || seq < 0) {
-		send_error(c, PL_BAD_REQUEST, NULL, "'seq' must be an integer");
-		return;
-	}
 	if (seq > c->last) {
 		send_error(c, PL_BAD_REQUEST, NULL, "ack %lld is above %lld, the "
 			   "last seq sent on this socket", seq, c->last);
@@ -639,16 +607,11 @@ static void on_ack(struct conn *c, json_t *o)
 		c->acked = seq;
 }
 
-static void on_typing(struct conn *c, json_t *o)
+static void on_typing(struct conn *c, long long conv)
 {
-	long long conv, now = pl_clock_now_ms();
+	long long now = pl_clock_now_ms();
 	struct relay_job *j;
 
-	if (get_int(o, "conversation_id", &conv) || conv <= 0) {
-		send_error(c, PL_BAD_REQUEST, NULL, "'conversation_id' must be a "
-			   "conversation id");
-		return;
-	}
 	/* Typing is throttled per socket and conversation, never stored. */
 	if (conv == c->typing_conv && now - c->typing_ms < TYPING_INTERVAL_MS)
 		return;
@@ -661,17 +624,10 @@ static void on_typing(struct conn *c, json_t *o)
 	relay_job_submit(c->r, j);
 }
 
-static void on_read(struct conn *c, json_t *o)
+static void on_read(struct conn *c, long long conv, long long mid)
 {
-	long long conv, mid;
 	struct relay_job *j;
 
-	if (get_int(o, "conversation_id", &conv) || conv <= 0 ||
-	    get_int(o, "message_id", &mid) || mid < 0) {
-		send_error(c, PL_BAD_REQUEST, NULL, "'conversation_id' and "
-			   "'message_id' must be integers");
-		return;
-	}
 	j = relay_job_new(JOB_READ, c->id, c->user_id);
 	if (!j)
 		return;
@@ -692,49 +648,59 @@ static void on_heartbeat(struct conn *c)
 	relay_job_submit(c->r, j);
 }
 
+/* Acts on a frame that parsed and validated (frame.c). */
+static void dispatch(struct conn *c, const struct relay_frame *f)
+{
+	switch (f->type) {
+	case RELAY_FRAME_SEND:
+		on_send(c, f);
+		break;
+	case RELAY_FRAME_ACK:
+		on_ack(c, f->seq);
+		break;
+	case RELAY_FRAME_HEARTBEAT:
+		on_heartbeat(c);
+		break;
+	case RELAY_FRAME_TYPING:
+		on_typing(c, f->conversation_id);
+		break;
+	case RELAY_FRAME_READ:
+		on_read(c, f->conversation_id, f->message_id);
+		break;
+	default:
+		break;
+	}
+}
+
 void relay_conn_frame(struct conn *c, const char *text, size_t len)
 {
-	json_error_t jerr;
-	json_t *o;
-	const char *type;
+	struct relay_frame f;
+	char why[256];
+	enum pl_err rc;
 
 	if (c->state == CONN_CLOSING)
 		return;
 	atomic_fetch_add_explicit(&c->r->metrics.frames_in, 1, memory_order_relaxed);
-	o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-	type = json_is_object(o) ? json_string_value(json_object_get(o, "type")) :
-	       NULL;
+	rc = relay_frame_parse(text, len, &f, why, sizeof(why));
 	if (c->state == CONN_HELLO) {
 		/* The first frame must be hello (PROTOCOL.md "WebSocket"). */
-		if (type && strcmp(type, "hello") == 0)
-			on_hello(c, o);
+		if (f.type == RELAY_FRAME_HELLO)
+			on_hello(c, &f, rc, why);
 		else
 			relay_conn_close(c, 4001, "the first frame must be hello");
-		json_decref(o);
-		return;
-	}
-	if (!o || !type) {
-		send_error(c, PL_BAD_REQUEST, NULL, o ? "a frame needs a \"type\"" :
-			   "malformed JSON: %s", jerr.text);
+	} else if (f.type == RELAY_FRAME_NONE) {
+		send_error(c, rc, NULL, "%s", why);
 	} else if (c->state != CONN_LIVE) {
 		send_error(c, PL_BAD_REQUEST, NULL, "wait for welcome before '%s'",
-			   type);
-	} else if (strcmp(type, "send") == 0) {
-		on_send(c, o);
-	} else if (strcmp(type, "ack") == 0) {
-		on_ack(c, o);
-	} else if (strcmp(type, "heartbeat") == 0) {
-		on_heartbeat(c);
-	} else if (strcmp(type, "typing") == 0) {
-		on_typing(c, o);
-	} else if (strcmp(type, "read") == 0) {
-		on_read(c, o);
-	} else if (strcmp(type, "hello") == 0) {
+			   f.type_name);
+	} else if (f.type == RELAY_FRAME_HELLO) {
 		send_error(c, PL_BAD_REQUEST, NULL, "already authenticated");
+	} else if (rc) {
+		send_error(c, rc, f.ref, "%s", why);
 	} else {
-		send_error(c, PL_BAD_REQUEST, NULL, "unknown frame type '%.40s'", type);
+		dispatch(c, &f);
 	}
-	json_decref(o);
+	relay_frame_release(&f);
 }
 
 /* Long-poll and SSE ------------------------------------------------------- */

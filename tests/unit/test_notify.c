@@ -93,11 +93,38 @@ static void test_notify_jwt_sign_refuses_a_bad_key(void **state)
 	assert_null(out);
 }
 
+/* A token answer claiming a huge lifetime is capped, not overflowed. */
+static void test_notify_fcm_token_answer_caps_the_lifetime(void **state)
+{
+	struct notify_req req = answer(CURLE_OK, 200, "{\"access_token\":\"t\","
+				       "\"expires_in\":9223372036854775807}");
+	char *token;
+	long long expires_in, refresh_ms;
+
+	(void)state;
+	assert_int_equal(notify_fcm_token_answer(&req, &token, &expires_in,
+						 &refresh_ms), PL_OK);
+	assert_string_equal(token, "t");
+	assert_int_equal(expires_in, 24 * 3600);
+	assert_int_equal(refresh_ms, (24 * 3600 - 60) * 1000LL);
+	free(token);
+	req = answer(CURLE_OK, 200, "{\"access_token\":\"t\",\"expires_in\":3599}");
+	assert_int_equal(notify_fcm_token_answer(&req, &token, &expires_in,
+						 &refresh_ms), PL_OK);
+	assert_int_equal(refresh_ms, 3539 * 1000LL);
+	free(token);
+	req = answer(CURLE_OK, 200, "{\"access_token\":\"t\",\"expires_in\":0}");
+	assert_int_equal(notify_fcm_token_answer(&req, &token, &expires_in,
+						 &refresh_ms), PL_UNAVAILABLE);
+	assert_null(token);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_notify_apns_outcome_classifies_answers),
 		cmocka_unit_test(test_notify_fcm_outcome_classifies_answers),
+		cmocka_unit_test(test_notify_fcm_token_answer_caps_the_lifetime),
 		cmocka_unit_test(test_notify_jwt_sign_refuses_a_bad_key),
 	};
 

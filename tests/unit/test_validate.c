@@ -111,6 +111,40 @@ static void test_validate_password_length(void **state)
 	assert_int_equal(pl_validate_password("short", why, sizeof(why)), PL_BAD_REQUEST);
 }
 
+/* A quote cut at a byte limit must not end inside a character. */
+static void test_validate_utf8_prefix_never_splits_a_character(void **state)
+{
+	/* "ab" then U+00E9 (2 bytes), U+4F60 (3 bytes), U+1F44B (4 bytes). */
+	const char *s = "ab\xc3\xa9\xe4\xbd\xa0\xf0\x9f\x91\x8b";
+
+	(void)state;
+	assert_int_equal(pl_validate_utf8_prefix(s, 2), 2);
+	assert_int_equal(pl_validate_utf8_prefix(s, 3), 2);
+	assert_int_equal(pl_validate_utf8_prefix(s, 4), 4);
+	assert_int_equal(pl_validate_utf8_prefix(s, 6), 4);
+	assert_int_equal(pl_validate_utf8_prefix(s, 7), 7);
+	assert_int_equal(pl_validate_utf8_prefix(s, 10), 7);
+	assert_int_equal(pl_validate_utf8_prefix(s, 11), 11);
+	assert_int_equal(pl_validate_utf8_prefix(s, 100), 11);
+	/* Already cut short, as vsnprintf() leaves it. */
+	assert_int_equal(pl_validate_utf8_prefix("ab\xe4\xbd", 100), 2);
+	assert_int_equal(pl_validate_utf8_prefix("", 10), 0);
+}
+
+/* Quoted foreign bytes become '?' so the message is valid JSON text. */
+static void test_validate_utf8_scrub_replaces_invalid_bytes(void **state)
+{
+	char cut[] = "type 'ab\xe4\xbd";
+	char mixed[] = "a\xff" "b\xc3\xa9" "c\xed\xa0\x80" "d";
+
+	(void)state;
+	pl_validate_utf8_scrub(cut);
+	assert_string_equal(cut, "type 'ab??");
+	pl_validate_utf8_scrub(mixed);
+	/* U+00E9 stays; a lone 0xff and a surrogate do not. */
+	assert_string_equal(mixed, "a?b\xc3\xa9" "c???d");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -121,6 +155,8 @@ int main(void)
 		cmocka_unit_test(test_validate_client_msg_id_is_printable_ascii),
 		cmocka_unit_test(test_validate_display_name_counts_characters),
 		cmocka_unit_test(test_validate_password_length),
+		cmocka_unit_test(test_validate_utf8_prefix_never_splits_a_character),
+		cmocka_unit_test(test_validate_utf8_scrub_replaces_invalid_bytes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
