@@ -61,9 +61,13 @@ enum pl_err pl_redis_ensure(struct pl_redis *r)
 	return PL_OK;
 }
 
-enum pl_err pl_redis_command(struct pl_redis *r, int argc, const char **argv,
-			     const size_t *argvlen, int retry_ok,
-			     redisReply **reply)
+/*
+ * pl_redis_command without the EVALSHA rewrite. With noscript, a NOSCRIPT
+ * error reply sets *noscript instead of being logged.
+ */
+static enum pl_err command(struct pl_redis *r, int argc, const char **argv,
+			   const size_t *argvlen, int retry_ok,
+			   redisReply **reply, int *noscript)
 {
 	*reply = NULL;
 	for (int attempt = 0; attempt < 2; attempt++) {
@@ -83,8 +87,11 @@ enum pl_err pl_redis_command(struct pl_redis *r, int argc, const char **argv,
 			return PL_UNAVAILABLE;
 		}
 		if (rep->type == REDIS_REPLY_ERROR) {
-			pl_log(PL_LOG_ERR, "redis: '%s' failed: %s", argv[0],
-			       rep->str);
+			if (noscript && strncmp(rep->str, "NOSCRIPT", 8) == 0)
+				*noscript = 1;
+			else
+				pl_log(PL_LOG_ERR, "redis: '%s' failed: %s",
+				       argv[0], rep->str);
 			freeReplyObject(rep);
 			return PL_INTERNAL;
 		}
@@ -92,6 +99,59 @@ enum pl_err pl_redis_command(struct pl_redis *r, int argc, const char **argv,
 		return PL_OK;
 	}
 	return PL_UNAVAILABLE;
+}
+
+/* The script's SHA1 as SCRIPT LOAD names it (cached), or NULL. */
+static const char *script_sha(struct pl_redis *r, const char *script,
+			      int reload)
+{
+	const char *argv[3] = { "SCRIPT", "LOAD", script };
+	redisReply *rep;
+	int i;
+
+	for (i = 0; i < PL_REDIS_SCRIPTS && r->scripts[i].text; i++)
+		if (r->scripts[i].text == script)
+			break;
+	if (i == PL_REDIS_SCRIPTS)
+		return NULL;
+	if (r->scripts[i].text && !reload)
+		return r->scripts[i].sha;
+	if (command(r, 3, argv, NULL, 1, &rep, NULL))
+		return NULL;
+	if (rep->type != REDIS_REPLY_STRING ||
+	    rep->len >= sizeof(r->scripts[i].sha)) {
+		freeReplyObject(rep);
+		return NULL;
+	}
+	memcpy(r->scripts[i].sha, rep->str, rep->len + 1);
+	r->scripts[i].text = script;
+	freeReplyObject(rep);
+	return r->scripts[i].sha;
+}
+
+enum pl_err pl_redis_command(struct pl_redis *r, int argc, const char **argv,
+			     const size_t *argvlen, int retry_ok,
+			     redisReply **reply)
+{
+	const char *args[16];
+	enum pl_err rc = PL_INTERNAL;
+	int noscript = 0;
+
+	if (argc < 2 || argc > 16 || argvlen || strcmp(argv[0], "EVAL") != 0)
+		return command(r, argc, argv, argvlen, retry_ok, reply, NULL);
+	memcpy(args, argv, (size_t)argc * sizeof(*args));
+	args[0] = "EVALSHA";
+	for (int attempt = 0; attempt < 2; attempt++) {
+		args[1] = script_sha(r, argv[1], attempt > 0);
+		if (!args[1])
+			break;
+		noscript = 0;
+		rc = command(r, argc, args, NULL, retry_ok, reply, &noscript);
+		if (!noscript)
+			return rc;
+	}
+	/* No SHA (or the table is full): the plain EVAL does it. */
+	return command(r, argc, argv, NULL, retry_ok, reply, NULL);
 }
 
 enum pl_err pl_redis_append(struct pl_redis *r, int argc, const char **argv,

@@ -16,8 +16,15 @@
 #include "config.h"
 #include "err.h"
 
+/* Scripts run with EVALSHA once SCRIPT LOAD has named them (see below). */
+#define PL_REDIS_SCRIPTS 8
+
 struct pl_redis {
 	redisContext *ctx;	/* NULL while disconnected */
+	struct {
+		const char *text;	/* a static script, by address */
+		char sha[48];
+	} scripts[PL_REDIS_SCRIPTS];
 	char *host;		/* owned; a path starting with '/' is a socket */
 	int port;
 	long long timeout_ms;
