@@ -216,7 +216,7 @@ static void test_post_same_batch_same_key_is_stored_once(void **state)
 	pl_post_results_release(r, 2);
 }
 
-/* The set-based path (16 items or more) answers like the item loop. */
+/* The set-based path (2 items or more, sql/007) answers like the item loop. */
 static void test_post_big_batch_answers_each_item(void **state)
 {
 	struct fixture *f = *state;
@@ -281,10 +281,10 @@ static void test_post_reused_key_with_other_body_is_conflict(void **state)
 
 #define WRITERS 4
 #define BATCHES 30
-/* Writers 0 and 1 send small batches (the item loop), 2 and 3 big ones
- * (the set-based statements of sql/004). */
+/* Writer 0 sends single messages (the item loop of sql/002), 1 small
+ * batches and 2 and 3 big ones (the set-based statements of sql/007). */
 #define BATCH_MAX 40
-#define BATCH_OF(w) ((w) < 2 ? 6 : BATCH_MAX)
+#define BATCH_OF(w) ((w) == 0 ? 1 : (w) == 1 ? 6 : BATCH_MAX)
 
 struct writer {
 	struct fixture *f;
