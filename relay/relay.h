@@ -97,6 +97,7 @@ struct relay {
 	pthread_cond_t jobs_ready;
 	struct relay_job *jobs, **jobs_tail;
 	int jobs_closed;
+	unsigned parts_busy;	/* send partitions being stored (store.c) */
 	pthread_t *stores;
 	int nstores;
 

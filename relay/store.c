@@ -8,6 +8,12 @@
  * PostgreSQL's group commit rather than one round trip per message
  * (ARCHITECTURE.md "How a message flows"). Results go back to the service
  * thread as events keyed by connection id.
+ *
+ * Sends are split into PARTS partitions by conversation, and one thread at a
+ * time stores a partition's sends. Batches stored at once then mostly touch
+ * different conversations and users, so they do not queue on each other's
+ * row locks (which made four threads store about one batch at a time), and a
+ * conversation's sends are stored in the order they came.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -26,6 +32,13 @@
 #include "receipt.h"
 #include "redis.h"
 #include "relay.h"
+
+#define PARTS 4
+
+static unsigned part_of(const struct relay_job *j)
+{
+	return (unsigned)((unsigned long long)j->a % PARTS);
+}
 
 struct store {
 	struct relay *r;
@@ -74,24 +87,36 @@ void relay_job_submit(struct relay *r, struct relay_job *job)
 }
 
 /*
- * Takes the next job; a send comes with every send queued behind it.
- * Returns the count taken (0 once the queue is closed and empty).
+ * Takes the next job that can run now: any job but a send, or a send of a
+ * partition no other thread is storing, which comes with every send of its
+ * partition queued behind it (the partition is then busy until
+ * release_part()). Returns the count taken (0 once the queue is closed and
+ * empty).
  */
 static size_t take_jobs(struct relay *r, struct relay_job **out, size_t max)
 {
 	size_t n = 0;
+	struct relay_job **pp;
 
 	pthread_mutex_lock(&r->jobs_lock);
-	while (!r->jobs && !r->jobs_closed)
+	for (;;) {
+		for (pp = &r->jobs; *pp; pp = &(*pp)->next)
+			if ((*pp)->kind != JOB_SEND ||
+			    !(r->parts_busy & (1u << part_of(*pp))))
+				break;
+		if (*pp || (r->jobs_closed && !r->jobs))
+			break;
 		pthread_cond_wait(&r->jobs_ready, &r->jobs_lock);
-	if (r->jobs) {
-		struct relay_job **pp = &r->jobs;
-		int sends = r->jobs->kind == JOB_SEND;
+	}
+	if (*pp) {
+		int sends = (*pp)->kind == JOB_SEND;
+		unsigned part = part_of(*pp);
 
 		while (*pp && n < max) {
 			struct relay_job *j = *pp;
 
-			if (n == 0 || (sends && j->kind == JOB_SEND)) {
+			if (n == 0 || (sends && j->kind == JOB_SEND &&
+				       part_of(j) == part)) {
 				*pp = j->next;
 				j->next = NULL;
 				out[n++] = j;
@@ -101,6 +126,8 @@ static size_t take_jobs(struct relay *r, struct relay_job **out, size_t max)
 				pp = &j->next;
 			}
 		}
+		if (sends)
+			r->parts_busy |= 1u << part;
 		/* Re-find the tail: a taken job may have been the last. */
 		r->jobs_tail = &r->jobs;
 		while (*r->jobs_tail)
@@ -108,6 +135,15 @@ static size_t take_jobs(struct relay *r, struct relay_job **out, size_t max)
 	}
 	pthread_mutex_unlock(&r->jobs_lock);
 	return n;
+}
+
+/* The sends of j's partition may be taken again. */
+static void release_part(struct relay *r, const struct relay_job *j)
+{
+	pthread_mutex_lock(&r->jobs_lock);
+	r->parts_busy &= ~(1u << part_of(j));
+	pthread_cond_broadcast(&r->jobs_ready);
+	pthread_mutex_unlock(&r->jobs_lock);
 }
 
 /* Posts an "error" frame for a connection (ref: the client_msg_id or NULL). */
@@ -512,7 +548,7 @@ static void run_job(struct store *s, struct relay_job *j)
 	switch (j->kind) {
 	case JOB_AUTH: do_auth(s, j); break;
 	case JOB_REPLAY: do_replay(s, j); break;
-	case JOB_SEND: do_sends(s, &j, 1); break;
+	case JOB_SEND: break;	/* store_main: do_sends() */
 	case JOB_CURSOR: do_cursor(s, j); break;
 	case JOB_TYPING: do_typing(s, j); break;
 	case JOB_READ: do_read(s, j); break;
@@ -529,10 +565,12 @@ static void *store_main(void *arg)
 	size_t n;
 
 	while ((n = take_jobs(s->r, jobs, PL_POST_BATCH_MAX)) > 0) {
-		if (jobs[0]->kind == JOB_SEND && n > 1)
+		if (jobs[0]->kind == JOB_SEND) {
 			do_sends(s, jobs, n);
-		else
+			release_part(s->r, jobs[0]);
+		} else {
 			run_job(s, jobs[0]);
+		}
 		for (size_t i = 0; i < n; i++)
 			job_free(jobs[i]);
 	}
