@@ -109,18 +109,20 @@ static size_t take_jobs(struct relay *r, struct relay_job **out, size_t max)
 		pthread_cond_wait(&r->jobs_ready, &r->jobs_lock);
 	}
 	if (*pp) {
-		int sends = (*pp)->kind == JOB_SEND;
+		enum relay_job_kind kind = (*pp)->kind;
+		int sends = kind == JOB_SEND, batch = sends || kind == JOB_AUTH;
 		unsigned part = part_of(*pp);
 
+		/* Sends of one partition and hellos go in batches. */
 		while (*pp && n < max) {
 			struct relay_job *j = *pp;
 
-			if (n == 0 || (sends && j->kind == JOB_SEND &&
-				       part_of(j) == part)) {
+			if (n == 0 || (batch && j->kind == kind &&
+				       (!sends || part_of(j) == part))) {
 				*pp = j->next;
 				j->next = NULL;
 				out[n++] = j;
-				if (!sends)
+				if (!batch)
 					break;
 			} else {
 				pp = &j->next;
@@ -163,34 +165,68 @@ static void post_error(struct relay *r, uint64_t conn, enum pl_err code,
 	json_decref(o);
 }
 
-static void do_auth(struct store *s, struct relay_job *j)
+/* Comma-separated values of one field of jobs[0..n) as a PostgreSQL array. */
+static char *id_array(struct relay_job **jobs, size_t n, int field)
 {
-	char sid[24], uid[24], did[24];
-	const char *params[3] = { sid, uid, did };
-	PGresult *res;
-	enum pl_err rc;
+	char *text = malloc(n * 22 + 3), *p = text;
 
-	snprintf(sid, sizeof(sid), "%lld", j->session_id);
-	snprintf(uid, sizeof(uid), "%lld", j->user_id);
-	snprintf(did, sizeof(did), "%lld", j->device_id);
-	rc = pl_db_exec(&s->db,
-		"SELECT d.cursor, h.last_seq FROM sessions s "
-		"JOIN devices d ON d.id = s.device_id "
-		"JOIN user_heads h ON h.user_id = s.user_id "
-		"WHERE s.id = $1 AND s.user_id = $2 AND s.device_id = $3 "
-		"AND s.revoked_at IS NULL AND s.expires_at > now()",
-		3, params, 1, &res, NULL);
-	if (rc) {
-		relay_post_event(s->r, EV_AUTH_FAIL, j->conn_id, 0, 1, 0, NULL, 0);
-		return;
+	if (!text)
+		return NULL;
+	*p++ = '{';
+	for (size_t i = 0; i < n; i++) {
+		long long v = field == 0 ? jobs[i]->session_id :
+			      field == 1 ? jobs[i]->user_id : jobs[i]->device_id;
+
+		p += sprintf(p, "%s%lld", i ? "," : "", v);
 	}
-	if (PQntuples(res) != 1)
-		relay_post_event(s->r, EV_AUTH_FAIL, j->conn_id, 0, 0, 0, NULL, 0);
-	else
-		relay_post_event(s->r, EV_AUTH_OK, j->conn_id, j->user_id,
-				 strtoll(PQgetvalue(res, 0, 0), NULL, 10),
-				 strtoll(PQgetvalue(res, 0, 1), NULL, 10), NULL, 0);
+	*p++ = '}';
+	*p = '\0';
+	return text;
+}
+
+/*
+ * Checks the sessions of a batch of hellos in one statement: a connect storm
+ * costs a round trip per batch, not per socket.
+ */
+static void do_auths(struct store *s, struct relay_job **jobs, size_t n)
+{
+	char *sids = id_array(jobs, n, 0), *uids = id_array(jobs, n, 1);
+	char *dids = id_array(jobs, n, 2);
+	const char *params[3] = { sids, uids, dids };
+	unsigned char *ok = calloc(n, 1);
+	PGresult *res = NULL;
+	enum pl_err rc = PL_UNAVAILABLE;
+
+	if (sids && uids && dids && ok)
+		rc = pl_db_exec(&s->db,
+			"SELECT x.i, d.cursor, h.last_seq FROM unnest($1::bigint[], "
+			"$2::bigint[], $3::bigint[]) WITH ORDINALITY AS x(sid, uid, "
+			"did, i) JOIN sessions s ON s.id = x.sid AND s.user_id = "
+			"x.uid AND s.device_id = x.did AND s.revoked_at IS NULL AND "
+			"s.expires_at > now() JOIN devices d ON d.id = s.device_id "
+			"JOIN user_heads h ON h.user_id = s.user_id",
+			3, params, 1, &res, NULL);
+	for (int r = 0; rc == PL_OK && r < PQntuples(res); r++) {
+		long long i = strtoll(PQgetvalue(res, r, 0), NULL, 10) - 1;
+
+		if (i < 0 || (size_t)i >= n || ok[i])
+			continue;
+		ok[i] = 1;
+		relay_post_event(s->r, EV_AUTH_OK, jobs[i]->conn_id,
+				 jobs[i]->user_id,
+				 strtoll(PQgetvalue(res, r, 1), NULL, 10),
+				 strtoll(PQgetvalue(res, r, 2), NULL, 10), NULL, 0);
+	}
+	/* a = 1: the database failed (1013, retry); else the session is gone. */
+	for (size_t i = 0; i < n; i++)
+		if (!ok || !ok[i])
+			relay_post_event(s->r, EV_AUTH_FAIL, jobs[i]->conn_id, 0,
+					 rc != PL_OK, 0, NULL, 0);
 	PQclear(res);
+	free(ok);
+	free(sids);
+	free(uids);
+	free(dids);
 }
 
 /* One page of the inbox as frames, one per line (JSON has no raw newline). */
@@ -546,7 +582,7 @@ static void do_register(struct store *s, struct relay_job *j)
 static void run_job(struct store *s, struct relay_job *j)
 {
 	switch (j->kind) {
-	case JOB_AUTH: do_auth(s, j); break;
+	case JOB_AUTH: do_auths(s, &j, 1); break;
 	case JOB_REPLAY: do_replay(s, j); break;
 	case JOB_SEND: break;	/* store_main: do_sends() */
 	case JOB_CURSOR: do_cursor(s, j); break;
@@ -568,6 +604,8 @@ static void *store_main(void *arg)
 		if (jobs[0]->kind == JOB_SEND) {
 			do_sends(s, jobs, n);
 			release_part(s->r, jobs[0]);
+		} else if (jobs[0]->kind == JOB_AUTH) {
+			do_auths(s, jobs, n);
 		} else {
 			run_job(s, jobs[0]);
 		}
