@@ -579,12 +579,18 @@ static void do_register(struct store *s, struct relay_job *j)
 	}
 }
 
-static void run_job(struct store *s, struct relay_job *j)
+/* Runs what take_jobs() took: a batch of sends or hellos, else one job. */
+static void run_jobs(struct store *s, struct relay_job **jobs, size_t n)
 {
+	struct relay_job *j = jobs[0];
+
 	switch (j->kind) {
-	case JOB_AUTH: do_auths(s, &j, 1); break;
+	case JOB_SEND:
+		do_sends(s, jobs, n);
+		release_part(s->r, j);
+		break;
+	case JOB_AUTH: do_auths(s, jobs, n); break;
 	case JOB_REPLAY: do_replay(s, j); break;
-	case JOB_SEND: break;	/* store_main: do_sends() */
 	case JOB_CURSOR: do_cursor(s, j); break;
 	case JOB_TYPING: do_typing(s, j); break;
 	case JOB_READ: do_read(s, j); break;
@@ -601,14 +607,7 @@ static void *store_main(void *arg)
 	size_t n;
 
 	while ((n = take_jobs(s->r, jobs, PL_POST_BATCH_MAX)) > 0) {
-		if (jobs[0]->kind == JOB_SEND) {
-			do_sends(s, jobs, n);
-			release_part(s->r, jobs[0]);
-		} else if (jobs[0]->kind == JOB_AUTH) {
-			do_auths(s, jobs, n);
-		} else {
-			run_job(s, jobs[0]);
-		}
+		run_jobs(s, jobs, n);
 		for (size_t i = 0; i < n; i++)
 			job_free(jobs[i]);
 	}
