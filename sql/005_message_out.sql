@@ -34,3 +34,11 @@ RETURNS json LANGUAGE sql STABLE PARALLEL SAFE AS $$
             'client_msg_id', m.client_msg_id)
     END
 $$;
+
+-- message_json() (003), still used for a conversation's last_message, is now
+-- the same object read back as jsonb, so the message's keys are listed here
+-- only.
+CREATE OR REPLACE FUNCTION message_json(m messages) RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT message_out(m)::jsonb
+$$;
