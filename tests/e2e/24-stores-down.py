@@ -89,5 +89,20 @@ def test_first_send_on_a_dead_redis_connection_arrives_live():
     b.close()
 
 
+def test_rate_limits_hold_after_a_redis_restart():
+    # The limits run as Lua scripts called by SHA1; a restarted Redis has
+    # forgotten them, so the API must load them again rather than fail open.
+    dev("restart", "redis")
+    u = rest.new_user("sr")
+    answers = []
+    for i in range(15):
+        status = rest.call("POST", "/sessions", {"username": u.username,
+                                                 "password": "guess-%d" % i})[0]
+        answers.append(status)
+        if status == 429:
+            break
+    assert answers[-1] == 429, "logins were not limited after the restart: %r" % answers
+
+
 if __name__ == "__main__":
     parley_test.run()
