@@ -631,10 +631,14 @@ static void drive(long long now)
 		    (B.max_sends && c->sent >= B.max_sends))
 			continue;
 		if (per_client > 0) {
+			/* Open loop: client i starts i/rate seconds in, so the
+			 * sends of all clients arrive evenly spaced at the total
+			 * rate, not in a burst of one per client every period. */
+			if (!c->next_send_ns)
+				c->next_send_ns = now + (long long)(i * 1e9 / B.rate);
 			if (now < c->next_send_ns)
 				continue;
-			c->next_send_ns = (c->next_send_ns ? c->next_send_ns : now) +
-					  (long long)(1e9 / per_client);
+			c->next_send_ns += (long long)(1e9 / per_client);
 		} else if (c->inflight >= B.window) {
 			continue;
 		}
