@@ -187,81 +187,60 @@ static void add_push(struct notifier *n, struct job *job, int apns,
 }
 
 /*
- * The grace-time checks of one job, in one statement: the user's highest
- * stored cursor, the mute flag, sender and body, the unread count (capped:
- * it is only a badge) and the push devices.
+ * The grace-time checks of a batch of due jobs, in one statement: per job
+ * (x.i, its place in the arrays) the user's highest stored cursor, the mute
+ * flag, sender and body, the push devices and, only for a user who has one,
+ * the unread count (capped: it is only a badge). A job without a row is of
+ * a member or message that is gone.
  */
-static const char JOB_SQL[] =
-	"WITH c AS (SELECT coalesce(max(cursor), 0) AS cursor FROM devices "
-	"  WHERE user_id = $1) "
-	"SELECT c.cursor, m.muted, u.display_name, x.body, "
-	"  (SELECT count(*) FROM (SELECT 1 FROM inbox i JOIN messages y ON "
-	"    y.conversation_id = i.conversation_id AND "
-	"    y.message_id = i.message_id WHERE i.user_id = $1 AND "
-	"    i.seq > c.cursor AND y.sender_id <> $1 LIMIT 99) b), "
-	"  (SELECT coalesce(json_agg(json_build_array(platform, push_token)), "
-	"    '[]') FROM devices WHERE user_id = $1 AND push_token IS NOT NULL "
-	"    AND platform IN ('apns', 'fcm')) "
-	"FROM c, members m JOIN messages x ON x.conversation_id = "
-	"  m.conversation_id AND x.message_id = $3 "
-	"JOIN users u ON u.id = x.sender_id "
-	"WHERE m.conversation_id = $2 AND m.user_id = $1";
+static const char JOBS_SQL[] =
+	"SELECT x.i, c.cursor, m.muted, u.display_name, y.body, b.badge, d.devs "
+	"FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) WITH ORDINALITY "
+	"  AS x(uid, cid, mid, i) "
+	"JOIN members m ON m.conversation_id = x.cid AND m.user_id = x.uid "
+	"JOIN messages y ON y.conversation_id = x.cid AND y.message_id = x.mid "
+	"JOIN users u ON u.id = y.sender_id "
+	"CROSS JOIN LATERAL (SELECT coalesce(max(cursor), 0) AS cursor "
+	"  FROM devices WHERE user_id = x.uid) c "
+	"CROSS JOIN LATERAL (SELECT count(*) AS n, coalesce(json_agg("
+	"  json_build_array(platform, push_token)), '[]') AS devs FROM devices "
+	"  WHERE user_id = x.uid AND push_token IS NOT NULL "
+	"  AND platform IN ('apns', 'fcm')) d "
+	"CROSS JOIN LATERAL (SELECT count(*) AS badge FROM (SELECT 1 FROM inbox i "
+	"  JOIN messages z ON z.conversation_id = i.conversation_id AND "
+	"  z.message_id = i.message_id WHERE d.n > 0 AND i.user_id = x.uid AND "
+	"  i.seq > c.cursor AND z.sender_id <> x.uid LIMIT 99) q) b";
 
-/* Returns 0 when the job was dispatched or finished, -1 to try later. */
-static int dispatch(struct notifier *n, struct job *job)
+/* Jobs checked in one statement. */
+#define DISPATCH_BATCH 256
+
+/* Decides one checked job from its row of JOBS_SQL. */
+static void dispatch_row(struct notifier *n, struct job *job, PGresult *res,
+			 int row)
 {
-	char uid[24], cid[24], mid[24];
-	const char *params[] = { uid, cid, mid };
-	PGresult *res = NULL;
-	json_t *devs = NULL, *d;
+	json_t *devs, *d;
 	size_t i;
-	enum pl_err rc;
 
-	for (struct job *o = n->jobs; o; o = o->next) {
-		if (o != job && o->f.user_id == job->f.user_id &&
-		    o->f.conversation_id == job->f.conversation_id &&
-		    o->f.seq > job->f.seq && !o->dispatched) {
-			atomic_fetch_add(&n->metrics->jobs_collapsed, 1);
-			finish_job(n, job, "collapsed");
-			return 0;
-		}
-	}
-	snprintf(uid, sizeof(uid), "%lld", job->f.user_id);
-	snprintf(cid, sizeof(cid), "%lld", job->f.conversation_id);
-	snprintf(mid, sizeof(mid), "%lld", job->f.message_id);
-	rc = pl_db_exec(&n->db, JOB_SQL, 3, params, 1, &res, NULL);
-	if (rc == PL_UNAVAILABLE)
-		return -1;
-	if (rc || PQntuples(res) != 1) {
-		PQclear(res);
+	if (strtoll(PQgetvalue(res, row, 1), NULL, 10) >= job->f.seq ||
+	    strcmp(PQgetvalue(res, row, 2), "t") == 0) {
 		atomic_fetch_add(&n->metrics->jobs_dropped, 1);
-		finish_job(n, job, "not a member or no message");
-		return 0;
-	}
-	if (strtoll(PQgetvalue(res, 0, 0), NULL, 10) >= job->f.seq ||
-	    strcmp(PQgetvalue(res, 0, 1), "t") == 0) {
-		const char *why = strcmp(PQgetvalue(res, 0, 1), "t") == 0 ?
-				  "muted" : "read in grace";
-
-		PQclear(res);
-		atomic_fetch_add(&n->metrics->jobs_dropped, 1);
-		finish_job(n, job, why);
-		return 0;
+		finish_job(n, job, strcmp(PQgetvalue(res, row, 2), "t") == 0 ?
+			   "muted" : "read in grace");
+		return;
 	}
 	job->dispatched = 1;
 	job->msg.conversation_id = job->f.conversation_id;
 	job->msg.message_id = job->f.message_id;
 	job->msg.seq = job->f.seq;
-	job->msg.badge = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+	job->msg.badge = strtoll(PQgetvalue(res, row, 5), NULL, 10);
 	if (!n->cfg->notify_content_free) {
-		job->sender = strdup(PQgetvalue(res, 0, 2));
-		job->preview = make_preview(PQgetvalue(res, 0, 3),
+		job->sender = strdup(PQgetvalue(res, row, 3));
+		job->preview = make_preview(PQgetvalue(res, row, 4),
 					    n->cfg->notify_preview_bytes);
 		job->msg.sender = job->sender;
 		job->msg.preview = job->preview;
 	}
-	devs = json_loads(PQgetvalue(res, 0, 5), 0, NULL);
-	PQclear(res);
+	devs = json_loads(PQgetvalue(res, row, 6), 0, NULL);
 	json_array_foreach(devs, i, d) {
 		const char *platform = json_string_value(json_array_get(d, 0));
 		const char *token = json_string_value(json_array_get(d, 1));
@@ -278,7 +257,115 @@ static int dispatch(struct notifier *n, struct job *job)
 		atomic_fetch_add(&n->metrics->jobs_dropped, 1);
 		finish_job(n, job, "no push device");
 	}
+}
+
+/* One field of jobs[0..count) as a PostgreSQL array literal. */
+static char *job_array(struct job **jobs, int count, int field)
+{
+	char *text = malloc((size_t)count * 22 + 3), *p = text;
+
+	if (!text)
+		return NULL;
+	*p++ = '{';
+	for (int i = 0; i < count; i++) {
+		long long v = field == 0 ? jobs[i]->f.user_id :
+			      field == 1 ? jobs[i]->f.conversation_id :
+			      jobs[i]->f.message_id;
+
+		p += sprintf(p, "%s%lld", i ? "," : "", v);
+	}
+	*p++ = '}';
+	*p = '\0';
+	return text;
+}
+
+/*
+ * Checks jobs[0..count) (due, not dispatched, not collapsed) and dispatches
+ * or finishes each. Returns 0, or -1 when PostgreSQL is away (every job
+ * stays as it was, to try later).
+ */
+static int dispatch(struct notifier *n, struct job **jobs, int count)
+{
+	char *uids = job_array(jobs, count, 0), *cids = job_array(jobs, count, 1);
+	char *mids = job_array(jobs, count, 2);
+	const char *params[] = { uids, cids, mids };
+	unsigned char seen[DISPATCH_BATCH] = { 0 };
+	PGresult *res = NULL;
+	enum pl_err rc = PL_UNAVAILABLE;
+
+	if (uids && cids && mids)
+		rc = pl_db_exec(&n->db, JOBS_SQL, 3, params, 1, &res, NULL);
+	free(uids);
+	free(cids);
+	free(mids);
+	if (rc == PL_UNAVAILABLE) {
+		PQclear(res);
+		return -1;
+	}
+	if (rc)
+		pl_log(PL_LOG_ERR, "notify: cannot check %d jobs: %s", count,
+		       pl_err_code(rc));
+	for (int row = 0; rc == PL_OK && row < PQntuples(res); row++) {
+		long long i = strtoll(PQgetvalue(res, row, 0), NULL, 10) - 1;
+
+		if (i < 0 || i >= count || seen[i])
+			continue;
+		seen[i] = 1;
+		dispatch_row(n, jobs[i], res, row);
+	}
+	PQclear(res);
+	for (int i = 0; i < count; i++) {
+		if (seen[i])
+			continue;
+		atomic_fetch_add(&n->metrics->jobs_dropped, 1);
+		finish_job(n, jobs[i], "not a member or no message");
+	}
 	return 0;
+}
+
+/*
+ * Whether a later job of the same user and conversation is waiting: job's
+ * burst collapses into that one.
+ */
+static int collapsed(struct notifier *n, struct job *job)
+{
+	for (struct job *o = n->jobs; o; o = o->next)
+		if (o != job && o->f.user_id == job->f.user_id &&
+		    o->f.conversation_id == job->f.conversation_id &&
+		    o->f.seq > job->f.seq && !o->dispatched)
+			return 1;
+	return 0;
+}
+
+/* Dispatches the jobs due at now, a batch at a time. */
+static void dispatch_due(struct notifier *n, long long now)
+{
+	struct job *batch[DISPATCH_BATCH];
+	int count;
+
+	do {
+		count = 0;
+		for (struct job *j = n->jobs, *next; j && count < DISPATCH_BATCH;
+		     j = next) {
+			next = j->next;
+			if (j->dispatched || j->due_ms > now)
+				continue;
+			if (collapsed(n, j)) {
+				atomic_fetch_add(&n->metrics->jobs_collapsed, 1);
+				finish_job(n, j, "collapsed");
+				continue;
+			}
+			batch[count++] = j;
+		}
+		if (count && dispatch(n, batch, count) < 0) {
+			/* PostgreSQL is away: wait, rather than pay a connect
+			 * timeout for every due job. */
+			for (struct job *k = n->jobs; k; k = k->next)
+				if (!k->dispatched && k->due_ms <= now)
+					k->due_ms = now + 1000;
+			return;
+		}
+	} while (count == DISPATCH_BATCH);
 }
 
 static void push_done(struct notifier *n, struct push *p)
@@ -494,19 +581,7 @@ static void run(struct notifier *n)
 			next_claim = mono + n->cfg->notify_claim_idle_ms / 3;
 		}
 		now = pl_clock_now_ms();
-		for (struct job *j = n->jobs, *next; j; j = next) {
-			next = j->next;
-			if (j->dispatched || j->due_ms > now)
-				continue;
-			if (dispatch(n, j) < 0) {
-				/* PostgreSQL is away: wait, rather than pay a
-				 * connect timeout for every due job. */
-				for (struct job *k = j; k; k = k->next)
-					if (!k->dispatched && k->due_ms <= now)
-						k->due_ms = now + 1000;
-				break;
-			}
-		}
+		dispatch_due(n, now);
 		start_pushes(n, now);
 		flush_acks(n);
 		notify_http_run(&n->http, n->http.running ? 50 : 0);
