@@ -78,7 +78,15 @@ struct relay_job {
 	size_t text2_len;
 	struct pl_cursor *cursors;	/* owned */
 	size_t ncursors;
+	unsigned long long seq;	/* submission order (store.c) */
 	struct relay_job *next;
+};
+
+/* Send partitions: a conversation's sends are stored by one thread at a time. */
+#define RELAY_SEND_PARTS 4
+
+struct relay_jobq {
+	struct relay_job *head, **tail;
 };
 
 struct relay {
@@ -95,7 +103,8 @@ struct relay {
 	/* Store jobs. */
 	pthread_mutex_t jobs_lock;
 	pthread_cond_t jobs_ready;
-	struct relay_job *jobs, **jobs_tail;
+	struct relay_jobq hellos, others, sends[RELAY_SEND_PARTS];
+	unsigned long long jobs_submitted;
 	int jobs_closed;
 	unsigned parts_busy;	/* send partitions being stored (store.c) */
 	pthread_t *stores;

@@ -9,8 +9,8 @@
  * (ARCHITECTURE.md "How a message flows"). Results go back to the service
  * thread as events keyed by connection id.
  *
- * Sends are split into PARTS partitions by conversation, and one thread at a
- * time stores a partition's sends. Batches stored at once then mostly touch
+ * Sends are split into RELAY_SEND_PARTS partitions by conversation, and one
+ * thread at a time stores a partition's sends. Batches stored at once then mostly touch
  * different conversations and users, so they do not queue on each other's
  * row locks (which made four threads store about one batch at a time), and a
  * conversation's sends are stored in the order they came.
@@ -33,11 +33,38 @@
 #include "redis.h"
 #include "relay.h"
 
-#define PARTS 4
-
 static unsigned part_of(const struct relay_job *j)
 {
-	return (unsigned)((unsigned long long)j->a % PARTS);
+	return (unsigned)((unsigned long long)j->a % RELAY_SEND_PARTS);
+}
+
+/* The queue a job waits in: hellos, sends by partition, everything else. */
+static struct relay_jobq *queue_of(struct relay *r, const struct relay_job *j)
+{
+	return j->kind == JOB_AUTH ? &r->hellos :
+	       j->kind == JOB_SEND ? &r->sends[part_of(j)] : &r->others;
+}
+
+static struct relay_job *jobq_pop(struct relay_jobq *q)
+{
+	struct relay_job *j = q->head;
+
+	if (j) {
+		q->head = j->next;
+		if (!q->head)
+			q->tail = &q->head;
+		j->next = NULL;
+	}
+	return j;
+}
+
+static int jobs_queued(const struct relay *r)
+{
+	int any = r->hellos.head || r->others.head;
+
+	for (int p = 0; p < RELAY_SEND_PARTS; p++)
+		any |= r->sends[p].head != NULL;
+	return any;
 }
 
 struct store {
@@ -71,6 +98,8 @@ static void job_free(struct relay_job *j)
 
 void relay_job_submit(struct relay *r, struct relay_job *job)
 {
+	struct relay_jobq *q;
+
 	if (!job)
 		return;
 	pthread_mutex_lock(&r->jobs_lock);
@@ -80,60 +109,59 @@ void relay_job_submit(struct relay *r, struct relay_job *job)
 		return;
 	}
 	job->next = NULL;
-	*r->jobs_tail = job;
-	r->jobs_tail = &job->next;
+	job->seq = r->jobs_submitted++;
+	q = queue_of(r, job);
+	*q->tail = job;
+	q->tail = &job->next;
 	pthread_cond_signal(&r->jobs_ready);
 	pthread_mutex_unlock(&r->jobs_lock);
 }
 
 /*
- * Takes the next job that can run now: any job but a send, or a send of a
- * partition no other thread is storing, which comes with every send of its
- * partition queued behind it (the partition is then busy until
- * release_part()). Returns the count taken (0 once the queue is closed and
- * empty).
+ * Takes the next jobs that can run now, in constant time whatever the
+ * queues hold: hellos first, in a batch (in a connect storm every socket is
+ * welcomed before the replays and presence work the welcomes start); else
+ * the older of the next other job and the next send of a partition no
+ * thread is storing, which comes with the sends of its partition queued
+ * behind it (the partition is then busy until release_part()). Returns the
+ * count taken (0 once the queues are closed and empty).
  */
 static size_t take_jobs(struct relay *r, struct relay_job **out, size_t max)
 {
 	size_t n = 0;
-	struct relay_job **pp;
 
 	pthread_mutex_lock(&r->jobs_lock);
 	for (;;) {
-		for (pp = &r->jobs; *pp; pp = &(*pp)->next)
-			if ((*pp)->kind != JOB_SEND ||
-			    !(r->parts_busy & (1u << part_of(*pp))))
-				break;
-		if (*pp || (r->jobs_closed && !r->jobs))
+		struct relay_jobq *best = r->others.head ? &r->others : NULL;
+		int part = -1;
+
+		if (r->hellos.head) {
+			while (n < max && r->hellos.head)
+				out[n++] = jobq_pop(&r->hellos);
 			break;
-		pthread_cond_wait(&r->jobs_ready, &r->jobs_lock);
-	}
-	if (*pp) {
-		enum relay_job_kind kind = (*pp)->kind;
-		int sends = kind == JOB_SEND, batch = sends || kind == JOB_AUTH;
-		unsigned part = part_of(*pp);
+		}
+		for (int p = 0; p < RELAY_SEND_PARTS; p++) {
+			struct relay_job *head = r->sends[p].head;
 
-		/* Sends of one partition and hellos go in batches. */
-		while (*pp && n < max) {
-			struct relay_job *j = *pp;
-
-			if (n == 0 || (batch && j->kind == kind &&
-				       (!sends || part_of(j) == part))) {
-				*pp = j->next;
-				j->next = NULL;
-				out[n++] = j;
-				if (!batch)
-					break;
-			} else {
-				pp = &j->next;
+			if (head && !(r->parts_busy & (1u << p)) &&
+			    (!best || head->seq < best->head->seq)) {
+				best = &r->sends[p];
+				part = p;
 			}
 		}
-		if (sends)
+		if (best && part < 0) {
+			out[n++] = jobq_pop(best);
+			break;
+		}
+		if (best) {
+			while (n < max && best->head)
+				out[n++] = jobq_pop(best);
 			r->parts_busy |= 1u << part;
-		/* Re-find the tail: a taken job may have been the last. */
-		r->jobs_tail = &r->jobs;
-		while (*r->jobs_tail)
-			r->jobs_tail = &(*r->jobs_tail)->next;
+			break;
+		}
+		if (r->jobs_closed && !jobs_queued(r))
+			break;
+		pthread_cond_wait(&r->jobs_ready, &r->jobs_lock);
 	}
 	pthread_mutex_unlock(&r->jobs_lock);
 	return n;
@@ -621,8 +649,13 @@ int relay_store_start(struct relay *r, int nthreads)
 {
 	pthread_mutex_init(&r->jobs_lock, NULL);
 	pthread_cond_init(&r->jobs_ready, NULL);
-	r->jobs = NULL;
-	r->jobs_tail = &r->jobs;
+	r->hellos.head = r->others.head = NULL;
+	r->hellos.tail = &r->hellos.head;
+	r->others.tail = &r->others.head;
+	for (int p = 0; p < RELAY_SEND_PARTS; p++) {
+		r->sends[p].head = NULL;
+		r->sends[p].tail = &r->sends[p].head;
+	}
 	r->stores = calloc((size_t)nthreads, sizeof(*r->stores));
 	if (!r->stores)
 		return -1;
