@@ -764,7 +764,6 @@ static struct lws_context *new_context(void)
 	info.foreign_loops = foreign_loops;
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.protocols = protocols;
-	info.fd_limit_per_thread = (unsigned int)B.clients + 64;
 	return lws_create_context(&info);
 }
 
@@ -897,14 +896,19 @@ static int run_storm(void)
 	return done ? 0 : 1;
 }
 
-/* Makes room for n sockets under the descriptor limit (ulimit -n). */
+/*
+ * Sets the descriptor limit (ulimit -n) to n, raising it when the hard limit
+ * allows. Lowered too: lws indexes sockets by descriptor in a table as long
+ * as the limit, and only a table that long is searched that way (a shorter
+ * one set by fd_limit_per_thread is scanned on every event).
+ */
 static int fd_room(int n)
 {
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl))
 		return 0;
-	if (rl.rlim_cur < (rlim_t)n && rl.rlim_cur < rl.rlim_max) {
+	if (rl.rlim_cur != (rlim_t)n) {
 		rl.rlim_cur = rl.rlim_max < (rlim_t)n ? rl.rlim_max : (rlim_t)n;
 		setrlimit(RLIMIT_NOFILE, &rl);
 		getrlimit(RLIMIT_NOFILE, &rl);

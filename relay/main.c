@@ -12,6 +12,7 @@
 #include <libwebsockets.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <ev.h>
@@ -99,6 +100,29 @@ static void drain(struct relay *r)
 	}
 }
 
+/*
+ * Sets the descriptor limit (ulimit -n) to what capacity needs: a socket per
+ * client and room for the stores, logs and lws's own. lws looks a socket up
+ * by its descriptor in a table as long as this limit; told a shorter table
+ * (fd_limit_per_thread) it scans that table on every event instead.
+ */
+static void size_descriptors(long long capacity)
+{
+	rlim_t want = (rlim_t)capacity + 256;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == want)
+		return;
+	rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		pl_log(PL_LOG_WARN, "relay: cannot set the descriptor limit to %llu",
+		       (unsigned long long)want);
+	else if (rl.rlim_cur < want)
+		pl_log(PL_LOG_WARN, "relay: descriptors are limited to %llu, fewer "
+		       "than capacity %lld needs", (unsigned long long)rl.rlim_cur,
+		       capacity);
+}
+
 static void relay_id(struct relay *r)
 {
 	char host[64] = "relay";
@@ -148,6 +172,7 @@ int main(int argc, char **argv)
 	pl_db_release(&db);
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_to_pl);
+	size_descriptors(cfg.relay_capacity);
 	memset(&info, 0, sizeof(info));
 	info.port = (int)cfg.relay_port;
 	info.protocols = relay_protocols;
@@ -156,7 +181,6 @@ int main(int argc, char **argv)
 	info.retry_and_idle_policy = &idle_policy;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
 		       LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
-	info.fd_limit_per_thread = 1 + (unsigned int)cfg.relay_capacity + 64;
 	/* A client that dribbles its HTTP request (slowloris) loses it after
 	 * 10 s (lws's default, pinned here); hello has its own 10 s. */
 	info.timeout_secs_ah_idle = 10;
