@@ -107,6 +107,12 @@ struct relay {
 	unsigned long long jobs_submitted;
 	int jobs_closed;
 	unsigned parts_busy;	/* send partitions being stored (store.c) */
+	/* Per partition: batches taken, and batches answered and published;
+	 * a batch answers and publishes when the count answered reaches its
+	 * ticket, so in the order its partition's batches were taken. */
+	unsigned long long part_tickets[RELAY_SEND_PARTS];
+	unsigned long long part_turns[RELAY_SEND_PARTS];
+	pthread_cond_t turn_done;
 	pthread_t *stores;
 	int nstores;
 

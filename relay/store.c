@@ -10,7 +10,8 @@
  * thread as events keyed by connection id.
  *
  * Sends are split into RELAY_SEND_PARTS partitions by conversation, and one
- * thread at a time stores a partition's sends. Batches stored at once then mostly touch
+ * thread at a time stores a partition's sends (while the batch before is
+ * still being answered and published, in turn). Batches stored at once then mostly touch
  * different conversations and users, so they do not queue on each other's
  * row locks (which made four threads store about one batch at a time), and a
  * conversation's sends are stored in the order they came.
@@ -126,7 +127,8 @@ void relay_job_submit(struct relay *r, struct relay_job *job)
  * behind it (the partition is then busy until release_part()). Returns the
  * count taken (0 once the queues are closed and empty).
  */
-static size_t take_jobs(struct relay *r, struct relay_job **out, size_t max)
+static size_t take_jobs(struct relay *r, struct relay_job **out, size_t max,
+			unsigned long long *ticket)
 {
 	size_t n = 0;
 
@@ -157,6 +159,7 @@ static size_t take_jobs(struct relay *r, struct relay_job **out, size_t max)
 			while (n < max && best->head)
 				out[n++] = jobq_pop(best);
 			r->parts_busy |= 1u << part;
+			*ticket = r->part_tickets[part]++;
 			break;
 		}
 		if (r->jobs_closed && !jobs_queued(r))
@@ -173,6 +176,26 @@ static void release_part(struct relay *r, const struct relay_job *j)
 	pthread_mutex_lock(&r->jobs_lock);
 	r->parts_busy &= ~(1u << part_of(j));
 	pthread_cond_broadcast(&r->jobs_ready);
+	pthread_mutex_unlock(&r->jobs_lock);
+}
+
+/* Waits until the batches of j's partition taken before ticket are done. */
+static void wait_turn(struct relay *r, const struct relay_job *j,
+		      unsigned long long ticket)
+{
+	unsigned part = part_of(j);
+
+	pthread_mutex_lock(&r->jobs_lock);
+	while (r->part_turns[part] != ticket)
+		pthread_cond_wait(&r->turn_done, &r->jobs_lock);
+	pthread_mutex_unlock(&r->jobs_lock);
+}
+
+static void end_turn(struct relay *r, const struct relay_job *j)
+{
+	pthread_mutex_lock(&r->jobs_lock);
+	r->part_turns[part_of(j)]++;
+	pthread_cond_broadcast(&r->turn_done);
 	pthread_mutex_unlock(&r->jobs_lock);
 }
 
@@ -307,7 +330,14 @@ static void do_replay(struct store *s, struct relay_job *j)
 	free(text);
 }
 
-static void do_sends(struct store *s, struct relay_job **jobs, size_t n)
+/*
+ * Stores a partition's batch, then lets the partition's next batch be
+ * stored while this one is answered and published: in turn (the ticket
+ * take_jobs() gave it), so the partition's acks and events still go out
+ * in the order its batches were taken and committed.
+ */
+static void do_sends(struct store *s, struct relay_job **jobs, size_t n,
+		     unsigned long long ticket)
 {
 	struct pl_post_item items[PL_POST_BATCH_MAX] = { { 0 } };
 	struct pl_post_result results[PL_POST_BATCH_MAX];
@@ -333,6 +363,8 @@ static void do_sends(struct store *s, struct relay_job **jobs, size_t n)
 				(t1.tv_sec - t0.tv_sec) * 1000000LL +
 				(t1.tv_nsec - t0.tv_nsec) / 1000);
 	}
+	release_part(s->r, jobs[0]);
+	wait_turn(s->r, jobs[0], ticket);
 	/* Answer first: the sender learns of the commit without waiting on Redis. */
 	for (size_t i = 0; i < n; i++) {
 		struct pl_post_result *res = &results[i];
@@ -380,6 +412,7 @@ static void do_sends(struct store *s, struct relay_job **jobs, size_t n)
 	if (fresh)
 		pl_publish_messages(&s->redis, msgs, deliveries, n_deliveries,
 				    fresh);
+	end_turn(s->r, jobs[0]);
 	pl_post_results_release(results, n);
 }
 
@@ -608,15 +641,13 @@ static void do_register(struct store *s, struct relay_job *j)
 }
 
 /* Runs what take_jobs() took: a batch of sends or hellos, else one job. */
-static void run_jobs(struct store *s, struct relay_job **jobs, size_t n)
+static void run_jobs(struct store *s, struct relay_job **jobs, size_t n,
+		     unsigned long long ticket)
 {
 	struct relay_job *j = jobs[0];
 
 	switch (j->kind) {
-	case JOB_SEND:
-		do_sends(s, jobs, n);
-		release_part(s->r, j);
-		break;
+	case JOB_SEND: do_sends(s, jobs, n, ticket); break;
 	case JOB_AUTH: do_auths(s, jobs, n); break;
 	case JOB_REPLAY: do_replay(s, j); break;
 	case JOB_CURSOR: do_cursor(s, j); break;
@@ -632,10 +663,11 @@ static void *store_main(void *arg)
 {
 	struct store *s = arg;
 	struct relay_job *jobs[PL_POST_BATCH_MAX];
+	unsigned long long ticket = 0;
 	size_t n;
 
-	while ((n = take_jobs(s->r, jobs, PL_POST_BATCH_MAX)) > 0) {
-		run_jobs(s, jobs, n);
+	while ((n = take_jobs(s->r, jobs, PL_POST_BATCH_MAX, &ticket)) > 0) {
+		run_jobs(s, jobs, n, ticket);
 		for (size_t i = 0; i < n; i++)
 			job_free(jobs[i]);
 	}
@@ -649,6 +681,7 @@ int relay_store_start(struct relay *r, int nthreads)
 {
 	pthread_mutex_init(&r->jobs_lock, NULL);
 	pthread_cond_init(&r->jobs_ready, NULL);
+	pthread_cond_init(&r->turn_done, NULL);
 	r->hellos.head = r->others.head = NULL;
 	r->hellos.tail = &r->hellos.head;
 	r->others.tail = &r->others.head;
@@ -689,5 +722,6 @@ void relay_store_stop(struct relay *r)
 		pthread_join(r->stores[i], NULL);
 	free(r->stores);
 	pthread_cond_destroy(&r->jobs_ready);
+	pthread_cond_destroy(&r->turn_done);
 	pthread_mutex_destroy(&r->jobs_lock);
 }
