@@ -11,10 +11,10 @@
  *
  * Sends are split into RELAY_SEND_PARTS partitions by conversation, and one
  * thread at a time stores a partition's sends (while the batch before is
- * still being answered and published, in turn). Batches stored at once then mostly touch
- * different conversations and users, so they do not queue on each other's
- * row locks (which made four threads store about one batch at a time), and a
- * conversation's sends are stored in the order they came.
+ * still being answered and published, in turn). Batches stored at once then
+ * mostly touch different conversations and users, so they do not queue on
+ * each other's row locks (which made four threads store about one batch at
+ * a time), and a conversation's sends are stored in the order they came.
  */
 #include <jansson.h>
 #include <stdio.h>
