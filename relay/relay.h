@@ -107,11 +107,12 @@ struct relay {
 	unsigned long long jobs_submitted;
 	int jobs_closed;
 	unsigned parts_busy;	/* send partitions being stored (store.c) */
-	/* Per partition: batches taken, and batches answered and published;
-	 * a batch answers and publishes when the count answered reaches its
-	 * ticket, so in the order its partition's batches were taken. */
-	unsigned long long part_tickets[RELAY_SEND_PARTS];
-	unsigned long long part_turns[RELAY_SEND_PARTS];
+	size_t sends_queued;	/* in sends[] */
+	int sends_storing;	/* send batches taken, not yet committed */
+	/* Send batches taken, and answered and published: a batch answers
+	 * and publishes when the count answered reaches its ticket, so in
+	 * the order the batches were taken. */
+	unsigned long long send_tickets, send_turn;
 	pthread_cond_t turn_done;
 	pthread_t *stores;
 	int nstores;

@@ -59,6 +59,15 @@ static struct relay_job *jobq_pop(struct relay_jobq *q)
 	return j;
 }
 
+/* A send batch grows to this many sends before another may start. */
+#define SEND_FILL 32
+
+/* What take_jobs() took for a send batch. */
+struct relay_take {
+	unsigned long long ticket;	/* its turn to answer and publish */
+	unsigned parts;			/* partitions it holds */
+};
+
 static int jobs_queued(const struct relay *r)
 {
 	int any = r->hellos.head || r->others.head;
@@ -114,8 +123,51 @@ void relay_job_submit(struct relay *r, struct relay_job *job)
 	q = queue_of(r, job);
 	*q->tail = job;
 	q->tail = &job->next;
+	if (job->kind == JOB_SEND)
+		r->sends_queued++;
 	pthread_cond_signal(&r->jobs_ready);
 	pthread_mutex_unlock(&r->jobs_lock);
+}
+
+/* The free send partition whose next send is oldest, or -1. */
+static int oldest_free_part(const struct relay *r)
+{
+	int best = -1;
+
+	for (int p = 0; p < RELAY_SEND_PARTS; p++) {
+		const struct relay_job *head = r->sends[p].head;
+
+		if (head && !(r->parts_busy & (1u << p)) &&
+		    (best < 0 || head->seq < r->sends[best].head->seq))
+			best = p;
+	}
+	return best;
+}
+
+/*
+ * Takes a batch of sends: the queued sends of the free partition with the
+ * oldest, then of the next ones, until SEND_FILL are taken or no free
+ * partition has any. The partitions taken are busy until release_sends().
+ */
+static size_t take_sends(struct relay *r, int part, struct relay_job **out,
+			 size_t max, struct relay_take *take)
+{
+	size_t n = 0;
+
+	take->parts = 0;
+	while (part >= 0 && n < max) {
+		while (n < max && r->sends[part].head)
+			out[n++] = jobq_pop(&r->sends[part]);
+		r->parts_busy |= 1u << part;
+		take->parts |= 1u << part;
+		if (n >= SEND_FILL)
+			break;
+		part = oldest_free_part(r);
+	}
+	r->sends_queued -= n;
+	r->sends_storing++;
+	take->ticket = r->send_tickets++;
+	return n;
 }
 
 /*
@@ -123,18 +175,20 @@ void relay_job_submit(struct relay *r, struct relay_job *job)
  * queues hold: hellos first, in a batch (in a connect storm every socket is
  * welcomed before the replays and presence work the welcomes start); else
  * the older of the next other job and the next send of a partition no
- * thread is storing, which comes with the sends of its partition queued
- * behind it (the partition is then busy until release_part()). Returns the
- * count taken (0 once the queues are closed and empty).
+ * thread is storing, which comes with the sends queued behind it
+ * (take_sends()). A send batch starts while another is being stored only
+ * when SEND_FILL sends wait: below that, one batch at a time takes what
+ * came meanwhile, and PostgreSQL's cost per batch is paid once for all of
+ * it rather than per partition. Returns the count taken (0 once the queues
+ * are closed and empty).
  */
 static size_t take_jobs(struct relay *r, struct relay_job **out, size_t max,
-			unsigned long long *ticket)
+			struct relay_take *take)
 {
 	size_t n = 0;
 
 	pthread_mutex_lock(&r->jobs_lock);
 	for (;;) {
-		struct relay_jobq *best = r->others.head ? &r->others : NULL;
 		int part = -1;
 
 		if (r->hellos.head) {
@@ -142,27 +196,18 @@ static size_t take_jobs(struct relay *r, struct relay_job **out, size_t max,
 				out[n++] = jobq_pop(&r->hellos);
 			break;
 		}
-		for (int p = 0; p < RELAY_SEND_PARTS; p++) {
-			struct relay_job *head = r->sends[p].head;
-
-			if (head && !(r->parts_busy & (1u << p)) &&
-			    (!best || head->seq < best->head->seq)) {
-				best = &r->sends[p];
-				part = p;
-			}
-		}
-		if (best && part < 0) {
-			out[n++] = jobq_pop(best);
+		if (r->sends_storing == 0 || r->sends_queued >= SEND_FILL)
+			part = oldest_free_part(r);
+		if (r->others.head && (part < 0 || r->others.head->seq <
+					r->sends[part].head->seq)) {
+			out[n++] = jobq_pop(&r->others);
 			break;
 		}
-		if (best) {
-			while (n < max && best->head)
-				out[n++] = jobq_pop(best);
-			r->parts_busy |= 1u << part;
-			*ticket = r->part_tickets[part]++;
+		if (part >= 0) {
+			n = take_sends(r, part, out, max, take);
 			break;
 		}
-		if (r->jobs_closed && !jobs_queued(r))
+		if (r->jobs_closed && !jobs_queued(r) && r->sends_storing == 0)
 			break;
 		pthread_cond_wait(&r->jobs_ready, &r->jobs_lock);
 	}
@@ -170,31 +215,29 @@ static size_t take_jobs(struct relay *r, struct relay_job **out, size_t max,
 	return n;
 }
 
-/* The sends of j's partition may be taken again. */
-static void release_part(struct relay *r, const struct relay_job *j)
+/* A send batch is committed: its partitions may be taken again. */
+static void release_sends(struct relay *r, const struct relay_take *take)
 {
 	pthread_mutex_lock(&r->jobs_lock);
-	r->parts_busy &= ~(1u << part_of(j));
+	r->parts_busy &= ~take->parts;
+	r->sends_storing--;
 	pthread_cond_broadcast(&r->jobs_ready);
 	pthread_mutex_unlock(&r->jobs_lock);
 }
 
-/* Waits until the batches of j's partition taken before ticket are done. */
-static void wait_turn(struct relay *r, const struct relay_job *j,
-		      unsigned long long ticket)
+/* Waits until the send batches taken before this one are answered. */
+static void wait_turn(struct relay *r, const struct relay_take *take)
 {
-	unsigned part = part_of(j);
-
 	pthread_mutex_lock(&r->jobs_lock);
-	while (r->part_turns[part] != ticket)
+	while (r->send_turn != take->ticket)
 		pthread_cond_wait(&r->turn_done, &r->jobs_lock);
 	pthread_mutex_unlock(&r->jobs_lock);
 }
 
-static void end_turn(struct relay *r, const struct relay_job *j)
+static void end_turn(struct relay *r)
 {
 	pthread_mutex_lock(&r->jobs_lock);
-	r->part_turns[part_of(j)]++;
+	r->send_turn++;
 	pthread_cond_broadcast(&r->turn_done);
 	pthread_mutex_unlock(&r->jobs_lock);
 }
@@ -337,7 +380,7 @@ static void do_replay(struct store *s, struct relay_job *j)
  * in the order its batches were taken and committed.
  */
 static void do_sends(struct store *s, struct relay_job **jobs, size_t n,
-		     unsigned long long ticket)
+		     const struct relay_take *take)
 {
 	struct pl_post_item items[PL_POST_BATCH_MAX] = { { 0 } };
 	struct pl_post_result results[PL_POST_BATCH_MAX];
@@ -363,8 +406,8 @@ static void do_sends(struct store *s, struct relay_job **jobs, size_t n,
 				(t1.tv_sec - t0.tv_sec) * 1000000LL +
 				(t1.tv_nsec - t0.tv_nsec) / 1000);
 	}
-	release_part(s->r, jobs[0]);
-	wait_turn(s->r, jobs[0], ticket);
+	release_sends(s->r, take);
+	wait_turn(s->r, take);
 	/* Answer first: the sender learns of the commit without waiting on Redis. */
 	for (size_t i = 0; i < n; i++) {
 		struct pl_post_result *res = &results[i];
@@ -412,7 +455,7 @@ static void do_sends(struct store *s, struct relay_job **jobs, size_t n,
 	if (fresh)
 		pl_publish_messages(&s->redis, msgs, deliveries, n_deliveries,
 				    fresh);
-	end_turn(s->r, jobs[0]);
+	end_turn(s->r);
 	pl_post_results_release(results, n);
 }
 
@@ -642,12 +685,12 @@ static void do_register(struct store *s, struct relay_job *j)
 
 /* Runs what take_jobs() took: a batch of sends or hellos, else one job. */
 static void run_jobs(struct store *s, struct relay_job **jobs, size_t n,
-		     unsigned long long ticket)
+		     const struct relay_take *take)
 {
 	struct relay_job *j = jobs[0];
 
 	switch (j->kind) {
-	case JOB_SEND: do_sends(s, jobs, n, ticket); break;
+	case JOB_SEND: do_sends(s, jobs, n, take); break;
 	case JOB_AUTH: do_auths(s, jobs, n); break;
 	case JOB_REPLAY: do_replay(s, j); break;
 	case JOB_CURSOR: do_cursor(s, j); break;
@@ -663,11 +706,11 @@ static void *store_main(void *arg)
 {
 	struct store *s = arg;
 	struct relay_job *jobs[PL_POST_BATCH_MAX];
-	unsigned long long ticket = 0;
+	struct relay_take take = { 0, 0 };
 	size_t n;
 
-	while ((n = take_jobs(s->r, jobs, PL_POST_BATCH_MAX, &ticket)) > 0) {
-		run_jobs(s, jobs, n, ticket);
+	while ((n = take_jobs(s->r, jobs, PL_POST_BATCH_MAX, &take)) > 0) {
+		run_jobs(s, jobs, n, &take);
 		for (size_t i = 0; i < n; i++)
 			job_free(jobs[i]);
 	}
