@@ -106,6 +106,39 @@ static void job_free(struct relay_job *j)
 	free(j);
 }
 
+/* The free send partition whose next send is oldest, or -1. */
+static int oldest_free_part(const struct relay *r)
+{
+	int best = -1;
+
+	for (int p = 0; p < RELAY_SEND_PARTS; p++) {
+		const struct relay_job *head = r->sends[p].head;
+
+		if (head && !(r->parts_busy & (1u << p)) &&
+		    (best < 0 || head->seq < r->sends[best].head->seq))
+			best = p;
+	}
+	return best;
+}
+
+/* Whether sends may be taken now: a second batch waits for SEND_FILL. */
+static int sends_open(const struct relay *r)
+{
+	return r->sends_storing == 0 || r->sends_queued >= SEND_FILL;
+}
+
+/*
+ * Wakes one store thread when there is work it can take (called with
+ * jobs_lock held). A send that has to wait for the batch being stored
+ * wakes nobody: the thread that stores that batch wakes one at commit.
+ */
+static void wake_if_ready(struct relay *r)
+{
+	if (r->hellos.head || r->others.head ||
+	    (sends_open(r) && oldest_free_part(r) >= 0))
+		pthread_cond_signal(&r->jobs_ready);
+}
+
 void relay_job_submit(struct relay *r, struct relay_job *job)
 {
 	struct relay_jobq *q;
@@ -125,23 +158,8 @@ void relay_job_submit(struct relay *r, struct relay_job *job)
 	q->tail = &job->next;
 	if (job->kind == JOB_SEND)
 		r->sends_queued++;
-	pthread_cond_signal(&r->jobs_ready);
+	wake_if_ready(r);
 	pthread_mutex_unlock(&r->jobs_lock);
-}
-
-/* The free send partition whose next send is oldest, or -1. */
-static int oldest_free_part(const struct relay *r)
-{
-	int best = -1;
-
-	for (int p = 0; p < RELAY_SEND_PARTS; p++) {
-		const struct relay_job *head = r->sends[p].head;
-
-		if (head && !(r->parts_busy & (1u << p)) &&
-		    (best < 0 || head->seq < r->sends[best].head->seq))
-			best = p;
-	}
-	return best;
 }
 
 /*
@@ -196,7 +214,7 @@ static size_t take_jobs(struct relay *r, struct relay_job **out, size_t max,
 				out[n++] = jobq_pop(&r->hellos);
 			break;
 		}
-		if (r->sends_storing == 0 || r->sends_queued >= SEND_FILL)
+		if (sends_open(r))
 			part = oldest_free_part(r);
 		if (r->others.head && (part < 0 || r->others.head->seq <
 					r->sends[part].head->seq)) {
@@ -211,6 +229,8 @@ static size_t take_jobs(struct relay *r, struct relay_job **out, size_t max,
 			break;
 		pthread_cond_wait(&r->jobs_ready, &r->jobs_lock);
 	}
+	if (n)
+		wake_if_ready(r);	/* more than this thread takes */
 	pthread_mutex_unlock(&r->jobs_lock);
 	return n;
 }
@@ -221,7 +241,10 @@ static void release_sends(struct relay *r, const struct relay_take *take)
 	pthread_mutex_lock(&r->jobs_lock);
 	r->parts_busy &= ~take->parts;
 	r->sends_storing--;
-	pthread_cond_broadcast(&r->jobs_ready);
+	if (r->jobs_closed)	/* the last batch lets the threads exit */
+		pthread_cond_broadcast(&r->jobs_ready);
+	else
+		wake_if_ready(r);
 	pthread_mutex_unlock(&r->jobs_lock);
 }
 
