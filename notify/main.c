@@ -54,7 +54,7 @@ struct job {
 	int pushes_left;
 	struct notify_message msg;
 	char *sender, *preview;	/* owned, behind msg's pointers */
-	struct job *next;
+	struct job *next, **pprev;	/* pprev: the pointer to this job */
 };
 
 struct notifier {
@@ -65,10 +65,11 @@ struct notifier {
 	struct notify_apns apns;
 	struct notify_fcm fcm;
 	struct notify_metrics *metrics;
-	struct job *jobs;
+	struct job *jobs, **jobs_tail;
 	int njobs;
 	struct push *pushes;
 	int inflight;
+	struct latest *latest;	/* LATEST_SLOTS, for dispatch_due() */
 	const char *acks[READ_BATCH];
 	char ack_ids[READ_BATCH][NOTIFY_ID_MAX];
 	int nacks;
@@ -95,18 +96,15 @@ static void ack(struct notifier *n, const char *id)
 /* Acknowledges job and frees it. */
 static void finish_job(struct notifier *n, struct job *job, const char *why)
 {
-	struct job **pp;
-
 	pl_log(PL_LOG_DEBUG, "notify: job %s done (%s) user=%lld conv=%lld "
 	       "seq=%lld", job->f.id, why, job->f.user_id,
 	       job->f.conversation_id, job->f.seq);
 	ack(n, job->f.id);
-	for (pp = &n->jobs; *pp; pp = &(*pp)->next) {
-		if (*pp == job) {
-			*pp = job->next;
-			break;
-		}
-	}
+	*job->pprev = job->next;
+	if (job->next)
+		job->next->pprev = job->pprev;
+	else
+		n->jobs_tail = job->pprev;
 	n->njobs--;
 	free(job->sender);
 	free(job->preview);
@@ -116,11 +114,8 @@ static void finish_job(struct notifier *n, struct job *job, const char *why)
 static void on_job(const struct notify_job_fields *f, void *arg)
 {
 	struct notifier *n = arg;
-	struct job *job, **tail;
+	struct job *job;
 
-	for (job = n->jobs; job; job = job->next)
-		if (strcmp(job->f.id, f->id) == 0)
-			return;	/* ours already (claimed back) */
 	atomic_fetch_add(&n->metrics->jobs_in, 1);
 	if (!f->valid) {
 		pl_log(PL_LOG_WARN, "notify: unreadable job %s dropped", f->id);
@@ -132,9 +127,9 @@ static void on_job(const struct notify_job_fields *f, void *arg)
 		return;	/* stays pending; claimed again later */
 	job->f = *f;
 	job->due_ms = f->time_ms + n->cfg->notify_grace_ms;
-	for (tail = &n->jobs; *tail; tail = &(*tail)->next)
-		;
-	*tail = job;
+	job->pprev = n->jobs_tail;
+	*n->jobs_tail = job;
+	n->jobs_tail = &job->next;
 	n->njobs++;
 }
 
@@ -142,6 +137,10 @@ static void on_claimed(const struct notify_job_fields *f, void *arg)
 {
 	struct notifier *n = arg;
 
+	/* Read before (a claim finds this notifier's own idle jobs too). */
+	for (struct job *job = n->jobs; job; job = job->next)
+		if (strcmp(job->f.id, f->id) == 0)
+			return;
 	atomic_fetch_add(&n->metrics->jobs_claimed, 1);
 	pl_log(PL_LOG_INFO, "notify: took over job %s of a stopped notifier",
 	       f->id);
@@ -323,18 +322,44 @@ static int dispatch(struct notifier *n, struct job **jobs, int count)
 	return 0;
 }
 
-/*
- * Whether a later job of the same user and conversation is waiting: job's
- * burst collapses into that one.
- */
-static int collapsed(struct notifier *n, struct job *job)
+/* Slots of the table of latest waiting seqs: a power of two > MAX_JOBS. */
+#define LATEST_SLOTS 8192
+
+struct latest {
+	long long user_id, conversation_id, seq;	/* user_id 0: free */
+};
+
+static struct latest *latest_slot(struct latest *t, long long user,
+				  long long conv)
 {
-	for (struct job *o = n->jobs; o; o = o->next)
-		if (o != job && o->f.user_id == job->f.user_id &&
-		    o->f.conversation_id == job->f.conversation_id &&
-		    o->f.seq > job->f.seq && !o->dispatched)
-			return 1;
-	return 0;
+	unsigned long long h = (unsigned long long)user * 0x9E3779B97F4A7C15ULL ^
+			       (unsigned long long)conv * 0xC2B2AE3D27D4EB4FULL;
+
+	for (size_t i = (size_t)(h >> 51) & (LATEST_SLOTS - 1);;
+	     i = (i + 1) & (LATEST_SLOTS - 1))
+		if (t[i].user_id == 0 || (t[i].user_id == user &&
+					  t[i].conversation_id == conv))
+			return &t[i];
+}
+
+/*
+ * Fills t with the highest seq waiting (not dispatched) per user and
+ * conversation: a job below it collapses into that later one. One pass,
+ * rather than a walk of every job for each due one.
+ */
+static void note_latest(struct notifier *n, struct latest *t)
+{
+	memset(t, 0, LATEST_SLOTS * sizeof(*t));
+	for (struct job *j = n->jobs; j; j = j->next) {
+		struct latest *l;
+
+		if (j->dispatched || j->f.user_id == 0)
+			continue;
+		l = latest_slot(t, j->f.user_id, j->f.conversation_id);
+		if (l->user_id == 0 || j->f.seq > l->seq)
+			*l = (struct latest){ j->f.user_id, j->f.conversation_id,
+					      j->f.seq };
+	}
 }
 
 /* Dispatches the jobs due at now, a batch at a time. */
@@ -344,13 +369,21 @@ static void dispatch_due(struct notifier *n, long long now)
 	int count;
 
 	do {
+		int noted = 0;
+
 		count = 0;
 		for (struct job *j = n->jobs, *next; j && count < DISPATCH_BATCH;
 		     j = next) {
 			next = j->next;
 			if (j->dispatched || j->due_ms > now)
 				continue;
-			if (collapsed(n, j)) {
+			if (!noted) {
+				note_latest(n, n->latest);
+				noted = 1;
+			}
+			if (j->f.user_id &&
+			    latest_slot(n->latest, j->f.user_id,
+					j->f.conversation_id)->seq > j->f.seq) {
 				atomic_fetch_add(&n->metrics->jobs_collapsed, 1);
 				finish_job(n, j, "collapsed");
 				continue;
@@ -607,15 +640,18 @@ int main(int argc, char **argv)
 		return status;
 	}
 	memset(&n, 0, sizeof(n));
+	n.jobs_tail = &n.jobs;
+	n.latest = calloc(LATEST_SLOTS, sizeof(*n.latest));
 	memset(&metrics, 0, sizeof(metrics));
 	n.cfg = &cfg;
 	n.metrics = &metrics;
 	srand((unsigned)(time(NULL) ^ pl_clock_mono_ms()));
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) ||
+	if (!n.latest || curl_global_init(CURL_GLOBAL_DEFAULT) ||
 	    notify_http_init(&n.http, &metrics.connects) ||
 	    notify_apns_init(&n.apns, &cfg, &metrics.apns_jwts) ||
 	    notify_fcm_init(&n.fcm, &cfg, &metrics.fcm_tokens)) {
 		pl_log(PL_LOG_ERR, "notify: cannot start");
+		free(n.latest);
 		pl_config_release(&cfg);
 		return 1;
 	}
@@ -624,6 +660,7 @@ int main(int argc, char **argv)
 	if (cfg.notify_metrics_port &&
 	    !(listener = notify_metrics_start(&metrics,
 					      cfg.notify_metrics_port))) {
+		free(n.latest);
 		pl_config_release(&cfg);
 		return 1;
 	}
@@ -650,6 +687,7 @@ int main(int argc, char **argv)
 		free(j->preview);
 		free(j);
 	}
+	free(n.latest);
 	notify_fcm_release(&n.fcm);
 	notify_apns_release(&n.apns);
 	notify_http_release(&n.http);
