@@ -897,10 +897,10 @@ static int run_storm(void)
 }
 
 /*
- * Sets the descriptor limit (ulimit -n) to n, raising it when the hard limit
- * allows. Lowered too: lws indexes sockets by descriptor in a table as long
- * as the limit, and only a table that long is searched that way (a shorter
- * one set by fd_limit_per_thread is scanned on every event).
+ * Makes room for n sockets under the descriptor limit (ulimit -n), raising
+ * it when the hard limit allows. lws indexes its sockets by descriptor in a
+ * table as long as this limit (fd_limit_per_thread is left unset: a shorter
+ * table is scanned on every event instead).
  */
 static int fd_room(int n)
 {
@@ -908,7 +908,7 @@ static int fd_room(int n)
 
 	if (getrlimit(RLIMIT_NOFILE, &rl))
 		return 0;
-	if (rl.rlim_cur != (rlim_t)n) {
+	if (rl.rlim_cur < (rlim_t)n && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max < (rlim_t)n ? rl.rlim_max : (rlim_t)n;
 		setrlimit(RLIMIT_NOFILE, &rl);
 		getrlimit(RLIMIT_NOFILE, &rl);

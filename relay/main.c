@@ -101,17 +101,28 @@ static void drain(struct relay *r)
 }
 
 /*
- * Sets the descriptor limit (ulimit -n) to what capacity needs: a socket per
- * client and room for the stores, logs and lws's own. lws looks a socket up
- * by its descriptor in a table as long as this limit; told a shorter table
- * (fd_limit_per_thread) it scans that table on every event instead.
+ * Raises the descriptor limit (ulimit -n) to what capacity needs, if it is
+ * lower: a socket per client and room for the stores, logs and lws's own.
+ * lws looks a socket up by its descriptor in a table as long as this limit;
+ * told a shorter table (fd_limit_per_thread) it scans that table on every
+ * event instead, so the relay leaves lws's table at the limit.
  */
+#define FD_TABLE_MAX ((rlim_t)1 << 20)
+
 static void size_descriptors(long long capacity)
 {
 	rlim_t want = (rlim_t)capacity + 256;
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == want)
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur > FD_TABLE_MAX && want <= FD_TABLE_MAX) {
+		/* lws allocates its table for the whole limit: keep it sane. */
+		rl.rlim_cur = FD_TABLE_MAX;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		return;
+	}
+	if (rl.rlim_cur >= want)
 		return;
 	rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
 	if (setrlimit(RLIMIT_NOFILE, &rl))
