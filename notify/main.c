@@ -596,6 +596,7 @@ static void run(struct notifier *n)
 	while (!pl_stop_requested || (n->inflight > 0 &&
 				      pl_clock_mono_ms() < stop_deadline)) {
 		long long now = pl_clock_now_ms(), mono = pl_clock_mono_ms(), wait;
+		int blocked = 0;
 
 		if (pl_stop_requested && !stop_deadline)
 			stop_deadline = mono + 3000;
@@ -604,6 +605,7 @@ static void run(struct notifier *n)
 		    mono >= next_read) {
 			int block = n->http.running ? 0 : (int)wait;
 
+			blocked = 1;
 			if (notify_queue_read(&n->queue, READ_BATCH, block,
 					      on_job, n))
 				next_read = mono + 1000;	/* Redis away */
@@ -622,6 +624,10 @@ static void run(struct notifier *n)
 			break;
 		if (!n->http.running && next_read > pl_clock_mono_ms())
 			pl_program_sleep_ms(50);
+		else if (!n->http.running && !blocked && wait > 0)
+			/* Holding MAX_JOBS, none due: wait for the next one
+			 * rather than spin over them. */
+			pl_program_sleep_ms(wait < 50 ? wait : 50);
 	}
 	flush_acks(n);
 }
