@@ -303,6 +303,67 @@ struct reader {
 	int polls;
 };
 
+/* The database checks keys itself, whatever a caller validated (010). */
+static void test_post_sets_refuse_malformed_keys(void **state)
+{
+	struct fixture *f = *state;
+	char items[1024];
+	const char *p[1] = { items };
+	PGresult *res;
+
+	snprintf(items, sizeof(items),
+		 "[{\"sender_id\":%lld,\"conversation_id\":%lld,"
+		 "\"client_msg_id\":\"k-ok\",\"body\":\"x\"},"
+		 "{\"sender_id\":%lld,\"conversation_id\":%lld,"
+		 "\"client_msg_id\":\"tab\\there\",\"body\":\"x\"},"
+		 "{\"sender_id\":%lld,\"conversation_id\":%lld,"
+		 "\"client_msg_id\":\"caf\u00e9\",\"body\":\"x\"},"
+		 "{\"sender_id\":%lld,\"conversation_id\":%lld,"
+		 "\"client_msg_id\":\"%065d\",\"body\":\"x\"},"
+		 "{\"sender_id\":%lld,\"conversation_id\":%lld,"
+		 "\"client_msg_id\":\"%064d\",\"body\":\"x\"}]",
+		 f->u[0], f->direct12, f->u[0], f->direct12, f->u[0],
+		 f->direct12, f->u[0], f->direct12, 0, f->u[0], f->direct12, 0);
+	res = sql(&f->db, "SELECT status FROM post_messages($1::jsonb) "
+		  "ORDER BY idx", 1, p);
+	assert_int_equal(PQntuples(res), 5);
+	assert_string_equal(PQgetvalue(res, 0, 0), "ok");
+	assert_string_equal(PQgetvalue(res, 1, 0), "bad_request");
+	assert_string_equal(PQgetvalue(res, 2, 0), "bad_request");
+	assert_string_equal(PQgetvalue(res, 3, 0), "bad_request");
+	assert_string_equal(PQgetvalue(res, 4, 0), "ok");
+	PQclear(res);
+}
+
+/*
+ * Messages have no foreign keys (010): a conversation still takes its
+ * messages with it, and a user who sent messages still cannot be deleted.
+ */
+static void test_messages_keep_their_references(void **state)
+{
+	struct fixture *f = *state;
+	struct pl_post_item it = item(f->u[0], f->direct12, "ref-1", "kept");
+	struct pl_post_result r;
+	char uid[24], cid[24], sqlstate[6] = "";
+	const char *pu[1] = { uid }, *pc[1] = { cid };
+	PGresult *res = NULL;
+
+	assert_int_equal(pl_post_batch(&f->db, &it, 1, &r), PL_OK);
+	assert_int_equal(r.err, PL_OK);
+	pl_post_results_release(&r, 1);
+	snprintf(uid, sizeof(uid), "%lld", f->u[0]);
+	snprintf(cid, sizeof(cid), "%lld", f->direct12);
+	assert_int_not_equal(pl_db_exec(&f->db, "DELETE FROM users WHERE id = $1",
+					1, pu, 0, &res, sqlstate), PL_OK);
+	PQclear(res);
+	assert_string_equal(sqlstate, "23503");
+	assert_int_equal(sql_ll(&f->db, "SELECT count(*) FROM users WHERE id = $1",
+				1, pu), 1);
+	PQclear(sql(&f->db, "DELETE FROM conversations WHERE id = $1", 1, pc));
+	assert_int_equal(sql_ll(&f->db, "SELECT count(*) FROM messages "
+				"WHERE conversation_id = $1", 1, pc), 0);
+}
+
 static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
@@ -460,6 +521,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_post_big_batch_answers_each_item,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_post_concurrent_batches_keep_every_order,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_post_sets_refuse_malformed_keys,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_messages_keep_their_references,
 						setup, teardown),
 	};
 	int rc;
