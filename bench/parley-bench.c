@@ -777,6 +777,27 @@ static void connect_all(void)
 	}
 }
 
+/* A new lws context with the pacer running. Returns 0, or -1. */
+static int start_context(void)
+{
+	B.ctx = new_context();
+	if (!B.ctx)
+		return -1;
+	lws_sul_schedule(B.ctx, 0, &pace, on_pace, 1000);
+	return 0;
+}
+
+/* Connects every client and serves until all are welcomed (60 s at most);
+ * returns when it started. */
+static long long connect_welcomed(void)
+{
+	long long t0 = now_ns();
+
+	connect_all();
+	service_until(t0 + 60 * 1000000000LL, 1);
+	return t0;
+}
+
 /* 1 when every client has its whole backlog, 0 if one is still waiting,
  * -1 when the rest went away without it. */
 static int all_backlogs(void)
@@ -812,14 +833,10 @@ static int run_storm(void)
 	B.clients = nsenders;
 	B.max_sends = B.backlog;
 	B.rate = 0;
-	B.ctx = new_context();
-	if (!B.ctx)
-		return 1;
-	t0 = now_ns();
 	B.stop_ns = INT64_MAX;
-	lws_sul_schedule(B.ctx, 0, &pace, on_pace, 1000);
-	connect_all();
-	service_until(t0 + 60 * 1000000000LL, 1);
+	if (start_context())
+		return 1;
+	t0 = connect_welcomed();
 	deadline = now_ns() + 120 * 1000000000LL;
 	while (!interrupted && now_ns() < deadline) {
 		long long acked = 0;
@@ -846,10 +863,8 @@ static int run_storm(void)
 	B.first_error[0] = '\0';
 	B.delivered = B.duplicated = 0;
 	B.storm_phase = 1;
-	B.ctx = new_context();
-	if (!B.ctx)
+	if (start_context())
 		return 1;
-	lws_sul_schedule(B.ctx, 0, &pace, on_pace, 1000);
 	t0 = now_ns();
 	connect_all();
 	deadline = t0 + (long long)B.duration_s * 1000000000LL;
@@ -1009,14 +1024,10 @@ int main(int argc, char **argv)
 	if (B.redis_port)
 		redis_before = redis_used_memory(B.redis_port);
 
-	B.ctx = new_context();
-	if (!B.ctx)
-		return 1;
-	t0 = now_ns();
 	B.stop_ns = INT64_MAX;
-	lws_sul_schedule(B.ctx, 0, &pace, on_pace, 1000);
-	connect_all();
-	service_until(t0 + 60 * 1000000000LL, 1);
+	if (start_context())
+		return 1;
+	t0 = connect_welcomed();
 	printf("scenario=%s clients=%d welcomed=%d connect_s=%.2f\n", B.scenario,
 	       B.clients, B.welcomed, (double)(now_ns() - t0) / 1e9);
 	if (B.welcomed < B.clients)
