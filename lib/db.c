@@ -161,8 +161,8 @@ enum pl_err pl_db_exec(struct pl_db *db, const char *sql, int nparams,
 	for (attempt = 0; attempt < 2; attempt++) {
 		PGresult *res;
 		ExecStatusType status;
-		const char *state;
-		char why[256];
+		const char *state = NULL;
+		char why[256], code[6] = "";
 
 		if (pl_db_ensure(db))
 			return PL_UNAVAILABLE;
@@ -172,7 +172,12 @@ enum pl_err pl_db_exec(struct pl_db *db, const char *sql, int nparams,
 			*out = res;
 			return PL_OK;
 		}
-		state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+		/* Copied out: the result is cleared before the code is read. */
+		if (res && PQresultErrorField(res, PG_DIAG_SQLSTATE)) {
+			snprintf(code, sizeof(code), "%s",
+				 PQresultErrorField(res, PG_DIAG_SQLSTATE));
+			state = code;
+		}
 		if (sqlstate && state)
 			snprintf(sqlstate, 6, "%s", state);
 		first_line(res ? PQresultErrorMessage(res) :
