@@ -37,6 +37,23 @@ static enum pl_err fail(char *why, size_t whylen, enum pl_err rc,
 	return rc;
 }
 
+/* Names the valid types, so a client author sees the fix in the error. */
+static enum pl_err unknown_type(const struct relay_frame *f, char *why,
+				size_t whylen)
+{
+	size_t n = sizeof(types) / sizeof(types[0]), used;
+
+	/* Quoted whole characters only: the error frame must stay UTF-8. */
+	snprintf(why, whylen, "unknown frame type '%.*s'; the types are",
+		 (int)pl_validate_utf8_prefix(f->type_name, 40), f->type_name);
+	for (size_t i = 0; i < n; i++) {
+		used = strlen(why);
+		snprintf(why + used, whylen - used, "%s '%s'",
+			 i == 0 ? "" : i + 1 == n ? " and" : ",", types[i].name);
+	}
+	return PL_BAD_REQUEST;
+}
+
 static enum pl_err parse_hello(struct relay_frame *f, char *why, size_t whylen)
 {
 	json_t *cursor = json_object_get(f->root, "cursor");
@@ -62,11 +79,12 @@ static enum pl_err parse_send(struct relay_frame *f, char *why, size_t whylen)
 	if (!f->client_msg_id)
 		return fail(why, whylen, PL_BAD_REQUEST,
 			    "'client_msg_id' must be a string");
+	/* Every error answering a send names it, even a bad client_msg_id
+	 * (PROTOCOL.md "WebSocket"): the app finds it in its outbox. */
+	f->ref = f->client_msg_id;
 	rc = pl_validate_client_msg_id(f->client_msg_id, why, whylen);
 	if (rc)
 		return rc;
-	/* From here on an error names the message it refuses. */
-	f->ref = f->client_msg_id;
 	if (get_int(f->root, "conversation_id", &f->conversation_id) ||
 	    f->conversation_id <= 0)
 		return fail(why, whylen, PL_BAD_REQUEST, "'conversation_id' must "
@@ -106,11 +124,7 @@ static enum pl_err parse_fields(struct relay_frame *f, char *why,
 				    "and 'message_id' must be integers");
 		return PL_OK;
 	case RELAY_FRAME_UNKNOWN:
-		/* Quoted whole characters only: the error frame must stay UTF-8. */
-		snprintf(why, whylen, "unknown frame type '%.*s'",
-			 (int)pl_validate_utf8_prefix(f->type_name, 40),
-			 f->type_name);
-		return PL_BAD_REQUEST;
+		return unknown_type(f, why, whylen);
 	default:
 		return PL_OK;
 	}

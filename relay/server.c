@@ -14,6 +14,9 @@
 #include "log.h"
 #include "session.h"
 
+/* lws 4.1 has no name for it. */
+#define HTTP_UPGRADE_REQUIRED 426
+
 struct relay_event *relay_inbox_take(struct relay *r)
 {
 	struct relay_event *list;
@@ -190,8 +193,15 @@ int relay_http_error(struct lws *wsi, int status, enum pl_err code,
 	if (!text || len > 400)
 		goto out;
 	if (lws_add_http_common_headers(wsi, (unsigned int)status,
-					"application/json", len, &p, end) ||
-	    lws_finalize_write_http_header(wsi, start, &p, end))
+					"application/json", len, &p, end))
+		goto out;
+	/* 426 names the protocol to upgrade to (RFC 9110, 15.5.22). */
+	if (status == HTTP_UPGRADE_REQUIRED &&
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_UPGRADE,
+					 (const unsigned char *)"websocket", 9,
+					 &p, end))
+		goto out;
+	if (lws_finalize_write_http_header(wsi, start, &p, end))
 		goto out;
 	memcpy(start, text, len);
 	if (lws_write(wsi, start, len, LWS_WRITE_HTTP_FINAL) < (int)len)
@@ -292,6 +302,13 @@ static int start_http(struct lws *wsi, struct pss *pss, const char *path)
 
 	if (strcmp(path, "/metrics") == 0)
 		return write_metrics(wsi, r);
+	if (strcmp(path, "/ws") == 0) {
+		/* A WebSocket handshake never gets here: lws upgrades it. */
+		set_reply(pss, wsi, HTTP_UPGRADE_REQUIRED, PL_BAD_REQUEST,
+			  "/ws is a WebSocket endpoint: connect with a WebSocket "
+			  "client and subprotocol parley.v1");
+		return 0;
+	}
 	if (!sse && strcmp(path, "/poll") != 0) {
 		set_reply(pss, wsi, 404, PL_NOT_FOUND, "no such route on the relay");
 		return 0;

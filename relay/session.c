@@ -35,6 +35,9 @@
 #define SOCKETS_PER_USER_MAX 32
 #define HELLO_TIMEOUT_US (10 * 1000000LL)
 #define TYPING_INTERVAL_MS 1000
+/* Frames a client may send between hello and welcome (an outbox flush). */
+#define PENDING_MAX_FRAMES 64
+#define PENDING_MAX_BYTES (256 * 1024)
 
 struct user {
 	long long id;
@@ -119,6 +122,7 @@ struct conn *relay_conn_new(struct relay *r, struct lws *wsi,
 	c->kind = kind;
 	c->state = CONN_HELLO;
 	c->out_tail = &c->out;
+	c->pending_tail = &c->pending;
 	c->next_in_table = r->tables->conns[c->id % TABLE_SIZE];
 	r->tables->conns[c->id % TABLE_SIZE] = c;
 	r->connections++;
@@ -230,6 +234,7 @@ void relay_conn_closed(struct conn *c)
 	}
 	drop_held(c);
 	free_frames(c->out);
+	free_frames(c->pending);
 	free(c->rx);
 	json_decref(c->poll_events);
 	r->connections--;
@@ -474,6 +479,8 @@ static void deliver(struct conn *c, long long seq, const char *text, size_t len)
 	hold(c, seq, text, len);
 }
 
+static void take_pending(struct conn *c);
+
 static void welcome(struct conn *c)
 {
 	json_t *o = json_pack("{s:s,s:I,s:I,s:I,s:I}", "type", "welcome",
@@ -501,6 +508,7 @@ static void welcome(struct conn *c)
 		j->a = 1;
 		relay_job_submit(c->r, j);
 	}
+	take_pending(c);
 }
 
 /* Frames ------------------------------------------------------------------ */
@@ -540,8 +548,10 @@ static void on_hello(struct conn *c, const struct relay_frame *f,
 	c->last = f->cursor;
 	c->state = CONN_AUTH;
 	j = relay_job_new(JOB_AUTH, c->id, c->user_id);
-	if (!j)
+	if (!j) {
+		relay_conn_close(c, 1013, "out of memory; try again later");
 		return;
+	}
 	j->session_id = c->session_id;
 	j->device_id = c->device_id;
 	relay_job_submit(c->r, j);
@@ -579,16 +589,21 @@ static void on_send(struct conn *c, const struct relay_frame *f)
 		return;
 	}
 	j = relay_job_new(JOB_SEND, c->id, c->user_id);
-	if (!j)
-		return;
-	j->a = f->conversation_id;
-	j->text = strdup(f->client_msg_id);
-	j->text2_len = f->body_len;
-	j->text2 = malloc(j->text2_len + 1);
-	if (!j->text || !j->text2) {
-		free(j->text);
-		free(j->text2);
-		free(j);
+	if (j) {
+		j->a = f->conversation_id;
+		j->text = strdup(f->client_msg_id);
+		j->text2_len = f->body_len;
+		j->text2 = malloc(j->text2_len + 1);
+	}
+	if (!j || !j->text || !j->text2) {
+		/* Nothing was stored: the client retries with the same id. */
+		if (j) {
+			free(j->text);
+			free(j->text2);
+			free(j);
+		}
+		send_error(c, PL_UNAVAILABLE, f->client_msg_id, "the relay is "
+			   "out of memory; retry with the same client_msg_id");
 		return;
 	}
 	memcpy(j->text2, f->body, j->text2_len + 1);
@@ -672,6 +687,51 @@ static void dispatch(struct conn *c, const struct relay_frame *f)
 	}
 }
 
+/*
+ * Keeps a frame that came after hello, before the welcome: an app flushing
+ * its outbox on reconnect sends right after hello. A client past the bound
+ * is closed (4008) and resends after its next welcome.
+ */
+static void hold_pending(struct conn *c, const char *text, size_t len)
+{
+	struct frame *f;
+
+	if (c->npending >= PENDING_MAX_FRAMES ||
+	    c->pending_bytes + len > PENDING_MAX_BYTES) {
+		relay_conn_close(c, 4008, "too many frames before welcome");
+		return;
+	}
+	f = malloc(sizeof(*f) + len);
+	if (!f) {
+		relay_conn_close(c, 1013, "out of memory; try again later");
+		return;
+	}
+	f->next = NULL;
+	f->len = len;
+	memcpy(f->data, text, len);
+	*c->pending_tail = f;
+	c->pending_tail = &f->next;
+	c->npending++;
+	c->pending_bytes += len;
+}
+
+/* After the welcome: the held frames in the order they came. */
+static void take_pending(struct conn *c)
+{
+	struct frame *f = c->pending;
+
+	c->pending = NULL;
+	c->pending_tail = &c->pending;
+	c->npending = c->pending_bytes = 0;
+	while (f) {
+		struct frame *next = f->next;
+
+		relay_conn_frame(c, (const char *)f->data, f->len);
+		free(f);
+		f = next;
+	}
+}
+
 void relay_conn_frame(struct conn *c, const char *text, size_t len)
 {
 	struct relay_frame f;
@@ -681,6 +741,11 @@ void relay_conn_frame(struct conn *c, const char *text, size_t len)
 	if (c->state == CONN_CLOSING)
 		return;
 	atomic_fetch_add_explicit(&c->r->metrics.frames_in, 1, memory_order_relaxed);
+	if (c->state == CONN_AUTH || c->state == CONN_SUBSCRIBING) {
+		/* Parsed once the socket is live, after the welcome. */
+		hold_pending(c, text, len);
+		return;
+	}
 	rc = relay_frame_parse(text, len, &f, why, sizeof(why));
 	if (c->state == CONN_HELLO) {
 		/* The first frame must be hello (PROTOCOL.md "WebSocket"). */
@@ -690,9 +755,6 @@ void relay_conn_frame(struct conn *c, const char *text, size_t len)
 			relay_conn_close(c, 4001, "the first frame must be hello");
 	} else if (f.type == RELAY_FRAME_NONE) {
 		send_error(c, rc, NULL, "%s", why);
-	} else if (c->state != CONN_LIVE) {
-		send_error(c, PL_BAD_REQUEST, NULL, "wait for welcome before '%s'",
-			   f.type_name);
 	} else if (f.type == RELAY_FRAME_HELLO) {
 		send_error(c, PL_BAD_REQUEST, NULL, "already authenticated");
 	} else if (rc) {

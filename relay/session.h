@@ -67,6 +67,11 @@ struct conn {
 	struct frame *out, **out_tail;
 	size_t nout, out_bytes;
 
+	/* Frames that came after hello and before welcome, taken in order
+	 * once the socket is live (PROTOCOL.md "WebSocket"); bounded. */
+	struct frame *pending, **pending_tail;
+	size_t npending, pending_bytes;
+
 	unsigned char *rx;	/* a frame being reassembled */
 	size_t rx_len;
 

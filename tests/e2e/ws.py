@@ -64,7 +64,7 @@ class Socket:
         """The next frame of type_, skipping live-only frames of other types
         (and, unless type_ is "message", the socket's message frames)."""
         if skip is None:
-            skip = ("presence", "typing", "read", "conversation")
+            skip = ("presence", "typing", "read", "conversation", "friend")
             if type_ != "message":
                 skip += ("message",)
         deadline = time.monotonic() + timeout
