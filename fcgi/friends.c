@@ -7,6 +7,44 @@
 #include <string.h>
 
 #include "api.h"
+#include "publish.h"
+
+/*
+ * Tells user `to` live that their friend list changed (PROTOCOL.md
+ * "WebSocket", the "friend" event): user (borrowed) is the other side.
+ * Live only, after COMMIT: a client that missed it refetches /friends.
+ */
+static void friend_event(struct api_request *req, long long to,
+			 const char *change, json_t *user)
+{
+	json_t *frame;
+	char *text;
+
+	if (!user)
+		return;
+	frame = json_pack("{s:s,s:s,s:O}", "type", "friend", "change", change,
+			  "user", user);
+	text = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
+	if (text)
+		pl_publish_frame(&req->w->redis, &to, 1, text);
+	free(text);
+	json_decref(frame);
+}
+
+/* Sends the event of a change to both sides, each naming the other. */
+static void friend_events(struct api_request *req, long long other,
+			  const char *change, int both, PGresult *res,
+			  int me_col, int other_col)
+{
+	json_t *me = api_json_column(res, 0, me_col);
+	json_t *them = api_json_column(res, 0, other_col);
+
+	friend_event(req, other, change, me);
+	if (both)
+		friend_event(req, req->user_id, change, them);
+	json_decref(me);
+	json_decref(them);
+}
 
 /* GET /friends: each with the presence the relay keeps in Redis. */
 enum pl_err api_friends_list(struct api_request *req)
@@ -119,7 +157,14 @@ enum pl_err api_friends_add(struct api_request *req)
 		"  ON CONFLICT DO NOTHING RETURNING 1) "
 		"SELECT CASE WHEN EXISTS (SELECT 1 FROM acc) THEN 'accepted' "
 		"  ELSE 'outgoing' END, jsonb_build_object('id', t.id, "
-		"  'username', t.username, 'display_name', t.display_name) "
+		"  'username', t.username, 'display_name', t.display_name), "
+		/* What changed, for the live events: the snapshot here is the
+		 * one before this statement's own writes. */
+		"  CASE WHEN EXISTS (SELECT 1 FROM acc) THEN EXISTS (SELECT 1 "
+		"    FROM friendships WHERE user_id = $1 AND friend_id = $2 "
+		"    AND state = 'incoming') ELSE EXISTS (SELECT 1 FROM mine) END, "
+		"  (SELECT jsonb_build_object('id', id, 'username', username, "
+		"    'display_name', display_name) FROM users WHERE id = $1) "
 		"FROM target t",
 		2, (const char *const[]){ uid, oid }, 0, &res)))
 		goto rollback;
@@ -137,6 +182,9 @@ enum pl_err api_friends_add(struct api_request *req)
 		return api_fail(req, PL_NOT_FOUND, "user %lld does not exist", other);
 	}
 	state = PQgetvalue(res, 0, 0);
+	if (PQgetvalue(res, 0, 2)[0] == 't')
+		friend_events(req, other, state[0] == 'a' ? "accepted" : "request",
+			      state[0] == 'a', res, 3, 1);
 	friend = api_json_column(res, 0, 1);
 	json_object_set_new(friend, "state", json_string(state));
 	api_reply(req, state[0] == 'a' ? 200 : 201, friend);
@@ -157,13 +205,23 @@ enum pl_err api_friends_remove(struct api_request *req)
 	enum pl_err rc;
 	int gone;
 
-	if ((rc = api_sql(req, "DELETE FROM friendships WHERE (user_id = $1 AND "
-			  "friend_id = $2) OR (user_id = $2 AND friend_id = $1)",
+	if ((rc = api_sql(req, "WITH gone AS (DELETE FROM friendships WHERE "
+			  "(user_id = $1 AND friend_id = $2) OR (user_id = $2 AND "
+			  "friend_id = $1) RETURNING 1) "
+			  "SELECT EXISTS (SELECT 1 FROM gone), "
+			  "(SELECT jsonb_build_object('id', id, 'username', "
+			  "username, 'display_name', display_name) FROM users "
+			  "WHERE id = $1), "
+			  "(SELECT jsonb_build_object('id', id, 'username', "
+			  "username, 'display_name', display_name) FROM users "
+			  "WHERE id = $2)",
 			  2, (const char *const[]){ api_ll(uid, req->user_id),
 						    api_ll(oid, req->params[0]) },
 			  0, &res)))
 		return rc;
-	gone = api_rows_affected(res) > 0;
+	gone = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+	if (gone)
+		friend_events(req, req->params[0], "removed", 1, res, 1, 2);
 	PQclear(res);
 	if (!gone)
 		return api_fail(req, PL_NOT_FOUND, "user %lld is not your friend",
