@@ -23,6 +23,11 @@ static void drop(struct pl_redis *r)
 	r->ctx = NULL;
 }
 
+void pl_redis_disconnect(struct pl_redis *r)
+{
+	drop(r);
+}
+
 void pl_redis_release(struct pl_redis *r)
 {
 	drop(r);

@@ -34,8 +34,14 @@ struct pl_redis {
 /* Copies the connection settings from cfg; does not connect. */
 void pl_redis_init(struct pl_redis *r, const struct pl_config *cfg);
 
-/* Disconnects and frees what r owns. */
+/* Disconnects and frees what r owns; r needs pl_redis_init() again. */
 void pl_redis_release(struct pl_redis *r);
+
+/*
+ * Closes the connection (after a broken reply) and keeps the settings: the
+ * next command connects again.
+ */
+void pl_redis_disconnect(struct pl_redis *r);
 
 /* Connects if needed. Returns PL_OK or PL_UNAVAILABLE (logged once). */
 enum pl_err pl_redis_ensure(struct pl_redis *r);

@@ -53,7 +53,8 @@ static enum pl_err ensure_group(struct notify_queue *q)
 	rep = redisCommand(q->cmd.ctx, "XGROUP CREATE %s %s 0 MKSTREAM",
 			   NOTIFY_STREAM, NOTIFY_GROUP);
 	if (!rep) {
-		pl_redis_release(&q->cmd);
+		/* A stale connection (Redis restarted): connect again next time. */
+		pl_redis_disconnect(&q->cmd);
 		return PL_UNAVAILABLE;
 	}
 	ok = rep->type != REDIS_REPLY_ERROR ||

@@ -52,5 +52,32 @@ def test_kill_9_mid_batch_loses_nothing_and_repeats_nothing():
     assert m["parley_notify_jobs_claimed_total"] >= len(slow_toks), m
 
 
+def test_redis_back_empty_keeps_the_notifier_up():
+    """Redis emptied while the notifier's command connection is stale: it
+    recreates its consumer group on a new connection instead of crashing
+    (it read a freed host name), and pushes flow."""
+    wait_for(lambda: push.pending() == 0, 15, "an idle push stream")
+    pid = push.notifier_pid()
+    assert pid, "no notifier running"
+    # Every connection but the notifier's blocked read is cut, then the
+    # data goes: the read fails with the stream gone while the notifier's
+    # other connection is stale.
+    for line in push.redis("CLIENT", "LIST").splitlines():
+        fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+        if fields.get("cmd") not in ("xreadgroup", "client|list"):
+            push.redis("CLIENT", "KILL", "ID", fields["id"])
+    push.redis("FLUSHALL")
+    b = rest.new_user("kr")
+    token = push.register(b, "fcm")
+    conv = rest.direct(A, b)
+    # Sends until one is pushed: the first may come before the notifier
+    # has seen Redis again; the stream keeps every job until then.
+    rest.send(A, conv, "after the wipe")
+    push.wait_requests(token, 1, timeout=20, status=200)
+    assert push.notifier_pid() == pid, "the notifier was restarted (crashed)"
+    # The relays register again within their refresh period.
+    wait_for(lambda: A.call("GET", "/discover")[0] == 200, 30, "a relay to be discoverable")
+
+
 if __name__ == "__main__":
     parley_test.run()
