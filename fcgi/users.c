@@ -30,9 +30,10 @@ enum pl_err api_users_update_me(struct api_request *req)
 {
 	const char *display_name = NULL;
 	json_t *settings = json_object_get(req->body, "settings");
-	char uid[24], why[128];
+	char uid[24], cap[24], why[128];
 	char *settings_text = NULL;
 	PGresult *res;
+	long long updated;
 	enum pl_err rc;
 
 	if ((rc = api_body_string(req, "display_name", 0, &display_name, NULL)))
@@ -53,17 +54,26 @@ enum pl_err api_users_update_me(struct api_request *req)
 					"most %d bytes of JSON", SETTINGS_MAX_BYTES);
 		}
 	}
+	/* The merged object is capped too, or patches could grow it forever. */
 	rc = api_sql(req,
 		     "UPDATE users SET display_name = coalesce($2, display_name), "
 		     "settings = CASE WHEN $3::jsonb IS NULL THEN settings ELSE "
-		     "jsonb_strip_nulls(settings || $3::jsonb) END WHERE id = $1",
-		     3, (const char *const[]){ api_ll(uid, req->user_id),
-					       display_name, settings_text },
+		     "jsonb_strip_nulls(settings || $3::jsonb) END WHERE id = $1 "
+		     "AND ($3::jsonb IS NULL OR octet_length(jsonb_strip_nulls("
+		     "settings || $3::jsonb)::text) <= $4::int)",
+		     4, (const char *const[]){ api_ll(uid, req->user_id),
+					       display_name, settings_text,
+					       api_ll(cap, SETTINGS_MAX_BYTES) },
 		     0, &res);
 	free(settings_text);
 	if (rc)
 		return rc;
+	updated = api_rows_affected(res);
 	PQclear(res);
+	if (updated != 1)
+		return api_fail(req, PL_TOO_LARGE, "the stored settings would be "
+				"over %d bytes: remove keys (set them to null) "
+				"first", SETTINGS_MAX_BYTES);
 	return api_users_me(req);
 }
 

@@ -186,5 +186,21 @@ def test_patch_me_bad_display_name():
     assert C.get("/me")["display_name"] == name
 
 
+def test_patch_me_caps_the_merged_settings():
+    u = new_user("fs")
+    # Each patch is small; together they would pass the 8 KiB cap.
+    status = 200
+    for i in range(8):
+        status, _, body = u.call("PATCH", "/me", {"settings": {"k%d" % i: "v" * 2000}})
+        if status != 200:
+            break
+    assert status == 413 and body["error"]["code"] == "too_large", (i, status, body)
+    kept = u.get("/me")["settings"]
+    assert "k%d" % i not in kept and len(kept) == i, sorted(kept)
+    # Removing keys makes room again.
+    expect(u.call("PATCH", "/me", {"settings": {"k0": None, "k1": None}}), 200)
+    expect(u.call("PATCH", "/me", {"settings": {"k%d" % i: "v" * 2000}}), 200)
+
+
 if __name__ == "__main__":
     parley_test.run()
