@@ -235,7 +235,7 @@ enum pl_err api_presence_get(struct api_request *req);
 enum pl_err api_discover_get(struct api_request *req);
 
 /*
- * Presence of users[0..n) from Redis (ARCHITECTURE.md "Presence"): a new
+ * Presence of users[0..n) from Redis (doc/architecture.md "Presence"): a new
  * JSON array of {user_id, status, last_seen} in the same order. Redis being
  * down makes everyone "offline" with last_seen null.
  */

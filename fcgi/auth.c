@@ -1,6 +1,6 @@
 /*
  * Accounts and sessions: signup, login, token refresh and logout
- * (PROTOCOL.md "REST"; ARCHITECTURE.md "Security").
+ * (doc/protocol.md "REST"; doc/architecture.md "Security").
  */
 #include <stdio.h>
 #include <string.h>
@@ -189,7 +189,7 @@ enum pl_err api_auth_login(struct api_request *req)
 	PQclear(res);
 
 	/*
-	 * A new device each login, its cursor at the user's head (PROTOCOL.md
+	 * A new device each login, its cursor at the user's head (doc/protocol.md
 	 * "Cursors"); a push token moves here from any other device.
 	 */
 	expires_at = time(NULL) + req->w->cfg->auth_token_ttl_s;

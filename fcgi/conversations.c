@@ -1,5 +1,5 @@
 /*
- * Conversations and their members (PROTOCOL.md "REST": /conversations).
+ * Conversations and their members (doc/protocol.md "REST": /conversations).
  *
  * Membership changes lock the conversation row, the same lock
  * post_messages() takes first, so a batch of sends never sees members
@@ -353,7 +353,7 @@ enum pl_err api_conversations_add_member(struct api_request *req)
 				"exactly two members");
 	if (!is_admin)
 		return api_fail(req, PL_FORBIDDEN, "only group admins add members");
-	/* The row lock orders this against sends (ARCHITECTURE.md step 2). */
+	/* The row lock orders this against sends (doc/architecture.md step 2). */
 	if ((rc = api_sql(req,
 		"WITH c AS (SELECT id, last_message_id FROM conversations "
 		"  WHERE id = $1 FOR UPDATE), "

@@ -1,4 +1,4 @@
-/* Devices and push tokens (PROTOCOL.md "REST": /devices). */
+/* Devices and push tokens (doc/protocol.md "REST": /devices). */
 #include <string.h>
 
 #include "api.h"

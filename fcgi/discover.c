@@ -1,5 +1,5 @@
 /*
- * Relay discovery (PROTOCOL.md "REST": /discover; ARCHITECTURE.md
+ * Relay discovery (doc/protocol.md "REST": /discover; doc/architecture.md
  * "Service discovery and scale-out"). Each live relay keeps a hash
  * parley:relay:{id} {url, region, connections, capacity} with a TTL it
  * refreshes; an expired relay's key is gone, so it is never handed out.

@@ -1,5 +1,5 @@
 /*
- * Friends (PROTOCOL.md "REST": /friends). A friendship is two rows, one per
+ * Friends (doc/protocol.md "REST": /friends). A friendship is two rows, one per
  * side, whose states read "outgoing"/"incoming" while a request is pending
  * and "accepted" on both sides after.
  */
@@ -10,7 +10,7 @@
 #include "publish.h"
 
 /*
- * Tells user `to` live that their friend list changed (PROTOCOL.md
+ * Tells user `to` live that their friend list changed (doc/protocol.md
  * "WebSocket", the "friend" event): user (borrowed) is the other side.
  * Live only, after COMMIT: a client that missed it refetches /friends.
  */

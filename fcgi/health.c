@@ -3,7 +3,7 @@
 /*
  * GET /health: whether this worker reaches PostgreSQL and Redis. The body is
  * the health object, not the error shape, with 503 when a store is down
- * (PROTOCOL.md).
+ * (doc/protocol.md).
  */
 enum pl_err api_health_get(struct api_request *req)
 {

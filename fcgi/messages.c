@@ -1,5 +1,5 @@
 /*
- * Messages over HTTP: send, history and search (PROTOCOL.md "REST").
+ * Messages over HTTP: send, history and search (doc/protocol.md "REST").
  * Sending goes through lib/'s posting path and publishing, the same code
  * the relay uses for WebSocket sends.
  */

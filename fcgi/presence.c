@@ -1,5 +1,5 @@
 /*
- * Presence queries (PROTOCOL.md "REST": /presence; ARCHITECTURE.md
+ * Presence queries (doc/protocol.md "REST": /presence; doc/architecture.md
  * "Presence"). The relay writes parley:presence:{user_id}: a field
  * "d:{device_id}" per device holding its deadline in epoch milliseconds,
  * and "last_seen" in epoch milliseconds. A user is online while any

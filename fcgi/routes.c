@@ -1,7 +1,7 @@
 #include "api.h"
 
 /*
- * The one route table of parley-api (PROTOCOL.md "REST"). Flags say what
+ * The one route table of parley-api (doc/protocol.md "REST"). Flags say what
  * request.c checks before the handler runs: API_AUTH a live session's
  * bearer token (and the per-user REST rate limit), API_JSON_BODY a JSON
  * object body.

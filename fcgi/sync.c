@@ -1,4 +1,4 @@
-/* Polling sync (PROTOCOL.md "REST": /sync; ARCHITECTURE.md step 6). */
+/* Polling sync (doc/protocol.md "REST": /sync; doc/architecture.md step 6). */
 #include "api.h"
 #include "cursor.h"
 

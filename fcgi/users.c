@@ -1,4 +1,4 @@
-/* Profiles and user lookup (PROTOCOL.md "REST": /me, /users). */
+/* Profiles and user lookup (doc/protocol.md "REST": /me, /users). */
 #include <string.h>
 
 #include "api.h"

@@ -3,7 +3,7 @@
  *
  * Wall-clock milliseconds for what is stored or shown (presence deadlines,
  * last_seen, token expiry), monotonic milliseconds for intervals and
- * timeouts, and RFC 3339 UTC text, the contract's time format (PROTOCOL.md).
+ * timeouts, and RFC 3339 UTC text, the contract's time format (doc/protocol.md).
  */
 #ifndef PL_CLOCK_H
 #define PL_CLOCK_H

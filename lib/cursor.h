@@ -1,5 +1,5 @@
 /*
- * cursor: devices' stored cursors (ARCHITECTURE.md "How a message flows",
+ * cursor: devices' stored cursors (doc/architecture.md "How a message flows",
  * step 6), written the same way by /sync and by the relay's acks, long-polls
  * and SSE streams.
  */

@@ -3,7 +3,7 @@
  *
  * Every error that crosses a module boundary is an enum pl_err. The table
  * below maps each to the HTTP status and the contract's "code" string
- * (PROTOCOL.md "Errors"); no other file maps errors to HTTP statuses.
+ * (doc/protocol.md "Errors"); no other file maps errors to HTTP statuses.
  */
 #ifndef PL_ERR_H
 #define PL_ERR_H

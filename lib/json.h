@@ -10,7 +10,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-/* A stored message (PROTOCOL.md "A message object"). Strings are borrowed. */
+/* A stored message (doc/protocol.md "A message object"). Strings are borrowed. */
 struct pl_message {
 	long long conversation_id;
 	long long message_id;

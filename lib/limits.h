@@ -1,5 +1,5 @@
 /*
- * limits: the size limits of PROTOCOL.md, in one place.
+ * limits: the size limits of doc/protocol.md, in one place.
  *
  * Configurable limits (request body, rates) live in config.h; these are the
  * fixed limits of the contract that validation and the schema agree on.

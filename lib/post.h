@@ -6,7 +6,7 @@
  * post_messages() function of sql/002_post_messages.sql in one transaction:
  * validate before locking, per-item answers, one global lock order, gapless
  * per-conversation message ids and per-user seqs committed in order
- * (ARCHITECTURE.md "How a message flows", step 2). The caller publishes the
+ * (doc/architecture.md "How a message flows", step 2). The caller publishes the
  * returned deliveries after this returns, never before.
  */
 #ifndef PL_POST_H

@@ -1,5 +1,5 @@
 /*
- * publish: after COMMIT, tell the relays (ARCHITECTURE.md "How a message
+ * publish: after COMMIT, tell the relays (doc/architecture.md "How a message
  * flows", step 4, and "Redis keys").
  *
  * Every event goes to the user's channel parley:u:{user_id}; a relay holding

@@ -1,11 +1,11 @@
 /*
  * ratelimit: token buckets kept in Redis, shared by every API worker and
- * relay (key parley:rl:{scope}:{key}, ARCHITECTURE.md "Redis keys").
+ * relay (key parley:rl:{scope}:{key}, doc/architecture.md "Redis keys").
  *
  * A bucket holds up to `burst` tokens and refills at `per_second`; each
  * request takes one. The whole check is one Lua script, so it is atomic
  * across processes. Limits fail open: while Redis is down every request is
- * allowed (ARCHITECTURE.md "When a store is down").
+ * allowed (doc/architecture.md "When a store is down").
  */
 #ifndef PL_RATELIMIT_H
 #define PL_RATELIMIT_H

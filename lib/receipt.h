@@ -4,7 +4,7 @@
  *
  * A member's marker only moves forward and never past the conversation's
  * last message; once stored, a "read" frame goes to every member, so the
- * other members and the reader's other devices see it (PROTOCOL.md).
+ * other members and the reader's other devices see it (doc/protocol.md).
  */
 #ifndef PL_RECEIPT_H
 #define PL_RECEIPT_H

@@ -4,7 +4,7 @@
  * A struct pl_redis belongs to one thread. Like pl_db it connects lazily and
  * reconnects on the next use after a failure, with a bounded timeout on every
  * connect and reply, so a Redis outage costs a request at most one timeout and
- * never a hang. Redis is never the only copy of anything (ARCHITECTURE.md),
+ * never a hang. Redis is never the only copy of anything (doc/architecture.md),
  * so callers treat PL_UNAVAILABLE from here as "degrade", not "fail".
  */
 #ifndef PL_REDIS_H

@@ -6,7 +6,7 @@
  * token's header claims (libjwt 1.10 would otherwise trust it, and a NULL key
  * accepts "alg":"none") and checks "exp" itself. A verified token still has
  * to name a session that is not revoked: that check is the caller's, against
- * the sessions table (ARCHITECTURE.md "Security").
+ * the sessions table (doc/architecture.md "Security").
  */
 #ifndef PL_TOKEN_H
 #define PL_TOKEN_H

@@ -1,5 +1,5 @@
 /*
- * validate: the contract's rules for user input (PROTOCOL.md "Limits").
+ * validate: the contract's rules for user input (doc/protocol.md "Limits").
  *
  * Pure functions over borrowed strings, no allocation. Each returns PL_OK, or
  * PL_BAD_REQUEST for a malformed value and PL_TOO_LARGE for one over its

@@ -1,5 +1,5 @@
 /*
- * apns: Apple Push Notification service requests (LIBRARY-NOTES.md "Push").
+ * apns: Apple Push Notification service requests (doc/architecture.md "Push").
  *
  * POST {url}/3/device/<token> with a provider JWT (ES256, header kid, claims
  * iss and iat) signed with the team's .p8 key. One token is shared by every

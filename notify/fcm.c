@@ -1,5 +1,5 @@
 /*
- * fcm: Firebase Cloud Messaging HTTP v1 requests (LIBRARY-NOTES.md "Push").
+ * fcm: Firebase Cloud Messaging HTTP v1 requests (doc/architecture.md "Push").
  *
  * POST {url}/v1/projects/<project_id>/messages:send with an OAuth2 access
  * token. The token comes from the service account: a JWT signed RS256 with

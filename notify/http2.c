@@ -4,7 +4,7 @@
  * One easy handle per request, CURLOPT_PIPEWAIT so a burst waits for the
  * one HTTP/2 connection instead of opening more, and at most one connection
  * per host: APNs and FCM requests are streams of a single TLS connection
- * each (LIBRARY-NOTES.md "Push").
+ * each (doc/architecture.md "Push").
  */
 #include <stdarg.h>
 #include <stdio.h>

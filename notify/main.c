@@ -1,5 +1,5 @@
 /*
- * parley-notify: the push notifier daemon (ARCHITECTURE.md "Push
+ * parley-notify: the push notifier daemon (doc/architecture.md "Push
  * notifications").
  *
  * One loop thread. Each job read from parley:push waits [notify] grace_ms

@@ -1,5 +1,5 @@
 /*
- * notify: the push notifier's modules (ARCHITECTURE.md "Push notifications").
+ * notify: the push notifier's modules (doc/architecture.md "Push notifications").
  *
  * queue.c reads push jobs from the Redis stream parley:push as a member of
  * the consumer group "notify", acknowledges them and takes over the jobs of

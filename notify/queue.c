@@ -1,13 +1,13 @@
 /*
  * queue: the push stream parley:push as the consumer group "notify"
- * (ARCHITECTURE.md "Redis keys").
+ * (doc/architecture.md "Redis keys").
  *
  * Delivery is at least once: a job stays in the group's pending list until
  * notify_queue_ack(). A notifier that dies leaves its jobs pending; after
  * claim_idle_ms another one takes them with XAUTOCLAIM. A live notifier
  * keeps the jobs it still works on fresh with notify_queue_touch(), so a
  * slow retry is never taken over and sent twice. XREADGROUP ... BLOCK runs
- * on its own connection (LIBRARY-NOTES.md "hiredis": BLOCK stalls it).
+ * on its own connection (doc/architecture.md "hiredis": BLOCK stalls it).
  */
 #include <limits.h>
 #include <stdio.h>

@@ -8,7 +8,7 @@
  * arrives is posted to the service thread. After a lost connection the bus
  * reconnects with backoff, subscribes again to every channel it held, and
  * posts EV_RESUBSCRIBED so every socket re-reads its inbox: events published
- * meanwhile are found there (ARCHITECTURE.md step 5).
+ * meanwhile are found there (doc/architecture.md step 5).
  */
 #include <errno.h>
 #include <hiredis/hiredis.h>

@@ -80,7 +80,7 @@ static enum pl_err parse_send(struct relay_frame *f, char *why, size_t whylen)
 		return fail(why, whylen, PL_BAD_REQUEST,
 			    "'client_msg_id' must be a string");
 	/* Every error answering a send names it, even a bad client_msg_id
-	 * (PROTOCOL.md "WebSocket"): the app finds it in its outbox. */
+	 * (doc/protocol.md "WebSocket"): the app finds it in its outbox. */
 	f->ref = f->client_msg_id;
 	rc = pl_validate_client_msg_id(f->client_msg_id, why, whylen);
 	if (rc)

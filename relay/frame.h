@@ -1,5 +1,5 @@
 /*
- * frame: what a client's text frame says (PROTOCOL.md "WebSocket").
+ * frame: what a client's text frame says (doc/protocol.md "WebSocket").
  *
  * relay_frame_parse() turns the bytes of one text frame into a typed frame
  * and checks every field against the protocol's rules, without touching a

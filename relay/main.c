@@ -1,5 +1,5 @@
 /*
- * parley-relay: the WebSocket relay daemon (ARCHITECTURE.md "The pieces").
+ * parley-relay: the WebSocket relay daemon (doc/architecture.md "The pieces").
  *
  * Starts the store threads and the bus thread, then runs lws on a libev
  * loop (epoll: a wakeup costs the same with 10 or 10,000 idle sockets; lws'

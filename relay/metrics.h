@@ -1,6 +1,6 @@
 /*
  * metrics: the relay's counters, served as Prometheus text at GET /metrics
- * on the relay's port (ARCHITECTURE.md "The pieces"; issue: sockets, frames,
+ * on the relay's port (doc/architecture.md "The pieces"; issue: sockets, frames,
  * sends, store and send-to-deliver latency, replays, gaps, slow consumers).
  *
  * Counters are atomics: the service thread and the store threads bump them

@@ -1,6 +1,6 @@
 /*
  * parley-relay internals: the pieces of the WebSocket relay and how they
- * talk (ARCHITECTURE.md "How a message flows", steps 4-6).
+ * talk (doc/architecture.md "How a message flows", steps 4-6).
  *
  * Three kinds of thread:
  *   - the lws service thread owns every socket, the connection and user

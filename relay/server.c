@@ -291,7 +291,7 @@ out:
 	return rc;
 }
 
-/* GET /poll and GET /events (PROTOCOL.md "Long-poll", "Server-Sent Events"). */
+/* GET /poll and GET /events (doc/protocol.md "Long-poll", "Server-Sent Events"). */
 static int start_http(struct lws *wsi, struct pss *pss, const char *path)
 {
 	struct relay *r = relay_of(wsi);

@@ -2,7 +2,7 @@
  * session: each socket's state machine, and the service thread's handling of
  * what the bus and the store threads report (see relay.h and session.h).
  *
- * Delivery rules (ARCHITECTURE.md step 5): a socket is sent only seq =
+ * Delivery rules (doc/architecture.md step 5): a socket is sent only seq =
  * last + 1. A live event below that was sent already and is dropped; one
  * above it means a gap, so it is held. Usually the missing event is only
  * late (store threads publish their batches concurrently, so a user's
@@ -204,7 +204,7 @@ void relay_conn_closed(struct conn *c)
 			break;
 		}
 	}
-	/* The cursor is flushed when the socket closes (ARCHITECTURE.md step 6). */
+	/* The cursor is flushed when the socket closes (doc/architecture.md step 6). */
 	store_cursor(c);
 	if (c->user) {
 		struct user *u = c->user;
@@ -748,7 +748,7 @@ void relay_conn_frame(struct conn *c, const char *text, size_t len)
 	}
 	rc = relay_frame_parse(text, len, &f, why, sizeof(why));
 	if (c->state == CONN_HELLO) {
-		/* The first frame must be hello (PROTOCOL.md "WebSocket"). */
+		/* The first frame must be hello (doc/protocol.md "WebSocket"). */
 		if (f.type == RELAY_FRAME_HELLO)
 			on_hello(c, &f, rc, why);
 		else
@@ -901,7 +901,7 @@ static void on_auth_ok(struct relay *r, struct conn *c, long long stored,
 
 	if (c->state != CONN_AUTH)
 		return;
-	/* Absent: the stored cursor; above the head: clamped (PROTOCOL.md). */
+	/* Absent: the stored cursor; above the head: clamped (doc/protocol.md). */
 	if (c->last < 0)
 		c->last = stored;
 	if (c->last > head)
@@ -909,7 +909,7 @@ static void on_auth_ok(struct relay *r, struct conn *c, long long stored,
 	/* Acks below the stored cursor need no write: it only moves forward. */
 	c->acked = c->last;
 	c->stored = stored;
-	/* /poll and /events store their "after" as the cursor (PROTOCOL.md). */
+	/* /poll and /events store their "after" as the cursor (doc/protocol.md). */
 	if (c->kind != KIND_WS) {
 		c->poll_after = c->last;
 		c->stored = c->last < stored ? c->last : stored;
@@ -1109,8 +1109,8 @@ void relay_handle_events(struct relay *r)
 
 /*
  * Long-poll and SSE have no heartbeat frame: while open they count as one
- * (ARCHITECTURE.md "Presence"); SSE also writes a comment line so proxies
- * keep the stream (PROTOCOL.md: at least every 25 s).
+ * (doc/architecture.md "Presence"); SSE also writes a comment line so proxies
+ * keep the stream (doc/protocol.md: at least every 25 s).
  */
 static void http_tick(struct conn *c, long long now)
 {

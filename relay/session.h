@@ -1,5 +1,5 @@
 /*
- * session: one WebSocket and its delivery state machine (ARCHITECTURE.md
+ * session: one WebSocket and its delivery state machine (doc/architecture.md
  * "How a message flows", steps 5-6), and the tables that find sockets by
  * connection id and by user. Service thread only.
  */
@@ -13,7 +13,7 @@
 
 #include "relay.h"
 
-/* How a connection carries events (PROTOCOL.md "WebSocket", "Long-poll",
+/* How a connection carries events (doc/protocol.md "WebSocket", "Long-poll",
  * "Server-Sent Events"). */
 enum conn_kind {
 	KIND_WS,
@@ -68,7 +68,7 @@ struct conn {
 	size_t nout, out_bytes;
 
 	/* Frames that came after hello and before welcome, taken in order
-	 * once the socket is live (PROTOCOL.md "WebSocket"); bounded. */
+	 * once the socket is live (doc/protocol.md "WebSocket"); bounded. */
 	struct frame *pending, **pending_tail;
 	size_t npending, pending_bytes;
 

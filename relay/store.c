@@ -6,7 +6,7 @@
  * other send waiting in the queue with it (up to PL_POST_BATCH_MAX) and
  * stores them in one post_messages() call, so durable throughput follows
  * PostgreSQL's group commit rather than one round trip per message
- * (ARCHITECTURE.md "How a message flows"). Results go back to the service
+ * (doc/architecture.md "How a message flows"). Results go back to the service
  * thread as events keyed by connection id.
  *
  * Sends are split into RELAY_SEND_PARTS partitions by conversation, and one
@@ -567,7 +567,7 @@ static void announce_presence(struct store *s, long long user, int online,
 }
 
 /*
- * Presence in Redis (ARCHITECTURE.md "Presence"): parley:presence:{user}
+ * Presence in Redis (doc/architecture.md "Presence"): parley:presence:{user}
  * holds "d:{device}" deadlines, "last_seen" and "state" (what friends were
  * last told); parley:presence:deadlines orders every device deadline and
  * parley:presence:pending the users whose last device left, due to be

@@ -1,6 +1,6 @@
 """01 health: GET /api/v1/health and /health through nginx, the error shape
 of what nginx refuses itself, and health while a store or the API is down
-(PROTOCOL.md "Errors" and the /health row)."""
+(doc/protocol.md "Errors" and the /health row)."""
 
 import parley_test
 from parley_test import assert_error, dev, request, wait_for

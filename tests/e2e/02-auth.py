@@ -1,5 +1,5 @@
 """02 auth: signup (POST /users), login (POST /sessions) with its device,
-GET /me, token refresh, logout, and every kind of bad token (PROTOCOL.md
+GET /me, token refresh, logout, and every kind of bad token (doc/protocol.md
 "REST": the account and session rows, "Errors", "Limits")."""
 
 # also through apache
@@ -51,7 +51,7 @@ def test_invalid_usernames_are_400():
 
 
 def test_too_long_username_is_413():
-    # A field over its limit is too_large (PROTOCOL.md "Errors").
+    # A field over its limit is too_large (doc/protocol.md "Errors").
     for bad in ["a" * 33, uniq("long") * 4]:
         assert_error(call("POST", "/users", {"username": bad, "password": PASSWORD}), 413, "too_large")
 

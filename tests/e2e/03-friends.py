@@ -1,6 +1,6 @@
 """03 friends and profiles: friend requests and their acceptance, the
 friends list with presence, unfriending, user search by username prefix,
-GET /users/{id}, and PATCH /me (PROTOCOL.md "REST": /friends, /users, /me)."""
+GET /users/{id}, and PATCH /me (doc/protocol.md "REST": /friends, /users, /me)."""
 
 # also through apache
 
@@ -99,7 +99,7 @@ def test_simultaneous_requests_both_ways_end_accepted():
         def ask(me, other):
             start.wait()
             for _ in range(3):
-                # 503 means "retry" (PROTOCOL.md "Errors"), as an app would.
+                # 503 means "retry" (doc/protocol.md "Errors"), as an app would.
                 answers[me.id] = me.call("POST", "/friends", {"user_id": other.id})
                 if answers[me.id][0] != 503:
                     break

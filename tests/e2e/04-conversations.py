@@ -1,7 +1,7 @@
 """04 conversations: direct (idempotent per pair) and group creation, the
 list ordered by activity with last_message, unread and muted, read
 markers, titles and mute, adding, removing and leaving members, and what a
-non-member can reach (PROTOCOL.md "REST": /conversations)."""
+non-member can reach (doc/protocol.md "REST": /conversations)."""
 
 # also through apache
 

@@ -2,7 +2,7 @@
 limits of body and client_msg_id, history pages (before/after), search
 (words, substrings, CJK, only the caller's conversations), and 8 members
 sending 4000 messages at once into one group: gapless ids, each exactly
-once (PROTOCOL.md "REST": messages, /search; ARCHITECTURE.md "How a
+once (doc/protocol.md "REST": messages, /search; doc/architecture.md "How a
 message flows")."""
 
 # also through apache

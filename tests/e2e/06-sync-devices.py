@@ -1,7 +1,7 @@
 """06 sync and devices: GET /sync over the inbox (order, limit, cursor, a
 new device starting at the head, cursors only moving forward), push token
 registration and its move between users, the device list, and deleting a
-device (PROTOCOL.md "REST": /sync, /devices; "Cursors")."""
+device (doc/protocol.md "REST": /sync, /devices; "Cursors")."""
 
 # also through apache
 

@@ -1,8 +1,8 @@
 """07 presence and discovery: GET /presence answers about friends and
 conversation peers only, from the presence hashes the relays keep in Redis;
 GET /discover picks a live relay from the registry in Redis (same region
-first, then the lowest load) and never an expired one (PROTOCOL.md "REST":
-/presence, /discover; ARCHITECTURE.md "Redis keys", "Presence", "Service
+first, then the lowest load) and never an expired one (doc/protocol.md "REST":
+/presence, /discover; doc/architecture.md "Redis keys", "Presence", "Service
 discovery and scale-out").
 
 The relay state is faked with redis-cli: presence hashes

@@ -3,7 +3,7 @@ fields, oversized bodies (the API's 64 KiB and nginx's limit), invalid
 UTF-8, absurdly nested JSON, unknown routes and methods, bad path ids, and
 SQL meta-characters in every string field, which must round-trip literally.
 Every refusal is the contract's JSON error, never a 5xx, and the service
-and its users are fine afterwards (PROTOCOL.md "Errors", "Limits")."""
+and its users are fine afterwards (doc/protocol.md "Errors", "Limits")."""
 
 # also through apache
 

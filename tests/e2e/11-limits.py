@@ -1,7 +1,7 @@
 """11 rate limits: logins per username, signups and logins per client
 address, sends per user and REST requests per user, each answered 429
 rate_limited with a Retry-After header, and each hitting only the one it
-counts (PROTOCOL.md "Errors", "Limits": rate limits).
+counts (doc/protocol.md "Errors", "Limits": rate limits).
 
 The per-address test sends from another loopback address (127.0.0.99), so
 the address every other test uses keeps its budget."""

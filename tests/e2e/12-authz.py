@@ -4,7 +4,7 @@ tampered or wrong-typed claims, a device of another session), expired and
 revoked tokens (logout, device removal) on REST, the relay's hello and
 long-poll; another user's conversation, member, message, friend and device
 by id on every route that takes an id, over REST and WebSocket frames; SQL
-meta-characters in the string fields 10-bad-input.py does not reach (PROTOCOL.md
+meta-characters in the string fields 10-bad-input.py does not reach (doc/protocol.md
 "Errors", SECURITY.md "Authentication", "Authorization", "Injection")."""
 
 import hashlib

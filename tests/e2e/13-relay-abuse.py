@@ -3,7 +3,7 @@ frames (one frame, or fragments adding up over 64 KiB), sockets per user
 capped at 32 (the 33rd gets rate_limited and 4008; others are not
 affected), and floods of sends from one user over WebSocket and REST: the
 flooder is rate limited with the contract's error while another pair of
-users keeps its latency (PROTOCOL.md "Limits", close codes; SECURITY.md
+users keeps its latency (doc/protocol.md "Limits", close codes; SECURITY.md
 "Abuse")."""
 
 import threading

@@ -3,7 +3,7 @@ a WebSocket hello a byte at a time, on the relay directly and through
 nginx. Each is cut after its timeout (the relay's 10 s for a handshake and
 for hello, with 4001; nginx's client_header_timeout and client_body_timeout
 of 10 s) while other users keep being served at once, even with more slow
-bodies open than parley-api has threads (PROTOCOL.md "WebSocket";
+bodies open than parley-api has threads (doc/protocol.md "WebSocket";
 SECURITY.md "Abuse"; deploy/nginx)."""
 
 import base64

@@ -1,4 +1,4 @@
-"""20 live: the relay's WebSocket contract (PROTOCOL.md "WebSocket"): hello
+"""20 live: the relay's WebSocket contract (doc/protocol.md "WebSocket"): hello
 and welcome, live delivery to every device of every member (the sender's
 other devices included), sent after commit, dedupe and errors with ref,
 typing and read receipts, conversation events, acks, close codes."""

@@ -1,5 +1,5 @@
 """21 resume: what a device missed arrives when it reconnects, in order,
-once (ARCHITECTURE.md "How a message flows", steps 5-6)."""
+once (doc/architecture.md "How a message flows", steps 5-6)."""
 
 import parley_test
 import rest

@@ -1,5 +1,5 @@
 """22 long-poll and SSE: the relay's HTTP transports on the same cursor as
-the WebSocket (PROTOCOL.md "Long-poll" and "Server-Sent Events")."""
+the WebSocket (doc/protocol.md "Long-poll" and "Server-Sent Events")."""
 
 import http.client
 import json

@@ -1,4 +1,4 @@
-"""23 presence: friends see each other come and go (ARCHITECTURE.md
+"""23 presence: friends see each other come and go (doc/architecture.md
 "Presence"): online on the first socket, offline after the last one closes
 (after presence_grace) or goes silent (presence_timeout), changes only.
 Written for the test stack's short timers (heartbeat 1 s, timeout 3 s,

@@ -1,5 +1,5 @@
 """24 stores down: the relay while Redis or PostgreSQL is away
-(ARCHITECTURE.md "When a store is down"). Redis down: sends still commit
+(doc/architecture.md "When a store is down"). Redis down: sends still commit
 and get "sent", and recipients get them once Redis is back. PostgreSQL
 down: sends are answered "unavailable" (not silence), and a retry with the
 same client_msg_id succeeds once it is back. The relay recovers by itself."""

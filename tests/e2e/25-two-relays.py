@@ -1,7 +1,7 @@
 """25 two relays: users on different relays chat through Redis; each relay
 registers itself for discovery at its own public URL; a relay killed with
 SIGKILL loses nothing: its clients reconnect to the other relay and get
-every acknowledged message, none twice on one socket (ARCHITECTURE.md
+every acknowledged message, none twice on one socket (doc/architecture.md
 "Service discovery and scale-out")."""
 
 import os

@@ -1,5 +1,5 @@
 """30 push: parley-notify against the fake APNs/FCM of the test stack
-(ARCHITECTURE.md "Push notifications"; issue "Notifier"). A message to an
+(doc/architecture.md "Push notifications"; issue "Notifier"). A message to an
 offline user wakes each of their phones exactly once, with a correctly
 signed request; an online user gets no push; dead tokens are removed;
 429/503 are retried; the APNs provider JWT is shared and refreshed after

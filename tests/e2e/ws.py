@@ -1,6 +1,6 @@
 """WebSocket helpers for the relay suites (tests/e2e/2N-*.py).
 
-A Socket speaks PROTOCOL.md's frames over the real WebSocket protocol
+A Socket speaks doc/protocol.md's frames over the real WebSocket protocol
 (python3-websocket) to the relay at PARLEY_TEST_RELAY, or through nginx's
 /ws. Reads wait with a deadline; a test never sleeps to synchronize.
 """

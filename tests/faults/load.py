@@ -8,11 +8,11 @@ frame, acks now and then, and after any disconnection reconnects (to the
 other relay first when its own refuses) with that cursor, so the relay's
 replay must fill whatever it missed. Its own sends wait in an outbox until
 "sent" answers them, and go again with the same client_msg_id after a
-reconnect or an "unavailable", as PROTOCOL.md tells apps to retry. Some
+reconnect or an "unavailable", as doc/protocol.md tells apps to retry. Some
 users send over REST instead (201, or 200 for a retry the server had
 already stored).
 
-Load.verify() then holds the streams against PROTOCOL.md: each socket is
+Load.verify() then holds the streams against doc/protocol.md: each socket is
 sent seq = last + 1 from its welcome cursor on (no gap, no repeat, in
 order); each device's stream, socket after socket, holds every acknowledged
 message of its conversations exactly once; and every acknowledged message
@@ -202,7 +202,7 @@ class Device(threading.Thread):
             self.load.book.anomaly("%s: message %r again on a new socket" % (self.name, key))
         stream.add(key)
         # A conversation's message_ids are taken in the order its members'
-        # seqs are (one lock order, ARCHITECTURE.md step 2): each device
+        # seqs are (one lock order, doc/architecture.md step 2): each device
         # sees a conversation in message_id order.
         if key[1] <= self.last_mid.get(key[0], 0):
             self.load.book.anomaly("%s: message %d of %d after message %d"
