@@ -50,8 +50,8 @@ test('find by username prefix, request, accept, presence dots', async () => {
   await B.page.getByRole('tab', { name: /Friends/ }).click();
   await B.page.getByRole('button', { name: 'Accept Alice' }).click();
   await B.page.locator(`#friend-list li[data-user="${alice.username}"][data-state="accepted"]`).waitFor();
-  // Alice's list learns of the acceptance (refreshed while on screen), and
-  // both are online.
+  // Alice's list learns of the acceptance (a live "friend" event), and both
+  // are online.
   await A.page.locator(`#friend-list li[data-user="${bob.username}"][data-state="accepted"] .dot[data-presence="online"]`)
     .waitFor({ timeout: 15000 });
   await B.page.locator(`#friend-list li[data-user="${alice.username}"] .dot[data-presence="online"]`)

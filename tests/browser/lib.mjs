@@ -37,9 +37,10 @@ export async function getBrowser() {
 }
 
 // A new browser context (its own storage, like another device) and page.
-export async function newPage({ viewport = DESKTOP, isMobile = false } = {}) {
+// Other options (locale, timezoneId, permissions...) go to newContext.
+export async function newPage({ viewport = DESKTOP, isMobile = false, ...options } = {}) {
   const b = await getBrowser();
-  const context = await b.newContext({ viewport, isMobile, hasTouch: isMobile, deviceScaleFactor: 1 });
+  const context = await b.newContext({ viewport, isMobile, hasTouch: isMobile, deviceScaleFactor: 1, ...options });
   context.setDefaultTimeout(15000);
   const page = await context.newPage();
   page.on('pageerror', (e) => console.log(`# page error: ${e.message}`));

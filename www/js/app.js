@@ -28,6 +28,7 @@ const S = {
   reads: new Map(),      // conversation id -> Map(user id -> message_id)
   tab: 'chats',
   search: null,
+  found: null,           // the people search: {q, users}
 };
 
 // ---------------------------------------------------------------------------
@@ -56,13 +57,74 @@ function newId() {
 }
 
 const keyOf = (m) => `${m.conversation_id}:${m.message_id}`;
+
+// Times and days, in the browser's time zone and locale. A message shows
+// its time of day (HH:MM); the day is said once, by the separator above the
+// day's first message.
+const CLOCK = { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' };
+const dateOf = (iso) => { const d = new Date(iso); return isNaN(d) ? null : d; };
+const clockOf = (iso) => { const d = dateOf(iso); return d ? d.toLocaleTimeString([], CLOCK) : ''; };
+const fullTimeOf = (iso) => { const d = dateOf(iso); return d ? d.toLocaleString([], { dateStyle: 'full', timeStyle: 'short' }) : ''; };
+const dayKey = (d) => `${d.getFullYear()}-${d.getMonth() + 1}-${d.getDate()}`;
+
+// How many calendar days d is before today (0 today, 1 yesterday).
+function daysAgo(d) {
+  const start = (x) => new Date(x.getFullYear(), x.getMonth(), x.getDate());
+  return Math.round((start(new Date()) - start(d)) / 86400000);
+}
+
+// "Today", "Yesterday", else the full date ("Thursday, 3 December 2026").
+function dayLabel(d) {
+  const ago = daysAgo(d);
+  if (ago === 0) return 'Today';
+  if (ago === 1) return 'Yesterday';
+  return d.toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' });
+}
+
+// The short time of the conversation list and search results.
 const timeOf = (iso) => {
-  const d = new Date(iso);
-  if (isNaN(d)) return '';
-  const today = new Date().toDateString() === d.toDateString();
-  return today ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+  const d = dateOf(iso);
+  if (!d) return '';
+  const ago = daysAgo(d);
+  return ago === 0 ? d.toLocaleTimeString([], CLOCK) : ago === 1 ? 'Yesterday'
     : d.toLocaleDateString([], { month: 'short', day: 'numeric' });
 };
+
+// A message body as text nodes and links. Bodies are user text: they are
+// never parsed as HTML, and only what the URL parser reads as an http: or
+// https: URL becomes a link (so never javascript: or data:). Links open in
+// a new tab without giving it this window (noopener) or the chat's address
+// (noreferrer).
+const URL_RE = /\bhttps?:\/\/[^\s<>"]+/gi;
+function linkify(text) {
+  const out = [];
+  let last = 0;
+  for (const match of text.matchAll(URL_RE)) {
+    const raw = trimUrl(match[0]);
+    let url = null;
+    try { url = new URL(raw); } catch { url = null; }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) continue;
+    if (match.index > last) out.push(text.slice(last, match.index));
+    out.push(h('a', { href: url.href, target: '_blank', rel: 'noopener noreferrer', text: raw }));
+    last = match.index + raw.length;
+  }
+  if (last < text.length) out.push(text.slice(last));
+  return out;
+}
+
+// Drops what ends a sentence rather than the URL: "see https://x.org/a."
+// links https://x.org/a. A closing bracket stays when the URL opened it
+// (https://en.wikipedia.org/wiki/Parley_(film)).
+const CLOSERS = { ')': '(', ']': '[', '}': '{' };
+function trimUrl(url) {
+  for (;;) {
+    const c = url.slice(-1);
+    const opener = CLOSERS[c];
+    const count = (ch) => url.split(ch).length - 1;
+    if (c && ('.,;:!?\'"*_~'.includes(c) || (opener && count(opener) < count(c)))) url = url.slice(0, -1);
+    else return url;
+  }
+}
 const initials = (name) => (name || '?').trim().slice(0, 1).toUpperCase();
 const hue = (id) => (Number(id) * 67) % 360;
 
@@ -104,11 +166,24 @@ function scheduleRender() {
   });
 }
 
+// What to tell the user about a failed request. Failures of the server or
+// of the way to it get the app's own words: the API's messages are written
+// for developers (lowercase, terse), and a proxy's may be an HTML page.
 function errorText(e) {
-  if (!e) return 'Something went wrong';
-  if (e.code === 'network') return 'Cannot reach the server. Check your connection.';
+  if (!e) return 'Something went wrong. Try again.';
+  if (e.code === 'network' || e.status === 0) return "Can't reach the server. Check your connection and try again.";
   if (e.code === 'rate_limited') return `Too many attempts; try again in ${e.retryAfter || 60} s.`;
-  return e.message || e.code;
+  if (e.code === 'unavailable' || [502, 503, 504].includes(e.status)) {
+    return 'The server is not available right now. Try again in a moment.';
+  }
+  if (e.code === 'internal' || e.status >= 500) return 'Something went wrong on the server. Try again in a moment.';
+  return sentence(e.message || e.code);
+}
+
+// "display name too long" -> "Display name too long."
+function sentence(text) {
+  const t = String(text || 'Something went wrong').trim();
+  return t.charAt(0).toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? '' : '.');
 }
 
 // ---------------------------------------------------------------------------
@@ -180,6 +255,8 @@ function resetState() {
   S.reads.clear();
   S.typing.clear();
   S.search = null;
+  S.found = null;
+  $('find-list').replaceChildren();
   $('conv-list').replaceChildren();
   $('messages').replaceChildren();
   $('chat-view').hidden = true;
@@ -220,6 +297,7 @@ async function enterApp() {
   $('auth').hidden = true;
   $('app').hidden = false;
   renderMe();
+  renderNotifyBar();
   await Promise.all([refreshConversations(), refreshFriends()]);
   live = new Live(api, api.session.device_id);
   live.addEventListener('frame', (e) => onFrame(e.detail));
@@ -233,6 +311,7 @@ async function enterApp() {
 
 function renderMe() {
   $('me-name').textContent = S.me.display_name || S.me.username;
+  $('me-name').title = S.me.display_name || S.me.username;
   avatar($('me-avatar'), S.me.display_name || S.me.username, S.me.id);
 }
 
@@ -347,7 +426,12 @@ function renderConversations() {
 async function openConversation(cid, { around } = {}) {
   const c = S.convs.get(cid);
   if (!c) return;
-  S.view = { cid, msgs: new Map(), atStart: false, atEnd: true, loading: false, highlight: around || null };
+  // unreadAfter: what was read before this visit; the "New messages" line
+  // goes above the first message from someone else after it, and stays
+  // there for the visit (reading it clears c.unread, not the line).
+  S.view = { cid, msgs: new Map(), atStart: false, atEnd: true, loading: false, highlight: around || null,
+    unreadAfter: c.unread > 0 ? c.last_read_message_id || 0 : null };
+  closeNotification(cid);
   sessionStorage.setItem('parley.open', String(cid));
   document.body.classList.add('chat-open');
   $('chat-none').hidden = true;
@@ -381,6 +465,7 @@ async function openConversation(cid, { around } = {}) {
       view.atStart = messages.length < PAGE;
       renderMessages();
       scrollToBottom();
+      showUnreadLine();
     }
   } catch (e) {
     if (S.view === view) showToast(errorText(e));
@@ -452,6 +537,16 @@ function scrollToBottom() {
   w.scrollTop = w.scrollHeight;
 }
 
+// After opening at the bottom: when more is unread than fits, scroll back
+// so that reading starts at the "New messages" line.
+function showUnreadLine() {
+  const line = $('messages').querySelector('.unread-line');
+  if (!line) return;
+  const w = $('messages-wrap');
+  const top = line.getBoundingClientRect().top - w.getBoundingClientRect().top;
+  if (top < 0) w.scrollTop += top - 8;
+}
+
 function onMessagesScroll() {
   const w = $('messages-wrap');
   if (w.scrollTop < 80) loadOlder();
@@ -517,11 +612,26 @@ function renderMessages() {
   for (const m of confirmed) {
     if (m.sender_id === S.me.id && readersOf(v.cid, m.message_id).length) lastReadOwn = m.message_id;
   }
+  const firstUnread = v.unreadAfter === null ? null
+    : confirmed.find((m) => m.sender_id !== S.me.id && m.message_id > v.unreadAfter);
   const items = [];
   if (v.atStart && confirmed.length) items.push(h('li', { class: 'start', text: 'Beginning of the conversation' }));
   else if (!v.atStart && confirmed.length) items.push(h('li', { class: 'start', text: 'Loading older messages…' }));
   let prevSender = null;
+  let prevDay = null;
+  // A day separator above the first message of each day (pending ones are
+  // today's); the list is redrawn whole, so older pages and live messages
+  // land under the right day.
+  const daySeparator = (iso) => {
+    const d = dateOf(iso) || new Date();
+    if (dayKey(d) === prevDay) return;
+    prevDay = dayKey(d);
+    prevSender = null;
+    items.push(h('li', { class: 'day', 'data-day': prevDay }, h('span', { text: dayLabel(d) })));
+  };
   for (const m of confirmed) {
+    daySeparator(m.created_at);
+    if (m === firstUnread) items.push(h('li', { class: 'unread-line' }, h('span', { text: 'New messages' })));
     const own = m.sender_id === S.me.id;
     const readers = own ? readersOf(v.cid, m.message_id) : [];
     const state = own ? (readers.length ? 'read' : 'sent') : null;
@@ -537,11 +647,13 @@ function renderMessages() {
       'data-mid': m.message_id, 'data-key': keyOf(m), 'data-state': state,
     },
     group && !own && prevSender !== m.sender_id ? h('span', { class: 'sender', text: nameOf(m.sender_id) }) : null,
-    h('span', { class: 'body', text: m.body }),
-    h('span', { class: 'meta' }, h('time', { datetime: m.created_at, text: timeOf(m.created_at) }), status)));
+    h('span', { class: 'body' }, linkify(m.body)),
+    h('span', { class: 'meta' }, h('time', { datetime: m.created_at, title: fullTimeOf(m.created_at),
+      text: clockOf(m.created_at) }), status)));
     prevSender = m.sender_id;
   }
   for (const o of pending) {
+    daySeparator(o.created_at);
     items.push(h('li', { class: 'msg own pending' + (o.failed ? ' failed' : ''), 'data-client-id': o.client_msg_id,
       'data-state': o.failed ? 'failed' : 'pending' },
     h('span', { class: 'body', text: o.body }),
@@ -639,6 +751,7 @@ function onFrame(f) {
     case 'typing': onTyping(f); break;
     case 'read': onRead(f); break;
     case 'conversation': onConversation(f); break;
+    case 'friend': onFriend(f); break;
     case 'error':
       if (f.ref) {
         const item = S.outbox.find((o) => o.client_msg_id === f.ref);
@@ -654,8 +767,17 @@ function onMessage(m) {
     body: m.body, created_at: m.created_at, client_msg_id: m.client_msg_id };
   const own = msg.sender_id === S.me.id;
   if (own && msg.client_msg_id) confirm(msg.client_msg_id, msg);
-  let c = S.convs.get(msg.conversation_id);
-  if (!c) { refreshConversations(); return; }
+  // Whoever sent a message has stopped typing it, wherever that shows.
+  clearTyping(msg.conversation_id, msg.sender_id);
+  const c = S.convs.get(msg.conversation_id);
+  if (!c) {
+    // A conversation this client has not heard of: the list has its count.
+    refreshConversations().then(() => {
+      const fresh = S.convs.get(msg.conversation_id);
+      if (fresh && !own) notifyMessage(fresh, msg);
+    });
+    return;
+  }
   const isNew = !c.last_message || msg.message_id > c.last_message.message_id;
   if (isNew) {
     c.last_message = msg;
@@ -666,17 +788,83 @@ function onMessage(m) {
   if (shown && v.atEnd) {
     const fresh = !v.msgs.has(keyOf(msg));
     addToView(msg);
-    if (fresh) {
-      clearTyping(msg.conversation_id, msg.sender_id);
-      renderMessages();
-    }
+    if (fresh) renderMessages();
   }
   if (!own && isNew && msg.message_id > (c.last_read_message_id || 0)) {
-    if (shown && v.atEnd && document.visibilityState !== 'hidden') markRead();
-    else c.unread = (c.unread || 0) + 1;
+    if (shown && v.atEnd && document.visibilityState !== 'hidden') {
+      markRead();
+    } else {
+      c.unread = (c.unread || 0) + 1;
+      // Arrived while the tab was hidden: mark where the user left off.
+      if (shown && v.unreadAfter === null) {
+        v.unreadAfter = c.last_read_message_id || 0;
+        renderMessages();
+      }
+    }
+    notifyMessage(c, msg);
   }
   scheduleRender();
 }
+
+// ---------------------------------------------------------------------------
+// Desktop notifications
+//
+// Permission is asked for only from the "Enable notifications" button:
+// browsers refuse or penalise a prompt no user action asked for. A message
+// notifies unless its conversation is on screen or muted; one notification
+// per conversation (its tag), the newest replacing the one before.
+
+const NOTIFY_DISMISSED = 'parley.notify.dismissed';
+const notifications = new Map(); // conversation id -> Notification
+
+function renderNotifyBar() {
+  $('notify-bar').hidden = !('Notification' in window) || Notification.permission !== 'default' ||
+    localStorage.getItem(NOTIFY_DISMISSED) === '1';
+}
+
+async function enableNotifications() {
+  try { await Notification.requestPermission(); } catch { /* unsupported: the bar goes away */ }
+  if (Notification.permission === 'default') localStorage.setItem(NOTIFY_DISMISSED, '1');
+  renderNotifyBar();
+}
+
+function dismissNotifyBar() {
+  localStorage.setItem(NOTIFY_DISMISSED, '1');
+  renderNotifyBar();
+}
+
+function notifyMessage(c, msg) {
+  if (!('Notification' in window) || Notification.permission !== 'granted') return;
+  if (msg.sender_id === S.me.id || c.muted) return;
+  if (S.view && S.view.cid === c.id && document.visibilityState === 'visible') return;
+  const sender = nameOf(msg.sender_id);
+  const group = c.kind === 'group';
+  let n;
+  try {
+    n = new Notification(group ? titleOf(c) : sender, {
+      body: ((group ? sender + ': ' : '') + msg.body).slice(0, 200),
+      tag: `parley-conversation-${c.id}`,
+    });
+  } catch { return; } // some browsers only notify from a service worker
+  notifications.set(c.id, n);
+  n.onclick = () => {
+    window.focus();
+    n.close();
+    selectTab('chats');
+    openConversation(c.id);
+  };
+  n.onclose = () => { if (notifications.get(c.id) === n) notifications.delete(c.id); };
+}
+
+// Opening a conversation answers its notification.
+function closeNotification(cid) {
+  const n = notifications.get(cid);
+  if (n) n.close();
+  notifications.delete(cid);
+}
+
+// ---------------------------------------------------------------------------
+// Typing
 
 function onTyping(f) {
   if (f.user_id === S.me.id) return;
@@ -737,10 +925,16 @@ function onConversation(f) {
 // ---------------------------------------------------------------------------
 // Friends and presence
 
+// Refetches the friend list (states and presence). Calls may overlap (a
+// live event, the tab, a reconnect): only the latest one's answer is kept.
+let friendsGen = 0;
 async function refreshFriends() {
+  const gen = ++friendsGen;
   try {
     const { friends } = await api.friends();
+    if (gen !== friendsGen) return;
     S.friends = friends;
+    renderFound();
     for (const f of friends) {
       rememberUser(f);
       if (f.presence) S.presence.set(f.id, f.presence.status);
@@ -798,37 +992,64 @@ function renderFriends() {
 
 async function friendAction(fn) {
   try { await fn(); } catch (e) { showToast(errorText(e)); }
+  await refreshFriends();
+}
+
+// A friend request, an acceptance or an ended friendship (the live "friend"
+// event; it names the other user). The list is redrawn at once from the
+// event, so the request badge shows on any tab, then refetched for states
+// and presence; the people found are redrawn with it, so a result never
+// says "Request sent" for someone who is a friend by now.
+function onFriend(f) {
+  const u = f.user;
+  if (!u || !u.id) return;
+  rememberUser(u);
+  const i = S.friends.findIndex((x) => x.id === u.id);
+  if (f.change === 'removed') {
+    if (i >= 0) S.friends.splice(i, 1);
+  } else if (f.change === 'request' || f.change === 'accepted') {
+    const entry = { ...(i >= 0 ? S.friends[i] : {}), ...u, state: f.change === 'request' ? 'incoming' : 'accepted' };
+    if (i >= 0) S.friends[i] = entry;
+    else S.friends.push(entry);
+  }
+  renderFriends();
+  renderFound();
   refreshFriends();
 }
 
 async function findPeople(ev) {
   ev.preventDefault();
   const q = $('find-input').value.trim().toLowerCase();
-  const list = $('find-list');
-  if (!q) { list.replaceChildren(); return; }
+  if (!q) { S.found = null; renderFound(); return; }
   try {
     const { users } = await api.findUsers(q);
-    const known = new Map(S.friends.map((f) => [f.id, f.state]));
-    const shown = users.filter((u) => u.id !== S.me.id);
-    list.replaceChildren(...(shown.length ? shown.map((u) => {
-      rememberUser(u);
-      const name = u.display_name || u.username;
-      const state = known.get(u.id);
-      return h('li', { class: 'person', 'data-user': u.username },
-        h('span', { class: 'person-main' }, h('span', { class: 'person-name', text: name }),
-          h('span', { class: 'hint', text: '@' + u.username })),
-        h('span', { class: 'person-actions' }, state === 'accepted' ? h('span', { class: 'hint', text: 'Friend' })
-          : state === 'outgoing' ? h('span', { class: 'hint', text: 'Request sent' })
-            : h('button', { type: 'button', class: 'small primary',
-              'aria-label': state === 'incoming' ? `Accept ${name}` : `Add ${name} as a friend`,
-              text: state === 'incoming' ? 'Accept' : 'Add friend',
-              onclick: async (e) => {
-                e.target.disabled = true;
-                await friendAction(() => api.addFriend(u.id));
-                findPeople(ev);
-              } })));
-    }) : [h('li', { class: 'empty', text: 'Nobody found.' })]));
+    S.found = { q, users: users.filter((u) => u.id !== S.me.id) };
+    S.found.users.forEach(rememberUser);
+    renderFound();
   } catch (e) { showToast(errorText(e)); }
+}
+
+// The people found, each with what can be done given the friend list now.
+function renderFound() {
+  const list = $('find-list');
+  if (!S.found) { list.replaceChildren(); return; }
+  const known = new Map(S.friends.map((f) => [f.id, f.state]));
+  list.replaceChildren(...(S.found.users.length ? S.found.users.map((u) => {
+    const name = u.display_name || u.username;
+    const state = known.get(u.id);
+    return h('li', { class: 'person', 'data-user': u.username, 'data-state': state || 'none' },
+      h('span', { class: 'person-main' }, h('span', { class: 'person-name', text: name }),
+        h('span', { class: 'hint', text: '@' + u.username })),
+      h('span', { class: 'person-actions' }, state === 'accepted' ? h('span', { class: 'hint', text: 'Friend' })
+        : state === 'outgoing' ? h('span', { class: 'hint', text: 'Request sent' })
+          : h('button', { type: 'button', class: 'small primary',
+            'aria-label': state === 'incoming' ? `Accept ${name}` : `Add ${name} as a friend`,
+            text: state === 'incoming' ? 'Accept' : 'Add friend',
+            onclick: (e) => {
+              e.target.disabled = true;
+              friendAction(() => api.addFriend(u.id));
+            } })));
+  }) : [h('li', { class: 'empty', text: 'Nobody found.' })]));
 }
 
 async function startDirect(userId) {
@@ -1039,11 +1260,18 @@ function wire() {
   for (const b of document.querySelectorAll('dialog [data-close]')) {
     b.addEventListener('click', () => b.closest('dialog').close());
   }
+  $('btn-notify').addEventListener('click', enableNotifications);
+  $('btn-notify-dismiss').addEventListener('click', dismissNotifyBar);
   document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') markRead(); });
-  // Unsent messages are retried now and then; the friend list (requests have
-  // no live event) is refreshed while it is on screen.
+  // Unsent messages are retried now and then. Friend changes come as live
+  // events on the WebSocket, but long-poll carries only inbox events: there
+  // the friend list is refetched while it is on screen.
   setInterval(() => { if (S.me) flushOutbox(false); }, 4000);
-  setInterval(() => { if (S.me && S.tab === 'friends' && document.visibilityState === 'visible') refreshFriends(); }, 5000);
+  setInterval(() => {
+    if (S.me && S.tab === 'friends' && document.visibilityState === 'visible' && !(live && live.mode === 'ws')) {
+      refreshFriends();
+    }
+  }, 5000);
   api.onUnauthorized = onUnauthorized;
 }
 

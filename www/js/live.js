@@ -11,7 +11,8 @@
 //
 // Events (detail is the frame or state):
 //   frame   every server frame: message, sent, presence, typing, read,
-//           conversation, error; message frames come in seq order, once.
+//           conversation, friend, error; message frames come in seq order,
+//           once. Long-poll brings message frames only.
 //   status  {state: "connecting"|"online"|"offline", mode: "ws"|"poll"|null}
 //   ready   the connection (re)started: replay follows; apps refetch lists
 //           and resend what is unsent.
