@@ -7,13 +7,16 @@
  *       exactly once (recorded in schema_migrations). Concurrent runs are
  *       serialized by an advisory lock.
  *
- *   parley-admin [-c FILE] users add --count N --prefix P [--password PW]
+ *   parley-admin [-c FILE] users add --count N --prefix P
+ *                [--password PW | --password-file PATH | --password-stdin]
  *       creates the users P1 .. PN (display name = username) in one INSERT,
  *       skipping names that exist. All of them get the same password and
  *       share one argon2id hash computed once with the configured [auth]
  *       parameters (the same salt for every account: meant for load tests
- *       and demo accounts, not for real people). Without --password a random
- *       one is made and printed.
+ *       and demo accounts, not for real people). The password comes from
+ *       the command line (which others can see in ps), from the first line
+ *       of a file, or from standard input (its first line); without any of
+ *       them a random one is made and printed.
  *
  *   parley-admin [-c FILE] session USER... [--platform web|ios|android]
  *       creates a new device and session for each USER exactly as a login
@@ -29,6 +32,7 @@
 #include <time.h>
 
 #include "db.h"
+#include "limits.h"
 #include "log.h"
 #include "password.h"
 #include "program.h"
@@ -244,6 +248,62 @@ static double seconds_since(const struct timespec *t0)
 	       (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
+/*
+ * Reads a password from f (borrowed; what names it in messages): its first
+ * line, without the line end, into buf (buflen bytes, more than
+ * PL_PASSWORD_MAX_BYTES + 2). Returns 0, or 2 (printed) when it cannot be
+ * read or is longer than any valid password.
+ */
+static int read_password(FILE *f, const char *what, char *buf, size_t buflen)
+{
+	size_t n;
+
+	if (!fgets(buf, (int)buflen, f)) {
+		if (ferror(f)) {
+			fprintf(stderr, "parley-admin: cannot read the password "
+				"from %s: %s\n", what, strerror(errno));
+			return 2;
+		}
+		buf[0] = '\0';	/* empty: refused as too short later */
+	}
+	n = strlen(buf);
+	if (n && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	else if (n == buflen - 1) {
+		fprintf(stderr, "parley-admin: the password from %s is longer "
+			"than %d bytes\n", what, PL_PASSWORD_MAX_BYTES);
+		return 2;
+	}
+	if (n && buf[n - 1] == '\r')
+		buf[--n] = '\0';
+	return 0;
+}
+
+/*
+ * The password of users add from --password-file PATH or --password-stdin
+ * (file NULL, from_stdin 0: nothing to read). Returns 0, or 2 (printed).
+ */
+static int password_input(const char *file, int from_stdin, char *buf,
+			  size_t buflen)
+{
+	FILE *f;
+	int rc;
+
+	if (from_stdin)
+		return read_password(stdin, "standard input", buf, buflen);
+	if (!file)
+		return 0;
+	f = fopen(file, "r");
+	if (!f) {
+		fprintf(stderr, "parley-admin: --password-file: cannot read "
+			"'%s': %s\n", file, strerror(errno));
+		return 2;
+	}
+	rc = read_password(f, file, buf, buflen);
+	fclose(f);
+	return rc;
+}
+
 /* users add: one set-based INSERT of prefix1 .. prefixN sharing one hash. */
 static int cmd_users_add(struct pl_db *db, const struct pl_config *cfg,
 			 const char *prefix, long count, const char *password)
@@ -284,7 +344,8 @@ static int cmd_users_add(struct pl_db *db, const struct pl_config *cfg,
 		password = made;
 	}
 	if (pl_validate_password(password, why, sizeof(why))) {
-		fprintf(stderr, "parley-admin: --password: %s\n", why);
+		fprintf(stderr, "parley-admin: the password is refused: %s\n",
+			why);
 		pl_password_pool_release(&pool);
 		return 2;
 	}
@@ -385,11 +446,13 @@ out:
 	"commands:\n" \
 	"  migrate [--sql-dir DIR]\n" \
 	"      apply the schema migrations of DIR not applied yet\n" \
-	"  users add --count N --prefix P [--password PW]\n" \
+	"  users add --count N --prefix P\n" \
+	"            [--password PW | --password-file PATH | --password-stdin]\n" \
 	"      create users P1..PN in one INSERT (existing names are skipped);\n" \
 	"      they share one password hash made once with the [auth] settings\n" \
-	"      (for load tests and demos); without --password a random one is\n" \
-	"      printed\n" \
+	"      (for load tests and demos). The password is PW (seen by anyone\n" \
+	"      who runs ps), the first line of PATH, or the first line of\n" \
+	"      standard input; without any of them a random one is printed\n" \
 	"  session USER... [--platform web|ios|android]\n" \
 	"      a new device and session for each USER, as a login makes them;\n" \
 	"      prints one token per line (usable on REST and in the relay hello)\n"
@@ -409,6 +472,53 @@ static const char *platform_name(const char *p)
 	if (!strcmp(p, "android") || !strcmp(p, "fcm"))
 		return "fcm";
 	return NULL;
+}
+
+/* users add's arguments, from argv[first]; returns the exit status. */
+static int users_add(struct pl_db *db, const struct pl_config *cfg, int argc,
+		     char **argv, int first)
+{
+	const char *prefix = NULL, *password = NULL, *file = NULL;
+	char typed[PL_PASSWORD_MAX_BYTES + 3];
+	int from_stdin = 0, status;
+	long count = 0;
+	char *end = NULL;
+
+	for (int i = first; i < argc; i++) {
+		if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
+			count = strtol(argv[++i], &end, 10);
+			if (*end)
+				count = 0;
+		} else if (strcmp(argv[i], "--prefix") == 0 && i + 1 < argc) {
+			prefix = argv[++i];
+		} else if (strcmp(argv[i], "--password") == 0 && i + 1 < argc) {
+			password = argv[++i];
+		} else if (strcmp(argv[i], "--password-file") == 0 &&
+			   i + 1 < argc) {
+			file = argv[++i];
+		} else if (strcmp(argv[i], "--password-stdin") == 0) {
+			from_stdin = 1;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!prefix || !count) {
+		fprintf(stderr, "parley-admin: users add needs --count N "
+			"and --prefix P\n");
+		return 2;
+	}
+	if (!!password + !!file + from_stdin > 1) {
+		fprintf(stderr, "parley-admin: give one of --password, "
+			"--password-file and --password-stdin\n");
+		return 2;
+	}
+	status = password_input(file, from_stdin, typed, sizeof(typed));
+	if (status == 0)
+		status = cmd_users_add(db, cfg, prefix, count,
+				       file || from_stdin ? typed : password);
+	sodium_memzero(typed, sizeof(typed));
+	return status;
 }
 
 int main(int argc, char **argv)
@@ -445,32 +555,7 @@ int main(int argc, char **argv)
 		status = cmd_migrate(&db, sql_dir);
 	} else if (strcmp(argv[next], "users") == 0 && next + 1 < argc &&
 		   strcmp(argv[next + 1], "add") == 0) {
-		const char *prefix = NULL, *password = NULL;
-		long count = 0;
-		char *end = NULL;
-
-		for (int i = next + 2; i < argc; i++) {
-			if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
-				count = strtol(argv[++i], &end, 10);
-				if (*end)
-					count = 0;
-			} else if (strcmp(argv[i], "--prefix") == 0 && i + 1 < argc) {
-				prefix = argv[++i];
-			} else if (strcmp(argv[i], "--password") == 0 && i + 1 < argc) {
-				password = argv[++i];
-			} else {
-				usage(stderr);
-				status = 2;
-				goto out;
-			}
-		}
-		if (!prefix || !count) {
-			fprintf(stderr, "parley-admin: users add needs --count N "
-				"and --prefix P\n");
-			status = 2;
-			goto out;
-		}
-		status = cmd_users_add(&db, &cfg, prefix, count, password);
+		status = users_add(&db, &cfg, argc, argv, next + 2);
 	} else if (strcmp(argv[next], "session") == 0) {
 		const char *platform = "web";
 		char **users = calloc((size_t)argc, sizeof(*users));

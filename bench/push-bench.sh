@@ -30,6 +30,10 @@ INSERT INTO users (username, password_hash, display_name)
 INSERT INTO devices (user_id, platform, push_token, push_token_set_at)
   SELECT id, 'apns', md5(username) || md5(username || 'x'), now()
   FROM users WHERE username LIKE '$tag-%' AND username <> '$tag-0';
+INSERT INTO sessions (user_id, device_id, expires_at)
+  SELECT d.user_id, d.id, now() + interval '1 day' FROM devices d
+  JOIN users u ON u.id = d.user_id
+  WHERE u.username LIKE '$tag-%' AND u.username <> '$tag-0';
 WITH c AS (INSERT INTO conversations (kind, title, last_message_id)
   VALUES ('group', 'push bench', 1) RETURNING id),
 m AS (INSERT INTO members (conversation_id, user_id)

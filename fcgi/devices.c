@@ -25,7 +25,7 @@ enum pl_err api_devices_register(struct api_request *req)
 	    strcmp(platform, "web"))
 		return api_fail(req, PL_BAD_REQUEST, "'platform' must be \"apns\", "
 				"\"fcm\" or \"web\"");
-	if ((rc = pl_validate_push_token(token, why, sizeof(why))))
+	if ((rc = pl_validate_push_token(platform, token, why, sizeof(why))))
 		return api_fail(req, rc, "%s", why);
 	if (name && pl_validate_utf8_chars(name, strlen(name)) > 64)
 		return api_fail(req, PL_TOO_LARGE, "'name' must be at most 64 "

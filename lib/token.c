@@ -2,36 +2,100 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jwt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-#include "log.h"
-
-int pl_token_key_load(struct pl_token_key *key, const char *path, char *err,
-		      size_t errlen)
+int pl_token_secret_read(const char *path, size_t max_bytes, char **out,
+			 size_t *len, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
-	size_t n;
+	char *buf = NULL;
+	size_t n = 0;
+	ssize_t got;
 
-	memset(key, 0, sizeof(*key));
-	if (!f) {
+	*out = NULL;
+	*len = 0;
+	if (fd < 0) {
 		snprintf(err, errlen, "cannot read '%s': %s", path,
 			 strerror(errno));
 		return -1;
 	}
-	/* Anyone who reads the secret can mint tokens: say so when others may. */
-	if (fstat(fileno(f), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)))
-		pl_log(PL_LOG_WARN, "token secret '%s' is readable by others "
-		       "(mode %04o): chmod 0600 it", path,
-		       (unsigned int)(st.st_mode & 07777));
-	n = fread(key->secret, 1, sizeof(key->secret), f);
-	fclose(f);
-	while (n && isspace(key->secret[n - 1]))
+	/* The mode of the file opened, not of whatever the path names later. */
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "'%s' is not a regular file", path);
+		goto fail;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(err, errlen, "'%s' is open to its group or others "
+			 "(mode %04o): anyone who reads it can act as this "
+			 "server; make it private with: chmod 600 '%s'", path,
+			 (unsigned int)(st.st_mode & 07777), path);
+		goto fail;
+	}
+	if ((unsigned long long)st.st_size > max_bytes) {
+		snprintf(err, errlen, "'%s' holds %lld bytes, more than %zu",
+			 path, (long long)st.st_size, max_bytes);
+		goto fail;
+	}
+	buf = malloc(max_bytes + 1);
+	if (!buf) {
+		snprintf(err, errlen, "cannot read '%s': out of memory", path);
+		goto fail;
+	}
+	/* Up to one byte past the limit, to notice a file that grew. */
+	while (n <= max_bytes &&
+	       (got = read(fd, buf + n, max_bytes + 1 - n)) != 0) {
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			snprintf(err, errlen, "cannot read '%s': %s", path,
+				 strerror(errno));
+			goto fail;
+		}
+		n += (size_t)got;
+	}
+	if (n > max_bytes) {
+		snprintf(err, errlen, "'%s' holds more than %zu bytes", path,
+			 max_bytes);
+		goto fail;
+	}
+	close(fd);
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
+fail:
+	if (buf) {
+		explicit_bzero(buf, max_bytes + 1);
+		free(buf);
+	}
+	close(fd);
+	return -1;
+}
+
+int pl_token_key_load(struct pl_token_key *key, const char *path, char *err,
+		      size_t errlen)
+{
+	char *text;
+	size_t len, n;
+
+	memset(key, 0, sizeof(*key));
+	if (pl_token_secret_read(path, PL_TOKEN_SECRET_FILE_MAX, &text, &len,
+				 err, errlen))
+		return -1;
+	/* Of a longer secret, the first 256 bytes count. */
+	n = len < sizeof(key->secret) ? len : sizeof(key->secret);
+	while (n && isspace((unsigned char)text[n - 1]))
 		n--;
+	memcpy(key->secret, text, n);
+	explicit_bzero(text, len);
+	free(text);
 	if (n < PL_TOKEN_SECRET_MIN) {
 		snprintf(err, errlen, "'%s' holds %zu bytes; the secret needs "
 			 "at least %d", path, n, PL_TOKEN_SECRET_MIN);

@@ -198,7 +198,68 @@ enum pl_err pl_validate_client_msg_id(const char *s, char *why, size_t whylen)
 	return printable(s, PL_CLIENT_MSG_ID_MAX, "client_msg_id", why, whylen);
 }
 
-enum pl_err pl_validate_push_token(const char *s, char *why, size_t whylen)
+static int is_hex(char c)
 {
-	return printable(s, PL_PUSH_TOKEN_MAX, "push_token", why, whylen);
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+	       (c >= 'A' && c <= 'F');
+}
+
+static int is_fcm_char(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+	       (c >= 'A' && c <= 'Z') || c == '_' || c == ':' || c == '-';
+}
+
+/* APNs puts the token in the request path: hex digits only. */
+static enum pl_err apns_token(const char *s, char *why, size_t whylen)
+{
+	size_t len = strlen(s);
+
+	if (len == 0)
+		return fail(PL_BAD_REQUEST, why, whylen,
+			    "push_token must not be empty");
+	if (len > PL_APNS_TOKEN_MAX_HEX)
+		return fail(PL_TOO_LARGE, why, whylen, "push_token of an apns "
+			    "device must be at most 200 hex digits");
+	for (size_t i = 0; i < len; i++)
+		if (!is_hex(s[i]))
+			return fail(PL_BAD_REQUEST, why, whylen, "push_token of "
+				    "an apns device must be hex digits");
+	if (len < PL_APNS_TOKEN_MIN_HEX || len % 2)
+		return fail(PL_BAD_REQUEST, why, whylen, "push_token of an apns "
+			    "device must be 64 to 200 hex digits, an even count");
+	return PL_OK;
+}
+
+/* FCM registration tokens: letters, digits, '_', ':' and '-'. */
+static enum pl_err fcm_token(const char *s, char *why, size_t whylen)
+{
+	size_t len = strlen(s);
+
+	if (len == 0)
+		return fail(PL_BAD_REQUEST, why, whylen,
+			    "push_token must not be empty");
+	if (len > PL_PUSH_TOKEN_MAX)
+		return fail(PL_TOO_LARGE, why, whylen,
+			    "push_token must be at most 4096 characters");
+	for (size_t i = 0; i < len; i++)
+		if (!is_fcm_char(s[i]))
+			return fail(PL_BAD_REQUEST, why, whylen, "push_token of "
+				    "an fcm device may hold only A-Z, a-z, 0-9, "
+				    "'_', ':' and '-'");
+	return PL_OK;
+}
+
+enum pl_err pl_validate_push_token(const char *platform, const char *s,
+				   char *why, size_t whylen)
+{
+	if (strcmp(platform, "apns") == 0)
+		return apns_token(s, why, whylen);
+	if (strcmp(platform, "fcm") == 0)
+		return fcm_token(s, why, whylen);
+	if (strcmp(platform, "web") == 0)
+		return printable(s, PL_PUSH_TOKEN_MAX, "push_token", why,
+				 whylen);
+	return fail(PL_BAD_REQUEST, why, whylen,
+		    "platform must be \"apns\", \"fcm\" or \"web\"");
 }

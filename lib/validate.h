@@ -48,7 +48,21 @@ enum pl_err pl_validate_body(const char *s, size_t len, char *why,
 /* 1..64 printable ASCII characters (0x20..0x7e). */
 enum pl_err pl_validate_client_msg_id(const char *s, char *why, size_t whylen);
 
-/* 1..4096 printable ASCII characters. */
-enum pl_err pl_validate_push_token(const char *s, char *why, size_t whylen);
+/*
+ * APNs device tokens, as hex digits: 32 bytes today, and Apple warns they
+ * may grow, so up to 100 bytes are taken.
+ */
+#define PL_APNS_TOKEN_MIN_HEX 64
+#define PL_APNS_TOKEN_MAX_HEX 200
+
+/*
+ * A push token for platform (doc/protocol.md "Limits"): for "apns" an even
+ * count of PL_APNS_TOKEN_MIN_HEX..PL_APNS_TOKEN_MAX_HEX hex digits, for
+ * "fcm" 1..4096 of [A-Za-z0-9_:-], for "web" 1..4096 printable ASCII. The
+ * apns and fcm tokens go into a provider's URL or JSON as they are, so
+ * nothing else may pass. Another platform is PL_BAD_REQUEST.
+ */
+enum pl_err pl_validate_push_token(const char *platform, const char *s,
+				   char *why, size_t whylen);
 
 #endif

@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "notify.h"
+#include "token.h"
 
 int notify_key_read(const char *path, const char *pem, int want_ec,
 		    char **out)
@@ -30,24 +31,15 @@ int notify_key_read(const char *path, const char *pem, int want_ec,
 
 	*out = NULL;
 	if (path) {
-		FILE *f = fopen(path, "r");
-		long n;
+		char err[1024];
+		size_t n;
 
-		if (!f) {
-			pl_log_errno(PL_LOG_ERR, "notify: cannot read key '%s'", path);
+		/* Refused when its group or others may read it (lib/token.h). */
+		if (pl_token_secret_read(path, NOTIFY_KEY_FILE_MAX, &text, &n,
+					 err, sizeof(err))) {
+			pl_log(PL_LOG_ERR, "notify: key: %s", err);
 			return -1;
 		}
-		if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 &&
-		    n < 65536 && fseek(f, 0, SEEK_SET) == 0 &&
-		    (text = calloc(1, (size_t)n + 1)) &&
-		    fread(text, 1, (size_t)n, f) == (size_t)n)
-			rc = 0;
-		fclose(f);
-		if (rc) {
-			pl_log(PL_LOG_ERR, "notify: cannot read key '%s'", path);
-			goto out;
-		}
-		rc = -1;
 	} else {
 		text = strdup(pem);
 		if (!text)
@@ -75,6 +67,8 @@ int notify_key_read(const char *path, const char *pem, int want_ec,
 out:
 	EVP_PKEY_free(pkey);
 	BIO_free(bio);
+	if (text)
+		explicit_bzero(text, strlen(text));
 	free(text);
 	return rc;
 }

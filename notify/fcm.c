@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "log.h"
 #include "notify.h"
+#include "token.h"
 
 #define FCM_SCOPE "https://www.googleapis.com/auth/firebase.messaging"
 /* Google's tokens live an hour; a longer claim is trusted up to a day. */
@@ -34,6 +35,8 @@ int notify_fcm_init(struct notify_fcm *f, const struct pl_config *cfg,
 	json_error_t jerr;
 	json_t *sa;
 	const char *pem;
+	char err[1024], *text;
+	size_t len;
 	int rc = -1;
 
 	memset(f, 0, sizeof(*f));
@@ -43,7 +46,16 @@ int notify_fcm_init(struct notify_fcm *f, const struct pl_config *cfg,
 		       "pushes are off");
 		return 0;
 	}
-	sa = json_load_file(cfg->fcm_service_account_file, 0, &jerr);
+	/* It holds the private key: refused when others may read it. */
+	if (pl_token_secret_read(cfg->fcm_service_account_file,
+				 NOTIFY_KEY_FILE_MAX, &text, &len, err,
+				 sizeof(err))) {
+		pl_log(PL_LOG_ERR, "fcm: [fcm] service_account_file: %s", err);
+		return -1;
+	}
+	sa = json_loadb(text, len, 0, &jerr);
+	explicit_bzero(text, len);
+	free(text);
 	if (!sa) {
 		pl_log(PL_LOG_ERR, "fcm: cannot read service account '%s': %s",
 		       cfg->fcm_service_account_file, jerr.text);
@@ -236,44 +248,71 @@ enum pl_err notify_fcm_prepare(struct notify_fcm *f, struct notify_req *req,
 	return PL_OK;
 }
 
-/* The first error.details[].errorCode of an FCM error body, or status. */
-static void error_code(const struct notify_req *req, char *out, size_t outlen)
+/* What an FCM error body says (error.status, error.details[]). */
+struct fcm_error {
+	char code[64];		/* the first details[].errorCode, else status */
+	char field[64];		/* the first details[].fieldViolations[].field */
+	int token_field;	/* a field violation names message.token */
+};
+
+static void read_error(const struct notify_req *req, struct fcm_error *e)
 {
 	json_t *o = json_loads(req->resp, 0, NULL);
-	json_t *err = json_object_get(o, "error"), *d;
+	json_t *err = json_object_get(o, "error"), *d, *v;
 	const char *code = json_string_value(json_object_get(err, "status"));
-	size_t i;
+	const char *found = NULL;
+	size_t i, k;
 
+	memset(e, 0, sizeof(*e));
 	json_array_foreach(json_object_get(err, "details"), i, d) {
 		const char *c = json_string_value(json_object_get(d, "errorCode"));
 
-		if (c) {
-			code = c;
-			break;
+		if (c && !found)
+			found = c;
+		json_array_foreach(json_object_get(d, "fieldViolations"), k, v) {
+			const char *f = json_string_value(json_object_get(v,
+									  "field"));
+
+			if (!f)
+				continue;
+			if (!e->field[0])
+				snprintf(e->field, sizeof(e->field), "%s", f);
+			if (strcmp(f, "message.token") == 0)
+				e->token_field = 1;
 		}
 	}
-	snprintf(out, outlen, "%s", code ? code : "");
+	snprintf(e->code, sizeof(e->code), "%s", found ? found :
+		 code ? code : "");
 	json_decref(o);
 }
 
+/*
+ * FCM answers 400 INVALID_ARGUMENT both for a malformed token and for a
+ * malformed message, so that code alone never condemns a token: only a
+ * field violation on message.token does (or UNREGISTERED and
+ * SENDER_ID_MISMATCH, which are about the token by definition). A payload
+ * FCM refuses is a bug of ours that would otherwise delete the token of
+ * every device it was sent to.
+ */
 enum notify_outcome notify_fcm_outcome(const struct notify_req *req)
 {
-	char code[64];
+	struct fcm_error e;
 
 	if (req->result != CURLE_OK)
 		return NOTIFY_RETRY;
 	if (req->status == 200)
 		return NOTIFY_SENT;
-	error_code(req, code, sizeof(code));
-	if (strcmp(code, "UNREGISTERED") == 0 ||
-	    strcmp(code, "SENDER_ID_MISMATCH") == 0 ||
-	    strcmp(code, "INVALID_ARGUMENT") == 0)
+	read_error(req, &e);
+	if (strcmp(e.code, "UNREGISTERED") == 0 ||
+	    strcmp(e.code, "SENDER_ID_MISMATCH") == 0 ||
+	    (req->status == 400 && e.token_field))
 		return NOTIFY_TOKEN_GONE;
 	if (req->status == 401)
 		return NOTIFY_AUTH;
 	if (req->status == 429 || req->status >= 500)
 		return NOTIFY_RETRY;
-	pl_log(PL_LOG_WARN, "fcm: push rejected status=%ld code=%s",
-	       req->status, code[0] ? code : "-");
+	pl_log(PL_LOG_WARN, "fcm: push rejected status=%ld code=%s field=%s",
+	       req->status, e.code[0] ? e.code : "-",
+	       e.field[0] ? e.field : "-");
 	return NOTIFY_REJECTED;
 }

@@ -7,9 +7,10 @@
  * a cursor at or past the job's seq (it was read), when the member muted the
  * conversation, or when a later job of the same conversation for the same
  * user is already waiting (the burst collapses into that one). Otherwise one
- * push per APNs/FCM device goes out on the shared HTTP/2 multi handle. The
- * job is acknowledged when every push was accepted or rejected for good;
- * transient failures back off and retry, then are dead-lettered.
+ * push per APNs/FCM device with a live session goes out on the shared
+ * HTTP/2 multi handle. The job is acknowledged when every push was accepted
+ * or rejected for good; transient failures back off and retry, then are
+ * dead-lettered.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -190,7 +191,9 @@ static void add_push(struct notifier *n, struct job *job, int apns,
  * (x.i, its place in the arrays) the user's highest stored cursor, the mute
  * flag, sender and body, the push devices and, only for a user who has one,
  * the unread count (capped: it is only a badge). A job without a row is of
- * a member or message that is gone.
+ * a member or message that is gone. A push device is one with a token and a
+ * live session (not revoked, not expired): a phone that logged out, or whose
+ * session was revoked, gets nothing, whatever token it still holds.
  */
 static const char JOBS_SQL[] =
 	"SELECT x.i, c.cursor, m.muted, u.display_name, y.body, b.badge, d.devs "
@@ -204,7 +207,9 @@ static const char JOBS_SQL[] =
 	"CROSS JOIN LATERAL (SELECT count(*) AS n, coalesce(json_agg("
 	"  json_build_array(platform, push_token)), '[]') AS devs FROM devices "
 	"  WHERE user_id = x.uid AND push_token IS NOT NULL "
-	"  AND platform IN ('apns', 'fcm')) d "
+	"  AND platform IN ('apns', 'fcm') AND EXISTS (SELECT 1 FROM sessions s "
+	"  WHERE s.device_id = devices.id AND s.revoked_at IS NULL "
+	"  AND s.expires_at > now())) d "
 	"CROSS JOIN LATERAL (SELECT count(*) AS badge FROM (SELECT 1 FROM inbox i "
 	"  JOIN messages z ON z.conversation_id = i.conversation_id AND "
 	"  z.message_id = i.message_id WHERE d.n > 0 AND i.user_id = x.uid AND "

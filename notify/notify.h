@@ -143,10 +143,13 @@ struct notify_message {
 
 /* ---- apns.c ------------------------------------------------------------- */
 
+#define NOTIFY_KEY_FILE_MAX 65536	/* bytes of a key or service account */
+
 /*
  * Reads a PEM private key from path (or, with path NULL, takes the PEM text
  * pem, borrowed) and checks it suits the algorithm: a P-256 EC key when
- * want_ec (ES256), else RSA (RS256). Returns 0 with *out a new string the
+ * want_ec (ES256), else RSA (RS256). A file its group or others may read is
+ * refused (pl_token_secret_read()). Returns 0 with *out a new string the
  * caller frees, or -1 (logged, without the key).
  */
 int notify_key_read(const char *path, const char *pem, int want_ec,
@@ -243,7 +246,12 @@ enum pl_err notify_fcm_prepare(struct notify_fcm *f, struct notify_req *req,
 			       const struct notify_message *m, char *url,
 			       size_t urllen);
 
-/* Classifies a finished FCM request. */
+/*
+ * Classifies a finished FCM request. The token is gone for UNREGISTERED,
+ * SENDER_ID_MISMATCH, or a 400 whose field violations name message.token;
+ * any other 400 (INVALID_ARGUMENT about the message) is rejected for good
+ * and the token kept.
+ */
 enum notify_outcome notify_fcm_outcome(const struct notify_req *req);
 
 /* ---- queue.c ------------------------------------------------------------ */

@@ -4,6 +4,7 @@ GET /me, token refresh, logout, and every kind of bad token (doc/protocol.md
 
 # also through apache
 
+import secrets
 import time
 
 import parley_test
@@ -133,7 +134,7 @@ def test_wrong_password_and_unknown_user_are_the_same_401():
 
 def test_login_with_a_device():
     u = new_user("au")
-    for platform, token, name in [("apns", "apns-" + uniq("t"), "Ada's iPhone"),
+    for platform, token, name in [("apns", secrets.token_hex(32), "Ada's iPhone"),
                                   ("fcm", "fcm:" + uniq("t"), "Pixel \u2603"),
                                   ("web", None, None)]:
         device = {"platform": platform}
@@ -154,7 +155,10 @@ def test_login_with_a_device():
 def test_login_with_a_bad_device_is_400():
     u = new_user("au")
     for device in [{"platform": "symbian"}, {"platform": "APNS"}, {"platform": ""}, {"platform": 3},
-                   "apns", {"platform": "fcm", "push_token": 12}]:
+                   "apns", {"platform": "fcm", "push_token": 12},
+                   {"platform": "apns", "push_token": "apns-" + uniq("t")},
+                   {"platform": "apns", "push_token": secrets.token_hex(31) + "/x"},
+                   {"platform": "fcm", "push_token": "fcm?" + uniq("t")}]:
         assert_error(call("POST", "/sessions", {"username": u.username, "password": PASSWORD,
                                                 "device": device}), 400, "bad_request")
 
@@ -198,6 +202,16 @@ def test_logout_ends_only_that_session():
     assert me_status(other["token"]) == 200
     # The user can still log in again.
     assert me_status(u.login()["token"]) == 200
+
+
+def test_logout_clears_that_devices_push_token():
+    u = new_user("au")
+    phone = u.login(device={"platform": "apns", "push_token": secrets.token_hex(32)})
+    tablet = u.login(device={"platform": "fcm", "push_token": "fcm:" + uniq("t")})
+    expect(call("DELETE", "/sessions/current", token=phone["token"]), 204)
+    devices = {d["id"]: d for d in u.get("/devices")["devices"]}
+    assert devices[phone["device_id"]]["has_push_token"] is False, devices[phone["device_id"]]
+    assert devices[tablet["device_id"]]["has_push_token"] is True, devices[tablet["device_id"]]
 
 
 def test_missing_and_garbage_tokens_are_401():

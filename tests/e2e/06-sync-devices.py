@@ -5,6 +5,7 @@ device (doc/protocol.md "REST": /sync, /devices; "Cursors")."""
 
 # also through apache
 
+import secrets
 import time
 
 import parley_test
@@ -134,6 +135,44 @@ def test_register_push_token_bad_input():
     assert_error(A.call("POST", "/devices", {"platform": "apns", "push_token": "t" * 4097}), 413, "too_large")
 
 
+# Tokens each platform takes, and tokens it refuses with (status, code). An
+# APNs token goes into the request path, so only hex digits may reach it.
+HEX = secrets.token_hex(32)
+GOOD_TOKENS = [("apns", HEX), ("apns", HEX.upper()), ("apns", secrets.token_hex(100)),
+               ("fcm", "dGVzdA:APA91b_x-Y" + secrets.token_hex(20)), ("fcm", "x"),
+               ("web", "https://push.example/v1/" + secrets.token_hex(8) + "?a=b c")]
+BAD_TOKENS = [("apns", HEX[:-2] + "/a", 400), ("apns", HEX[:-2] + "?a", 400), ("apns", HEX[:-1] + "g", 400),
+              ("apns", "../" + HEX, 400), ("apns", HEX[:-2] + "%2", 400), ("apns", HEX + " ", 400),
+              ("apns", HEX[:-2], 400), ("apns", HEX + "a", 400), ("apns", secrets.token_hex(101), 413),
+              ("fcm", "fcm/" + HEX, 400), ("fcm", "fcm?" + HEX, 400), ("fcm", "a b", 400),
+              ("fcm", "\"quoted\"", 400), ("fcm", "t\u00e9", 400), ("fcm", "t" * 4097, 413),
+              ("web", "bad\ttoken", 400), ("web", "t" * 4097, 413)]
+
+
+def test_push_token_checked_per_platform():
+    for platform, token in GOOD_TOKENS:
+        status, _, body = A.call("POST", "/devices", {"platform": platform, "push_token": token})
+        assert status == 201, "%s %r: %d %r" % (platform, token, status, body)
+    for platform, token, status in BAD_TOKENS:
+        code = "bad_request" if status == 400 else "too_large"
+        response = A.call("POST", "/devices", {"platform": platform, "push_token": token})
+        assert response[0] == status, "%s %r: %d %r" % (platform, token, response[0], response[2])
+        assert_error(response, status, code)
+
+
+def test_login_push_token_checked_per_platform():
+    u = new_user("sj")  # its own login budget: 1 + len(GOOD_TOKENS) logins
+    for platform, token, status in BAD_TOKENS:
+        code = "bad_request" if status == 400 else "too_large"
+        response = call("POST", "/sessions", {"username": u.username, "password": u.password,
+                                              "device": {"platform": platform, "push_token": token}})
+        assert response[0] == status, "login %s %r: %d %r" % (platform, token, response[0], response[2])
+        assert_error(response, status, code)
+    for platform, token in GOOD_TOKENS:
+        session = u.login(device={"platform": platform, "push_token": token})
+        expect(call("DELETE", "/sessions/current", token=session["token"]), 204)
+
+
 def test_devices_lists_the_callers_own():
     second = A.login(device={"platform": "apns", "name": "iPad"})
     devices = devices_of(A.token)
@@ -162,7 +201,7 @@ def token_shown(device, token):
 
 def test_push_token_moves_to_another_users_device():
     u, v = new_user("sd"), new_user("se")
-    token = "apns-" + uniq("moving")
+    token = secrets.token_hex(32)
     expect(u.call("POST", "/devices", {"platform": "apns", "push_token": token}), 201)
     before = [d for d in devices_of(u.token) if d["id"] == u.device_id][0]
     expect(v.call("POST", "/devices", {"platform": "apns", "push_token": token}), 201)

@@ -1,11 +1,13 @@
 """40 admin: parley-admin's account commands against the test stack.
-"users add" makes users in bulk that log in with the given password;
+"users add" makes users in bulk that log in with the given password (from
+--password, --password-file or --password-stdin);
 "session" makes a device and session as a login does, and its token works
 on REST and in the relay's hello; a missing user or a bad prefix is a clear
 error and a non-zero exit."""
 
 import os
 import subprocess
+import tempfile
 
 import parley_test
 import rest
@@ -18,11 +20,17 @@ CONF = os.path.join(rest.RUNDIR, "etc", "parley.conf")
 PREFIX = rest.uniq("adm") + "x"
 
 
-def admin(*args):
-    """Runs parley-admin -c CONF ARGS; returns (exit status, stdout, stderr)."""
-    p = subprocess.run([ADMIN, "-c", CONF, *args], stdin=subprocess.DEVNULL,
+def admin(*args, stdin=None):
+    """Runs parley-admin -c CONF ARGS (stdin: text for its standard input);
+    returns (exit status, stdout, stderr)."""
+    p = subprocess.run([ADMIN, "-c", CONF, *args], input=stdin,
+                       stdin=subprocess.DEVNULL if stdin is None else None,
                        capture_output=True, text=True, timeout=60)
     return p.returncode, p.stdout, p.stderr
+
+
+def logs_in(username, password):
+    return rest.call("POST", "/sessions", {"username": username, "password": password})[0] == 201
 
 
 class Session:
@@ -57,6 +65,44 @@ def test_users_add_again_skips_existing_names():
     assert rc == 0, "users add exited %d: %s" % (rc, err)
     assert "created 1 users" in out and "3 already existed" in out, out
     expect(rest.call("POST", "/sessions", {"username": PREFIX + "4", "password": PASSWORD}), 201)
+
+
+def test_users_add_takes_the_password_from_a_file():
+    prefix = rest.uniq("adf") + "x"
+    password = "from a file, with spaces " + rest.uniq("p")
+    with tempfile.NamedTemporaryFile("w", suffix=".pw") as f:
+        f.write(password + "\n")
+        f.flush()
+        rc, out, err = admin("users", "add", "--count", "1", "--prefix", prefix, "--password-file", f.name)
+    assert rc == 0, "users add exited %d: %s" % (rc, err)
+    assert "password:" not in out, "a given password was printed: %r" % out
+    assert logs_in(prefix + "1", password), "the file's password (without its newline) does not log in"
+    assert not logs_in(prefix + "1", password + "\n")
+
+
+def test_users_add_takes_the_password_from_stdin():
+    prefix = rest.uniq("ads") + "x"
+    password = "typed on stdin " + rest.uniq("p")
+    rc, out, err = admin("users", "add", "--count", "2", "--prefix", prefix, "--password-stdin",
+                         stdin=password + "\r\n")
+    assert rc == 0, "users add exited %d: %s" % (rc, err)
+    assert "password:" not in out, "a given password was printed: %r" % out
+    assert logs_in(prefix + "2", password), "the password from stdin does not log in"
+
+
+def test_users_add_password_input_errors_are_clear():
+    prefix = rest.uniq("ade") + "x"
+    rc, _, err = admin("users", "add", "--count", "1", "--prefix", prefix, "--password-file", "/nonexistent/pw")
+    assert rc == 2 and "/nonexistent/pw" in err, (rc, err)
+    rc, _, err = admin("users", "add", "--count", "1", "--prefix", prefix, "--password-stdin", stdin="")
+    assert rc == 2 and "password" in err, (rc, err)
+    rc, _, err = admin("users", "add", "--count", "1", "--prefix", prefix, "--password-stdin",
+                       stdin="x" * 300 + "\n")
+    assert rc == 2 and "256" in err, (rc, err)
+    rc, _, err = admin("users", "add", "--count", "1", "--prefix", prefix, "--password", PASSWORD,
+                       "--password-stdin", stdin=PASSWORD + "\n")
+    assert rc == 2 and "--password-stdin" in err, (rc, err)
+    assert not logs_in(prefix + "1", PASSWORD), "a refused users add created the user"
 
 
 def test_session_token_works_on_rest_and_relay():
@@ -113,6 +159,7 @@ def test_bad_arguments_fail_clearly():
     assert rc == 2 and "--platform" in err, (rc, err)
     rc, out, _ = admin("--help")
     assert rc == 0 and "users add --count N --prefix P" in out and "session USER" in out, out
+    assert "--password-file PATH" in out and "--password-stdin" in out, out
 
 
 if __name__ == "__main__":

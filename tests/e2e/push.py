@@ -5,6 +5,7 @@ devices with push tokens, the notifier's process and the push stream.
 Environment (set by stack-tests.sh; defaults match the test stack):
   PARLEY_TEST_PUSHFAKE         https://127.0.0.1:18082
   PARLEY_TEST_NOTIFY_METRICS   http://127.0.0.1:18083/metrics
+  PARLEY_TEST_PG               host=127.0.0.1 port=15491 dbname=parley user=parley
   PARLEY_RUNDIR, PARLEY_REDIS_PORT
 """
 
@@ -24,6 +25,7 @@ FAKE = os.environ.get("PARLEY_TEST_PUSHFAKE", "https://127.0.0.1:18082")
 METRICS = os.environ.get("PARLEY_TEST_NOTIFY_METRICS", "http://127.0.0.1:18083/metrics")
 RUNDIR = rest.RUNDIR
 REDIS_PORT = os.environ.get("PARLEY_REDIS_PORT", "16391")
+PG = os.environ.get("PARLEY_TEST_PG", "host=127.0.0.1 port=15491 dbname=parley user=parley")
 # The test stack's [apns] token_lifetime_s and [notify] claim_idle_ms.
 JWT_LIFETIME_S = 4
 CLAIM_IDLE_S = 2.0
@@ -92,6 +94,21 @@ def redis(*args):
     out = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", REDIS_PORT, *args],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=10)
     return out.stdout.strip()
+
+
+def sql(statement):
+    """Runs one SQL statement on the stack's database with psql, as an
+    operator would; returns its rows as lists of strings."""
+    out = subprocess.run(["psql", "-X", "-q", "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", statement, PG],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, "psql %r: %s" % (statement, out.stderr)
+    return [line.split("\t") for line in out.stdout.splitlines()]
+
+
+def has_token(device_id):
+    """Whether the device still holds a push token (read in the database)."""
+    rows = sql("SELECT push_token IS NOT NULL FROM devices WHERE id = %d" % device_id)
+    return bool(rows) and rows[0][0] == "t"
 
 
 def pending():

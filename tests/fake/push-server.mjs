@@ -16,8 +16,12 @@
 //   GET /_requests   every request so far, as JSON
 //   POST /_reset     forgets the recorded requests and scripted answers
 //   POST /_script    {"answers":[{kind, token?, status, reason?, errorCode?,
-//                    retry_after?, delay_ms?}]}: the next matching requests
-//                    get these answers, in order, each used once
+//                    field?, retry_after?, delay_ms?}]}: the next matching
+//                    requests get these answers, in order, each used once.
+//                    FCM: field adds a google.rpc.BadRequest detail with a
+//                    field violation on it, as FCM's 400 INVALID_ARGUMENT
+//                    does: "message.token" for a malformed token, a message
+//                    field ("message.data[0].value") for a malformed payload
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http2 from 'node:http2';
@@ -106,6 +110,8 @@ function apns(req, res, rec, body) {
 	}
 	if (!rec.body.aps)
 		return { status: 400, body: { reason: 'PayloadEmpty' } };
+	if (!/^[0-9A-Fa-f]+$/.test(token))
+		return { status: 400, body: { reason: 'BadDeviceToken' } };
 	const a = takeAnswer('apns', token);
 	if (a) {
 		const headers = a.retry_after !== undefined ? { 'retry-after': String(a.retry_after) } : {};
@@ -139,10 +145,22 @@ function oauth(req, res, rec, body) {
 	return { status: 200, body: { access_token: token, expires_in: tokenLifetime, token_type: 'Bearer' } };
 }
 
-function fcmError(status, code, errorCode) {
-	const e = { code: status, message: errorCode || code, status: code };
+// FCM's error shape (firebase.google.com/docs/cloud-messaging/error-codes):
+// an FcmError detail with errorCode, and for a bad request field a
+// google.rpc.BadRequest detail naming it.
+function fcmError(status, code, errorCode, field) {
+	const e = { code: status, message: errorCode || code, status: code, details: [] };
 	if (errorCode)
-		e.details = [{ '@type': 'type.googleapis.com/google.firebase.fcm.v1.FcmError', errorCode }];
+		e.details.push({ '@type': 'type.googleapis.com/google.firebase.fcm.v1.FcmError', errorCode });
+	if (field) {
+		e.message = field === 'message.token' ?
+			'The registration token is not a valid FCM registration token' :
+			`Invalid value at '${field}'`;
+		e.details.push({ '@type': 'type.googleapis.com/google.rpc.BadRequest',
+			fieldViolations: [{ field, description: e.message }] });
+	}
+	if (!e.details.length)
+		delete e.details;
 	return { error: e };
 }
 
@@ -157,19 +175,21 @@ function fcm(req, res, rec, body) {
 	try {
 		rec.body = JSON.parse(body);
 	} catch {
-		return { status: 400, body: fcmError(400, 'INVALID_ARGUMENT', 'INVALID_ARGUMENT') };
+		return { status: 400, body: fcmError(400, 'INVALID_ARGUMENT', null, 'message') };
 	}
 	const token = rec.body?.message?.token;
 	rec.token = token;
 	if (!token)
-		return { status: 400, body: fcmError(400, 'INVALID_ARGUMENT', 'INVALID_ARGUMENT') };
+		return { status: 400, body: fcmError(400, 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'message') };
+	if (!/^[A-Za-z0-9_:-]+$/.test(token))
+		return { status: 400, body: fcmError(400, 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'message.token') };
 	const a = takeAnswer('fcm', token);
 	if (a && a.status !== 200) {
 		const codes = { 404: ['NOT_FOUND', 'UNREGISTERED'], 400: ['INVALID_ARGUMENT', 'INVALID_ARGUMENT'],
 			429: ['RESOURCE_EXHAUSTED', 'QUOTA_EXCEEDED'], 503: ['UNAVAILABLE', 'UNAVAILABLE'],
 			500: ['INTERNAL', 'INTERNAL'] }[a.status] || ['UNKNOWN', 'UNSPECIFIED_ERROR'];
 		const headers = a.retry_after !== undefined ? { 'retry-after': String(a.retry_after) } : {};
-		return { status: a.status, body: fcmError(a.status, codes[0], a.errorCode || codes[1]),
+		return { status: a.status, body: fcmError(a.status, codes[0], a.errorCode || codes[1], a.field),
 			headers, delay: a.delay_ms };
 	}
 	return { status: 200, body: { name: `projects/${opt['project-id']}/messages/${Date.now()}` },

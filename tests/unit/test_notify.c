@@ -71,13 +71,46 @@ static void test_notify_fcm_outcome_classifies_answers(void **state)
 	(void)state;
 	assert_int_equal(fcm(200, ""), NOTIFY_SENT);
 	assert_int_equal(fcm(404, "UNREGISTERED"), NOTIFY_TOKEN_GONE);
-	assert_int_equal(fcm(400, "INVALID_ARGUMENT"), NOTIFY_TOKEN_GONE);
+	assert_int_equal(fcm(400, "INVALID_ARGUMENT"), NOTIFY_REJECTED);
 	assert_int_equal(fcm(403, "SENDER_ID_MISMATCH"), NOTIFY_TOKEN_GONE);
 	assert_int_equal(fcm(401, "UNAUTHENTICATED"), NOTIFY_AUTH);
 	assert_int_equal(fcm(429, "QUOTA_EXCEEDED"), NOTIFY_RETRY);
 	assert_int_equal(fcm(503, "UNAVAILABLE"), NOTIFY_RETRY);
 	assert_int_equal(fcm(500, "INTERNAL"), NOTIFY_RETRY);
 	assert_int_equal(fcm(403, "THIRD_PARTY_AUTH_ERROR"), NOTIFY_REJECTED);
+}
+
+/*
+ * FCM's two INVALID_ARGUMENT answers (its "error codes" page): a field
+ * violation on the message keeps the token, one on message.token removes it.
+ */
+static void test_notify_fcm_invalid_argument_blames_the_token_only_by_field(
+	void **state)
+{
+	struct notify_req payload = answer(CURLE_OK, 400,
+		"{\"error\":{\"code\":400,\"message\":\"Invalid value at "
+		"'message.data[0].value' (TYPE_STRING), 12\",\"status\":"
+		"\"INVALID_ARGUMENT\",\"details\":[{\"@type\":\"type.googleapis"
+		".com/google.rpc.BadRequest\",\"fieldViolations\":[{\"field\":"
+		"\"message.data[0].value\",\"description\":\"Invalid value\"}]}]}}");
+	struct notify_req token = answer(CURLE_OK, 400,
+		"{\"error\":{\"code\":400,\"message\":\"The registration token "
+		"is not a valid FCM registration token\",\"status\":"
+		"\"INVALID_ARGUMENT\",\"details\":[{\"@type\":\"type.googleapis"
+		".com/google.firebase.fcm.v1.FcmError\",\"errorCode\":"
+		"\"INVALID_ARGUMENT\"},{\"@type\":\"type.googleapis.com/google."
+		"rpc.BadRequest\",\"fieldViolations\":[{\"field\":"
+		"\"message.token\",\"description\":\"Invalid registration "
+		"token\"}]}]}}");
+	struct notify_req bare = answer(CURLE_OK, 400,
+		"{\"error\":{\"code\":400,\"status\":\"INVALID_ARGUMENT\"}}");
+	struct notify_req junk = answer(CURLE_OK, 400, "not json");
+
+	(void)state;
+	assert_int_equal(notify_fcm_outcome(&payload), NOTIFY_REJECTED);
+	assert_int_equal(notify_fcm_outcome(&token), NOTIFY_TOKEN_GONE);
+	assert_int_equal(notify_fcm_outcome(&bare), NOTIFY_REJECTED);
+	assert_int_equal(notify_fcm_outcome(&junk), NOTIFY_REJECTED);
 }
 
 static void test_notify_jwt_sign_refuses_a_bad_key(void **state)
@@ -124,6 +157,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_notify_apns_outcome_classifies_answers),
 		cmocka_unit_test(test_notify_fcm_outcome_classifies_answers),
+		cmocka_unit_test(test_notify_fcm_invalid_argument_blames_the_token_only_by_field),
 		cmocka_unit_test(test_notify_fcm_token_answer_caps_the_lifetime),
 		cmocka_unit_test(test_notify_jwt_sign_refuses_a_bad_key),
 	};

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -141,6 +142,53 @@ static void test_token_key_file_needs_enough_bytes(void **state)
 	assert_int_equal(pl_token_key_load(&k, path, err, sizeof(err)), -1);
 }
 
+/*
+ * A secret file its group or others may read is refused, naming the file
+ * and the fix; the owner's modes (0600, 0400) are fine.
+ */
+static void test_token_key_file_open_to_others_is_refused(void **state)
+{
+	char path[] = "/tmp/parley-test-secret-XXXXXX";
+	int fd = mkstemp(path);
+	static const mode_t open_modes[] = { 0644, 0640, 0604, 0620, 0602,
+					     0610, 0601, 0666 };
+	struct pl_token_key k;
+	char err[512], *text;
+	size_t len;
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "0123456789abcdef0123456789abcdef\n", 33), 33);
+	close(fd);
+	for (size_t i = 0; i < sizeof(open_modes) / sizeof(open_modes[0]); i++) {
+		assert_int_equal(chmod(path, open_modes[i]), 0);
+		err[0] = '\0';
+		assert_int_equal(pl_token_key_load(&k, path, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, path));
+		assert_non_null(strstr(err, "chmod 600"));
+		assert_int_equal(pl_token_secret_read(path, 4096, &text, &len, err,
+						      sizeof(err)), -1);
+		assert_null(text);
+	}
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(pl_token_key_load(&k, path, err, sizeof(err)), 0);
+	assert_int_equal(chmod(path, 0400), 0);
+	assert_int_equal(pl_token_key_load(&k, path, err, sizeof(err)), 0);
+	assert_int_equal(pl_token_secret_read(path, 4096, &text, &len, err,
+					      sizeof(err)), 0);
+	assert_int_equal(len, 33);
+	assert_string_equal(text, "0123456789abcdef0123456789abcdef\n");
+	free(text);
+	/* Over the size limit. */
+	assert_int_equal(pl_token_secret_read(path, 32, &text, &len, err,
+					      sizeof(err)), -1);
+	assert_null(text);
+	unlink(path);
+	/* Not a regular file. */
+	assert_int_equal(pl_token_secret_read("/tmp", 4096, &text, &len, err,
+					      sizeof(err)), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -150,6 +198,7 @@ int main(void)
 		cmocka_unit_test(test_token_alg_none_is_refused),
 		cmocka_unit_test(test_token_garbage_is_refused),
 		cmocka_unit_test(test_token_key_file_needs_enough_bytes),
+		cmocka_unit_test(test_token_key_file_open_to_others_is_refused),
 	};
 
 	if (sodium_init() < 0)

@@ -82,6 +82,83 @@ static void test_validate_client_msg_id_is_printable_ascii(void **state)
 			 PL_TOO_LARGE);
 }
 
+/* n copies of c, NUL-terminated, in buf (n + 1 bytes). */
+static const char *repeat(char *buf, char c, size_t n)
+{
+	memset(buf, c, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+static enum pl_err push(const char *platform, const char *token)
+{
+	return pl_validate_push_token(platform, token, why, sizeof(why));
+}
+
+static void test_validate_push_token_apns_is_hex_only(void **state)
+{
+	char buf[PL_PUSH_TOKEN_MAX + 2];
+	char hex[PL_APNS_TOKEN_MIN_HEX + 3];
+
+	(void)state;
+	repeat(hex, 'a', PL_APNS_TOKEN_MIN_HEX);
+	assert_int_equal(push("apns", hex), PL_OK);
+	hex[0] = 'F';
+	hex[1] = '0';
+	assert_int_equal(push("apns", hex), PL_OK);
+	assert_int_equal(push("apns", repeat(buf, '9', PL_APNS_TOKEN_MAX_HEX)), PL_OK);
+	/* Anything that could leave the URL path /3/device/<token>. */
+	hex[10] = '/';
+	assert_int_equal(push("apns", hex), PL_BAD_REQUEST);
+	hex[10] = '?';
+	assert_int_equal(push("apns", hex), PL_BAD_REQUEST);
+	hex[10] = '%';
+	assert_int_equal(push("apns", hex), PL_BAD_REQUEST);
+	hex[10] = 'g';
+	assert_int_equal(push("apns", hex), PL_BAD_REQUEST);
+	hex[10] = ' ';
+	assert_int_equal(push("apns", hex), PL_BAD_REQUEST);
+	assert_int_equal(push("apns", ""), PL_BAD_REQUEST);
+	assert_int_equal(push("apns", repeat(buf, 'a', PL_APNS_TOKEN_MIN_HEX - 2)),
+			 PL_BAD_REQUEST);
+	assert_int_equal(push("apns", repeat(buf, 'a', PL_APNS_TOKEN_MIN_HEX + 1)),
+			 PL_BAD_REQUEST);
+	assert_int_equal(push("apns", repeat(buf, 'a', PL_APNS_TOKEN_MAX_HEX + 2)),
+			 PL_TOO_LARGE);
+	assert_non_null(strstr(why, "apns"));
+}
+
+static void test_validate_push_token_fcm_charset(void **state)
+{
+	char buf[PL_PUSH_TOKEN_MAX + 2];
+
+	(void)state;
+	assert_int_equal(push("fcm", "dGVzdA:APA91b_x-Y09"), PL_OK);
+	assert_int_equal(push("fcm", "x"), PL_OK);
+	assert_int_equal(push("fcm", repeat(buf, 'Z', PL_PUSH_TOKEN_MAX)), PL_OK);
+	assert_int_equal(push("fcm", repeat(buf, 'Z', PL_PUSH_TOKEN_MAX + 1)),
+			 PL_TOO_LARGE);
+	assert_int_equal(push("fcm", ""), PL_BAD_REQUEST);
+	assert_int_equal(push("fcm", "a/b"), PL_BAD_REQUEST);
+	assert_int_equal(push("fcm", "a b"), PL_BAD_REQUEST);
+	assert_int_equal(push("fcm", "a\"b"), PL_BAD_REQUEST);
+	assert_int_equal(push("fcm", "a.b"), PL_BAD_REQUEST);
+	assert_int_equal(push("fcm", "\xc3\xa9"), PL_BAD_REQUEST);
+}
+
+static void test_validate_push_token_web_is_printable_ascii(void **state)
+{
+	char buf[PL_PUSH_TOKEN_MAX + 2];
+
+	(void)state;
+	assert_int_equal(push("web", "https://push.example/a?b=c d"), PL_OK);
+	assert_int_equal(push("web", "tab\there"), PL_BAD_REQUEST);
+	assert_int_equal(push("web", ""), PL_BAD_REQUEST);
+	assert_int_equal(push("web", repeat(buf, '~', PL_PUSH_TOKEN_MAX + 1)),
+			 PL_TOO_LARGE);
+	assert_int_equal(push("symbian", "abc"), PL_BAD_REQUEST);
+}
+
 static void test_validate_display_name_counts_characters(void **state)
 {
 	char name[64 * 3 + 4] = "";
@@ -153,6 +230,9 @@ int main(void)
 		cmocka_unit_test(test_validate_username_rules),
 		cmocka_unit_test(test_validate_body_limits),
 		cmocka_unit_test(test_validate_client_msg_id_is_printable_ascii),
+		cmocka_unit_test(test_validate_push_token_apns_is_hex_only),
+		cmocka_unit_test(test_validate_push_token_fcm_charset),
+		cmocka_unit_test(test_validate_push_token_web_is_printable_ascii),
 		cmocka_unit_test(test_validate_display_name_counts_characters),
 		cmocka_unit_test(test_validate_password_length),
 		cmocka_unit_test(test_validate_utf8_prefix_never_splits_a_character),
