@@ -53,7 +53,7 @@ struct api_request {
 	long long user_id;
 	long long session_id;
 	long long device_id;
-	long long retry_after_s;	/* sent as Retry-After with a 429 */
+	long long retry_after_s;	/* Retry-After of a 429, or of a 503 if set */
 
 	/* The reply, set by api_reply() or api_fail(). */
 	int status;

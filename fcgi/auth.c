@@ -13,15 +13,19 @@
 #include "ratelimit.h"
 #include "validate.h"
 
-/* Counts a signup or login against the per-address and per-username limits. */
+/*
+ * Counts a signup or login against the per-address limits (an IPv6 client
+ * counts by its /64, see pl_ratelimit_client_key) and per-username limits.
+ */
 static enum pl_err auth_rate_limit(struct api_request *req, const char *username)
 {
 	const struct pl_config *cfg = req->w->cfg;
-	const char *ip = FCGX_GetParam("REMOTE_ADDR", req->fcgx->envp);
+	char ip[PL_RATELIMIT_CLIENT_KEY_BYTES];
 	double ip_rate = cfg->limits_auth_per_ip_per_minute / 60.0;
 	double user_rate = cfg->limits_auth_per_user_per_minute / 60.0;
 
-	if (pl_ratelimit_take(&req->w->redis, "auth-ip", ip ? ip : "-", ip_rate,
+	pl_ratelimit_client_key(FCGX_GetParam("REMOTE_ADDR", req->fcgx->envp), ip);
+	if (pl_ratelimit_take(&req->w->redis, "auth-ip", ip, ip_rate,
 			      cfg->limits_auth_per_ip_per_minute,
 			      &req->retry_after_s) ||
 	    pl_ratelimit_take(&req->w->redis, "auth-user", username, user_rate,
@@ -31,6 +35,17 @@ static enum pl_err auth_rate_limit(struct api_request *req, const char *username
 				"too many attempts; retry in %lld s",
 				req->retry_after_s);
 	return PL_OK;
+}
+
+/*
+ * Fails req for a password hash or check that found no free hashing slot
+ * within [auth] hash_wait_ms: 503 with Retry-After, the API thread freed.
+ */
+static enum pl_err hash_pool_busy(struct api_request *req)
+{
+	req->retry_after_s = 1;
+	return api_fail(req, PL_UNAVAILABLE, "too many logins at once; retry in "
+			"%lld s", req->retry_after_s);
 }
 
 /* Signs a token for the session and sets {token, expires_at} on reply. */
@@ -80,7 +95,10 @@ enum pl_err api_auth_signup(struct api_request *req)
 	PQclear(res);
 	if (conflict)
 		return api_fail(req, PL_CONFLICT, "username '%s' is taken", username);
-	if (pl_password_hash(&req->w->shared->passwords, password, hash))
+	rc = pl_password_hash(&req->w->shared->passwords, password, hash);
+	if (rc == PL_UNAVAILABLE)
+		return hash_pool_busy(req);
+	if (rc)
 		return api_fail(req, PL_INTERNAL, "cannot hash the password");
 	if ((rc = api_sql(req,
 			  "INSERT INTO users (username, password_hash, display_name) "
@@ -134,7 +152,8 @@ static enum pl_err login_device(struct api_request *req, const char **platform,
 			return api_fail(req, PL_BAD_REQUEST,
 					"'device.push_token' must be a string");
 		*push_token = json_string_value(v);
-		if ((rc = pl_validate_push_token(*push_token, why, sizeof(why))))
+		if ((rc = pl_validate_push_token(*platform, *push_token, why,
+						 sizeof(why))))
 			return api_fail(req, rc, "device.%s", why);
 	}
 	v = json_object_get(dev, "name");
@@ -178,10 +197,13 @@ enum pl_err api_auth_login(struct api_request *req)
 		return rc;
 	found = PQntuples(res) == 1;
 	/* An unknown user costs a verify too, so timing tells nothing. */
-	if (pl_password_verify(&req->w->shared->passwords,
-			       found ? PQgetvalue(res, 0, 1) :
-			       req->w->shared->dummy_hash, password) || !found) {
+	rc = pl_password_verify(&req->w->shared->passwords,
+				found ? PQgetvalue(res, 0, 1) :
+				req->w->shared->dummy_hash, password);
+	if (rc || !found) {
 		PQclear(res);
+		if (rc == PL_UNAVAILABLE)
+			return hash_pool_busy(req);
 		return api_fail(req, PL_UNAUTHORIZED, "wrong username or password");
 	}
 	user_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -266,18 +288,24 @@ enum pl_err api_auth_refresh(struct api_request *req)
 }
 
 /*
- * DELETE /sessions/current: revokes the session in PostgreSQL (the truth),
+ * DELETE /sessions/current: revokes the session in PostgreSQL (the truth)
+ * and clears its device's push token in the same statement, so a phone that
+ * logged out gets no more pushes (doc/architecture.md "Push notifications"),
  * then tells the relays to close that device's sockets.
  */
 enum pl_err api_auth_logout(struct api_request *req)
 {
-	char sid[24];
+	char sid[24], did[24];
 	PGresult *res;
 	enum pl_err rc;
 
-	if ((rc = api_sql(req, "UPDATE sessions SET revoked_at = now() "
-			  "WHERE id = $1 AND revoked_at IS NULL", 1,
-			  (const char *const[]){ api_ll(sid, req->session_id) },
+	if ((rc = api_sql(req, "WITH s AS (UPDATE sessions SET revoked_at = now() "
+			  "  WHERE id = $1 AND revoked_at IS NULL RETURNING id) "
+			  "UPDATE devices SET push_token = NULL, "
+			  "  push_token_set_at = now() "
+			  "WHERE id = $2 AND push_token IS NOT NULL", 2,
+			  (const char *const[]){ api_ll(sid, req->session_id),
+						 api_ll(did, req->device_id) },
 			  1, &res)))
 		return rc;
 	PQclear(res);

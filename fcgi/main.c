@@ -117,6 +117,9 @@ int main(int argc, char **argv)
 		if (pl_password_hash(&shared.passwords, pw, shared.dummy_hash))
 			goto out;
 	}
+	/* From here on a login finding every slot busy waits only so long. */
+	pl_password_pool_set_wait(&shared.passwords, cfg.auth_hash_wait_ms,
+				  cfg.auth_hash_queue);
 	fd = open_listener(cfg.api_listen);
 	if (fd < 0)
 		goto out;
@@ -143,6 +146,7 @@ int main(int argc, char **argv)
 		t->w.shared = &shared;
 		t->listen_fd = fd;
 		pl_db_init(&t->w.db, &cfg);
+		pl_db_set_statement_timeout(&t->w.db, cfg.db_statement_timeout_ms);
 		pl_redis_init(&t->w.redis, &cfg);
 		if (pthread_create(&t->thread, NULL, worker_main, t) != 0) {
 			pl_log(PL_LOG_ERR, "api: cannot start worker thread");

@@ -105,15 +105,81 @@ enum pl_err api_messages_list(struct api_request *req)
 }
 
 /*
+ * Substrings take SEARCH_SUBSTRING_MIN_CHARS characters in one word of the
+ * query: the trigram index needs three characters to narrow anything, and a
+ * shorter pattern would read and rank every message the caller can see.
+ */
+#define SEARCH_SUBSTRING_MIN_CHARS 3
+
+/*
+ * Each kind of match (words, substrings) gives at most SEARCH_CANDIDATES of
+ * its newest messages to be ranked: ranking parses a message's body again,
+ * and a common word would otherwise rank hundreds of thousands of them.
+ */
+#define SEARCH_CANDIDATES "5000"
+
+/*
+ * The newest SEARCH_CANDIDATES messages of the caller's conversations that
+ * match MATCH, a condition on message m: q.ts holds the query's words
+ * ('simple' configuration, any language), q.pat the query as an ILIKE
+ * pattern. Each kind of match is its own branch, so each uses its own index
+ * and PostgreSQL rechecks only that condition.
+ */
+#define SEARCH_BRANCH(MATCH) \
+	"(SELECT m.conversation_id, m.message_id FROM q, messages m " \
+	"  JOIN members b ON b.conversation_id = m.conversation_id AND " \
+	"  b.user_id = $1 " \
+	"  WHERE ($3::bigint = 0 OR m.conversation_id = $3) AND " MATCH \
+	"  ORDER BY m.created_at DESC, m.message_id DESC " \
+	"  LIMIT " SEARCH_CANDIDATES ")"
+#define SEARCH_WORDS SEARCH_BRANCH("to_tsvector('simple', m.body) @@ q.ts")
+#define SEARCH_SUBSTRINGS SEARCH_BRANCH("m.body ILIKE q.pat")
+
+/* The search over CANDIDATES: word matches rank first, then newest. */
+#define SEARCH_SQL(CANDIDATES) \
+	"WITH q AS (SELECT plainto_tsquery('simple', $2) AS ts, " \
+	"  '%' || replace(replace(replace($2, '\\', '\\\\'), '%', '\\%'), " \
+	"  '_', '\\_') || '%' AS pat), " \
+	"c AS (" CANDIDATES ") " \
+	"SELECT json_build_object('messages', coalesce(json_agg(" \
+	"  message_out(r.msg) ORDER BY r.rank DESC, r.created_at DESC, " \
+	"  r.message_id DESC), '[]')) FROM (" \
+	"  SELECT m AS msg, m.created_at, m.message_id, " \
+	"  ts_rank(to_tsvector('simple', m.body), q.ts) AS rank " \
+	"  FROM q, c JOIN messages m USING (conversation_id, message_id) " \
+	"  ORDER BY rank DESC, m.created_at DESC, m.message_id DESC " \
+	"  LIMIT $4) r"
+
+/* The most characters (UTF-8 code points) in one space-separated word of q. */
+static size_t longest_word_chars(const char *q)
+{
+	size_t best = 0, n = 0;
+
+	for (const unsigned char *p = (const unsigned char *)q; *p; p++) {
+		if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
+			n = 0;
+			continue;
+		}
+		if ((*p & 0xc0) != 0x80 && ++n > best)
+			best = n;
+	}
+	return best;
+}
+
+/*
  * GET /search?q=TEXT&conversation_id=ID&limit=N: the caller's messages that
- * hold q's words (any language, 'simple' configuration) or q as a substring
- * (trigram index, CJK included); word matches rank first, then newest.
+ * hold q's words (any language, 'simple' configuration) or, when a word of
+ * q has SEARCH_SUBSTRING_MIN_CHARS characters or more, q as a substring
+ * (trigram index, CJK included); word matches rank first, then newest, among
+ * the newest SEARCH_CANDIDATES matches of each kind. A search that runs past
+ * [database] statement_timeout_ms is answered 503.
  */
 enum pl_err api_messages_search(struct api_request *req)
 {
 	char q[SEARCH_QUERY_MAX_BYTES + 1], uid[24], cid[24], lim[24];
 	long long conv, limit;
 	int found = api_query_string(req, "q", q, sizeof(q));
+	int substrings;
 	enum pl_err rc;
 
 	if (found < 0)
@@ -123,21 +189,11 @@ enum pl_err api_messages_search(struct api_request *req)
 	if ((rc = api_query_int(req, "conversation_id", 0, 1, INT64_MAX, &conv)) ||
 	    (rc = api_query_int(req, "limit", 20, 1, 100, &limit)))
 		return rc;
-	return api_sql_reply_json(req, 200,
-		"WITH q AS (SELECT plainto_tsquery('simple', $2) AS ts, "
-		"  '%' || replace(replace(replace($2, '\\', '\\\\'), '%', '\\%'), "
-		"  '_', '\\_') || '%' AS pat) "
-		"SELECT json_build_object('messages', coalesce(json_agg("
-		"  message_out(r.msg) ORDER BY r.rank DESC, r.created_at DESC, "
-		"  r.message_id DESC), '[]')) FROM ("
-		"  SELECT m AS msg, m.created_at, m.message_id, "
-		"  ts_rank(to_tsvector('simple', m.body), q.ts) AS rank "
-		"  FROM q, messages m JOIN members b ON b.conversation_id = "
-		"  m.conversation_id AND b.user_id = $1 "
-		"  WHERE ($3::bigint = 0 OR m.conversation_id = $3) AND "
-		"  (to_tsvector('simple', m.body) @@ q.ts OR m.body ILIKE q.pat) "
-		"  ORDER BY rank DESC, m.created_at DESC, m.message_id DESC "
-		"  LIMIT $4) r",
+	substrings = longest_word_chars(q) >= SEARCH_SUBSTRING_MIN_CHARS;
+	/* Two statements, not a flag: each gets a plan of its own. */
+	return api_sql_reply_json(req, 200, substrings ?
+		SEARCH_SQL(SEARCH_WORDS " UNION " SEARCH_SUBSTRINGS) :
+		SEARCH_SQL(SEARCH_WORDS),
 		4, (const char *const[]){ api_ll(uid, req->user_id), q,
 					  api_ll(cid, conv), api_ll(lim, limit) },
 		"");

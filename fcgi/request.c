@@ -332,7 +332,8 @@ void api_request_handle(struct api_worker *w, FCGX_Request *fcgx)
 
 	if (dispatch(&req, allow, sizeof(allow)) == PL_METHOD_NOT_ALLOWED)
 		snprintf(headers, sizeof(headers), "Allow: %s\r\n", allow);
-	else if (req.err == PL_RATE_LIMITED)
+	else if (req.err == PL_RATE_LIMITED ||
+		 (req.err == PL_UNAVAILABLE && req.retry_after_s > 0))
 		snprintf(headers, sizeof(headers), "Retry-After: %lld\r\n",
 			 req.retry_after_s > 0 ? req.retry_after_s : 1);
 	else if (!req.err && !req.reply && req.status == 500)
@@ -488,9 +489,14 @@ enum pl_err api_query_int(struct api_request *req, const char *name,
 enum pl_err api_sql(struct api_request *req, const char *sql, int nparams,
 		    const char *const *params, int retry_ok, PGresult **out)
 {
+	char sqlstate[6];
 	enum pl_err rc = pl_db_exec(&req->w->db, sql, nparams, params, retry_ok,
-				    out, NULL);
+				    out, sqlstate);
 
+	if (rc == PL_UNAVAILABLE && strcmp(sqlstate, "57014") == 0)
+		return api_fail(req, rc, "the request ran longer than [database] "
+				"statement_timeout_ms (%lld ms) allows",
+				req->w->cfg->db_statement_timeout_ms);
 	if (rc == PL_UNAVAILABLE)
 		return api_fail(req, rc, "the database is unavailable; retry");
 	if (rc)

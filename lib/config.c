@@ -35,6 +35,10 @@ static const struct key keys[] = {
 	    "libpq connection string"),
 	INT("database", "connect_timeout", 5, 1, 300, db_connect_timeout_s,
 	    "seconds to wait for one connection attempt"),
+	INT("database", "statement_timeout_ms", 5000, 0, 3600000,
+	    db_statement_timeout_ms,
+	    "milliseconds one parley-api statement may run before PostgreSQL "
+	    "cancels it and the request is answered 503 (0: no limit)"),
 	STR("redis", "host", "127.0.0.1", redis_host,
 	    "Redis address (an IP address or a unix socket path)"),
 	INT("redis", "port", 6379, 0, 65535, redis_port,
@@ -51,6 +55,12 @@ static const struct key keys[] = {
 	    "argon2id passes per password hash"),
 	INT("auth", "hash_memory_kib", 65536, 64, 1048576, auth_hash_memory_kib,
 	    "argon2id memory per password hash, in KiB"),
+	INT("auth", "hash_wait_ms", 1000, 0, 60000, auth_hash_wait_ms,
+	    "milliseconds a login or signup waits for a hashing slot before it "
+	    "is answered 503"),
+	INT("auth", "hash_queue", 8, 0, 256, auth_hash_queue,
+	    "logins and signups that may wait for a hashing slot at once; more "
+	    "are answered 503 at once"),
 	INT("limits", "auth_per_ip_per_minute", 60, 0, 1000000,
 	    limits_auth_per_ip_per_minute,
 	    "signups and logins per client address per minute (0: off)"),
@@ -63,6 +73,13 @@ static const struct key keys[] = {
 	    "messages a user may send at once before sends_per_second applies"),
 	INT("limits", "rest_per_minute", 600, 0, 10000000, limits_rest_per_minute,
 	    "REST requests per user per minute (0: off)"),
+	INT("limits", "frames_per_second", 200, 0, 1000000,
+	    limits_frames_per_second,
+	    "frames of any type one WebSocket may send per second, sustained; "
+	    "past the burst the socket is closed with 4008 (0: off)"),
+	INT("limits", "frames_burst", 1000, 1, 1000000, limits_frames_burst,
+	    "frames one WebSocket may send at once before frames_per_second "
+	    "applies"),
 	STR("api", "listen", "/run/parley/api.sock", api_listen,
 	    "FastCGI socket: a unix socket path or HOST:PORT"),
 	INT("api", "threads", 16, 1, 256, api_threads,
@@ -71,6 +88,8 @@ static const struct key keys[] = {
 	    "largest accepted request body"),
 	INT("relay", "port", 8091, 1, 65535, relay_port,
 	    "TCP port the relay listens on"),
+	STR("relay", "bind", "127.0.0.1", relay_bind,
+	    "address the relay listens on (empty: every address)"),
 	STR("relay", "public_url", "ws://127.0.0.1:8091/ws", relay_public_url,
 	    "WebSocket URL clients are given by discovery"),
 	STR("relay", "region", "default", relay_region,
@@ -79,6 +98,17 @@ static const struct key keys[] = {
 	    "relay id in the registry (empty: host name and port)"),
 	INT("relay", "capacity", 10000, 1, 1000000, relay_capacity,
 	    "connections this relay is sized for"),
+	INT("relay", "max_jobs", 16384, 16, 10000000, relay_max_jobs,
+	    "database and Redis jobs the relay queues at most; past it frames "
+	    "are refused with an error 'unavailable'"),
+	INT("relay", "max_jobs_per_connection", 256, 1, 100000,
+	    relay_max_jobs_per_connection,
+	    "jobs one connection may have queued at most; past it its frames "
+	    "are refused with an error 'unavailable'"),
+	INT("relay", "session_check_interval", 60, 1, 3600,
+	    relay_session_check_interval_s,
+	    "seconds between checks of each open socket's session against the "
+	    "database (revoked or expired sessions are closed with 4003)"),
 	INT("notify", "grace_ms", 3000, 0, 600000, notify_grace_ms,
 	    "milliseconds a push waits for the user to read the message"),
 	INT("notify", "claim_idle_ms", 30000, 100, 3600000, notify_claim_idle_ms,

@@ -21,6 +21,7 @@ struct pl_config {
 	/* [database] */
 	char *db_conninfo;
 	long long db_connect_timeout_s;
+	long long db_statement_timeout_ms;	/* parley-api's connections */
 	/* [redis] */
 	char *redis_host;
 	long long redis_port;
@@ -31,22 +32,30 @@ struct pl_config {
 	long long auth_hash_concurrency;
 	long long auth_hash_ops;
 	long long auth_hash_memory_kib;
+	long long auth_hash_wait_ms;
+	long long auth_hash_queue;
 	/* [limits] rate limits; 0 switches one off */
 	long long limits_auth_per_ip_per_minute;
 	long long limits_auth_per_user_per_minute;
 	long long limits_sends_per_second;
 	long long limits_sends_burst;
 	long long limits_rest_per_minute;
+	long long limits_frames_per_second;
+	long long limits_frames_burst;
 	/* [api] */
 	char *api_listen;
 	long long api_threads;
 	long long api_max_body_bytes;
 	/* [relay] */
 	long long relay_port;
+	char *relay_bind;
 	char *relay_public_url;
 	char *relay_region;
 	char *relay_id;
 	long long relay_capacity;
+	long long relay_max_jobs;
+	long long relay_max_jobs_per_connection;
+	long long relay_session_check_interval_s;
 	/* [notify] */
 	long long notify_grace_ms;
 	long long notify_claim_idle_ms;

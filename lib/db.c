@@ -16,6 +16,11 @@ void pl_db_init(struct pl_db *db, const struct pl_config *cfg)
 	db->connect_timeout_s = cfg->db_connect_timeout_s;
 }
 
+void pl_db_set_statement_timeout(struct pl_db *db, long long timeout_ms)
+{
+	db->statement_timeout_ms = timeout_ms;
+}
+
 /* A new connection has no prepared statements. */
 static void forget_prepared(struct pl_db *db)
 {
@@ -46,6 +51,30 @@ static void first_line(const char *msg, char *out, size_t outlen)
 	out[n] = '\0';
 }
 
+/*
+ * Sets the session's statement_timeout on a new connection, when db has one.
+ * Returns 0, or -1 with the reason in why.
+ */
+static int set_statement_timeout(struct pl_db *db, char *why, size_t whylen)
+{
+	char ms[24];
+	const char *params[1] = { ms };
+	PGresult *res;
+	int rc;
+
+	if (db->statement_timeout_ms <= 0)
+		return 0;
+	snprintf(ms, sizeof(ms), "%lld", db->statement_timeout_ms);
+	res = PQexecParams(db->conn, "SELECT set_config('statement_timeout', "
+			   "$1, false)", 1, NULL, params, NULL, NULL, 0);
+	rc = res && PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : -1;
+	if (rc)
+		first_line(res ? PQresultErrorMessage(res) :
+			   PQerrorMessage(db->conn), why, whylen);
+	PQclear(res);
+	return rc;
+}
+
 static enum pl_err connect_once(struct pl_db *db, int quiet)
 {
 	char timeout[24];
@@ -60,14 +89,20 @@ static enum pl_err connect_once(struct pl_db *db, int quiet)
 	snprintf(timeout, sizeof(timeout), "%lld", db->connect_timeout_s);
 	/* expand_dbname = 1: "dbname" carries the whole conninfo string. */
 	db->conn = PQconnectdbParams(keys, values, 1);
-	if (db->conn && PQstatus(db->conn) == CONNECTION_OK) {
+	if (!db->conn || PQstatus(db->conn) != CONNECTION_OK) {
+		first_line(db->conn ? PQerrorMessage(db->conn) : "out of memory",
+			   why, sizeof(why));
+	} else if (set_statement_timeout(db, why, sizeof(why))) {
+		/* Never a connection without its limit: the next use retries. */
+		PQfinish(db->conn);
+		db->conn = NULL;
+	} else {
 		if (db->was_down)
 			pl_log(PL_LOG_INFO, "db: reconnected to postgresql");
 		db->was_down = 0;
+		db->connects++;
 		return PL_OK;
 	}
-	first_line(db->conn ? PQerrorMessage(db->conn) : "out of memory", why,
-		   sizeof(why));
 	if (!quiet || !db->was_down)
 		pl_log(PL_LOG_ERR, "db: cannot connect to postgresql: %s", why);
 	db->was_down = 1;
@@ -196,6 +231,11 @@ enum pl_err pl_db_exec(struct pl_db *db, const char *sql, int nparams,
 		if (state && (strncmp(state, "57P", 3) == 0 ||
 			      strncmp(state, "08", 2) == 0)) {
 			pl_log(PL_LOG_WARN, "db: postgresql unavailable: %s", why);
+			return PL_UNAVAILABLE;
+		}
+		/* Cancelled by statement_timeout: the request took too long. */
+		if (state && strcmp(state, "57014") == 0) {
+			pl_log(PL_LOG_WARN, "db: statement cancelled: %s", why);
 			return PL_UNAVAILABLE;
 		}
 		/* Serialization failures and deadlocks are the caller's to retry. */

@@ -28,11 +28,21 @@ struct pl_db {
 	size_t nprepared;
 	char *conninfo;		/* owned copy */
 	long long connect_timeout_s;
+	long long statement_timeout_ms;	/* 0: none */
 	int was_down;		/* logs "reconnected" after an outage */
+	unsigned long long connects;	/* connections made so far */
 };
 
 /* Copies the connection settings from cfg; does not connect. */
 void pl_db_init(struct pl_db *db, const struct pl_config *cfg);
+
+/*
+ * Gives every statement on db's connections a limit of timeout_ms (0: none,
+ * the default): PostgreSQL cancels a statement that runs longer (SQLSTATE
+ * 57014), and pl_db_exec() answers PL_UNAVAILABLE. Applies from the next
+ * connect; call it right after pl_db_init().
+ */
+void pl_db_set_statement_timeout(struct pl_db *db, long long timeout_ms);
 
 /* Closes the connection and frees what db owns. */
 void pl_db_release(struct pl_db *db);
@@ -54,7 +64,8 @@ enum pl_err pl_db_wait(struct pl_db *db);
  * parameters and results). On success *out is the result, which the caller PQclear()s.
  * When the connection turns out to be lost before the statement could run,
  * reconnects and retries it once: pass retry_ok = 0 for statements whose
- * effect must not be repeated. Returns PL_OK, PL_UNAVAILABLE or PL_INTERNAL;
+ * effect must not be repeated. Returns PL_OK, PL_UNAVAILABLE (also for a
+ * statement cancelled by the statement timeout) or PL_INTERNAL;
  * on error *out is NULL and *sqlstate (if not NULL) holds the 5-character
  * SQLSTATE or "".
  */

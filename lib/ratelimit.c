@@ -1,55 +1,112 @@
 #include "ratelimit.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "keys.h"
+
 /*
- * KEYS[1] bucket; ARGV[1] tokens per second; ARGV[2] burst.
- * Returns {allowed, milliseconds until a token is available}.
+ * KEYS: the buckets, one per request (a key may repeat: each takes its own
+ * token); ARGV[1] tokens per second; ARGV[2] burst. Returns one number per
+ * key: 0 when allowed, else milliseconds until a token is available.
  */
 static const char bucket_lua[] =
 	"local rate = tonumber(ARGV[1])\n"
 	"local burst = tonumber(ARGV[2])\n"
 	"local t = redis.call('TIME')\n"
 	"local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
-	"local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')\n"
-	"local tokens = tonumber(b[1]) or burst\n"
-	"local ts = tonumber(b[2]) or now\n"
-	"tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)\n"
-	"local allowed, wait = 0, 0\n"
-	"if tokens >= 1 then tokens = tokens - 1; allowed = 1\n"
-	"else wait = math.ceil((1 - tokens) * 1000 / rate) end\n"
-	"redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', now)\n"
-	"redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)\n"
-	"return {allowed, wait}\n";
+	"local out = {}\n"
+	"for i, key in ipairs(KEYS) do\n"
+	"  local b = redis.call('HMGET', key, 'tokens', 'ts')\n"
+	"  local tokens = tonumber(b[1]) or burst\n"
+	"  local ts = tonumber(b[2]) or now\n"
+	"  tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)\n"
+	"  local wait = 0\n"
+	"  if tokens >= 1 then tokens = tokens - 1\n"
+	"  else wait = math.max(1, math.ceil((1 - tokens) * 1000 / rate)) end\n"
+	"  redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', now)\n"
+	"  redis.call('PEXPIRE', key, math.ceil(burst * 1000 / rate) + 1000)\n"
+	"  out[i] = wait\n"
+	"end\n"
+	"return out\n";
 
 enum pl_err pl_ratelimit_take(struct pl_redis *r, const char *scope,
 			      const char *key, double per_second, long long burst,
 			      long long *retry_after_s)
 {
-	char name[256], rate[32], cap[24];
-	const char *argv[6] = { "EVAL", bucket_lua, "1", name, rate, cap };
-	redisReply *rep = NULL;
-	enum pl_err rc = PL_OK;
+	const char *keys[1] = { key };
 
-	*retry_after_s = 0;
-	if (per_second <= 0)
-		return PL_OK;
-	snprintf(name, sizeof(name), "parley:rl:%s:%s", scope, key);
+	pl_ratelimit_take_many(r, scope, keys, 1, per_second, burst,
+			       retry_after_s);
+	return *retry_after_s ? PL_RATE_LIMITED : PL_OK;
+}
+
+void pl_ratelimit_take_many(struct pl_redis *r, const char *scope,
+			    const char *const *keys, size_t n,
+			    double per_second, long long burst,
+			    long long *retry_after_s)
+{
+	char names[PL_RATELIMIT_MANY_MAX][160], rate[32], cap[24], nkeys[24];
+	const char *argv[PL_RATELIMIT_MANY_MAX + 5];
+	redisReply *rep = NULL;
+	int argc = 0;
+
+	memset(retry_after_s, 0, n * sizeof(*retry_after_s));
+	if (per_second <= 0 || n == 0 || n > PL_RATELIMIT_MANY_MAX)
+		return;
 	snprintf(rate, sizeof(rate), "%.6f", per_second);
 	snprintf(cap, sizeof(cap), "%lld", burst < 1 ? 1 : burst);
-	if (pl_redis_command(r, 6, argv, NULL, 1, &rep))
-		return PL_OK;	/* fail open */
-	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-	    rep->element[0]->type == REDIS_REPLY_INTEGER &&
-	    rep->element[0]->integer == 0) {
-		long long wait_ms = rep->element[1]->integer;
+	snprintf(nkeys, sizeof(nkeys), "%zu", n);
+	argv[argc++] = "EVAL";
+	argv[argc++] = bucket_lua;
+	argv[argc++] = nkeys;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(names[i], sizeof(names[i]), PL_KEY_RATELIMIT_FMT, scope,
+			 keys[i]);
+		argv[argc++] = names[i];
+	}
+	argv[argc++] = rate;
+	argv[argc++] = cap;
+	if (pl_redis_command(r, argc, argv, NULL, 1, &rep))
+		return;	/* fail open */
+	for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < n &&
+			   i < rep->elements; i++) {
+		long long wait_ms = rep->element[i]->type == REDIS_REPLY_INTEGER ?
+				    rep->element[i]->integer : 0;
 
-		*retry_after_s = (wait_ms + 999) / 1000;
-		if (*retry_after_s < 1)
-			*retry_after_s = 1;
-		rc = PL_RATE_LIMITED;
+		if (wait_ms > 0)
+			retry_after_s[i] = wait_ms < 1000 ? 1 : (wait_ms + 999) / 1000;
 	}
 	freeReplyObject(rep);
-	return rc;
+}
+
+void pl_ratelimit_client_key(const char *addr, char *out)
+{
+	char text[INET6_ADDRSTRLEN];
+	struct in6_addr a6;
+	struct in_addr a4;
+	size_t n = addr ? strcspn(addr, "%") : 0;
+
+	snprintf(out, PL_RATELIMIT_CLIENT_KEY_BYTES, "%s",
+		 addr && *addr ? addr : "-");
+	if (n == 0 || n >= sizeof(text))
+		return;
+	memcpy(text, addr, n);
+	text[n] = '\0';
+	if (inet_pton(AF_INET, text, &a4) == 1) {
+		inet_ntop(AF_INET, &a4, out, PL_RATELIMIT_CLIENT_KEY_BYTES);
+		return;
+	}
+	if (inet_pton(AF_INET6, text, &a6) != 1)
+		return;
+	if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+		memcpy(&a4, &a6.s6_addr[12], sizeof(a4));
+		inet_ntop(AF_INET, &a4, out, PL_RATELIMIT_CLIENT_KEY_BYTES);
+		return;
+	}
+	/* The /64: the interface identifier is zeroed. */
+	memset(&a6.s6_addr[8], 0, 8);
+	inet_ntop(AF_INET6, &a6, text, sizeof(text));
+	snprintf(out, PL_RATELIMIT_CLIENT_KEY_BYTES, "%s/64", text);
 }

@@ -1,13 +1,16 @@
 """05 messages over REST: send and its dedupe by client_msg_id, the size
 limits of body and client_msg_id, history pages (before/after), search
-(words, substrings, CJK, only the caller's conversations), and 8 members
+(words, substrings of 3 characters or more, CJK, only the caller's
+conversations, a statement timeout answered 503), and 8 members
 sending 4000 messages at once into one group: gapless ids, each exactly
 once (doc/protocol.md "REST": messages, /search; doc/architecture.md "How a
 message flows")."""
 
 # also through apache
 
+import os
 import secrets
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -16,6 +19,7 @@ import parley_test
 from parley_test import assert_error
 from rest import Client, direct, expect, new_user, parse_time, send
 
+PG = "host=127.0.0.1 port=15491 dbname=parley user=parley"
 MESSAGE_FIELDS = {"conversation_id", "message_id", "sender_id", "body", "created_at", "client_msg_id"}
 
 A = B = C = D = None
@@ -169,8 +173,9 @@ def test_search_whole_words_substrings_and_cjk():
         assert set(m) >= MESSAGE_FIELDS, m
     # A substring inside a word, including its middle.
     assert [m["message_id"] for m in search(B, tag[1:] + "berr")] == [inside["message_id"]]
-    # A CJK substring: "meeting" inside "tomorrow's meeting moved to three".
-    assert cjk["message_id"] in [m["message_id"] for m in search(B, "\u4f1a\u8bae")]
+    # A CJK substring: "'s meeting" inside "tomorrow's meeting moved to
+    # three" (substrings take three characters or more).
+    assert cjk["message_id"] in [m["message_id"] for m in search(B, "\u7684\u4f1a\u8bae")]
     assert cjk["message_id"] in [m["message_id"] for m in search(B, "\u4f1a\u8bae\u6539\u5230")]
     # Case does not matter for words.
     assert word["message_id"] in [m["message_id"] for m in search(A, "LUNCH " + tag.upper())]
@@ -219,6 +224,70 @@ def test_message_is_searchable_as_soon_as_its_send_returns():
         tag = "zq" + secrets.token_hex(6)
         sent = send(B, AB, "just now %s" % tag)
         assert [m["message_id"] for m in search(A, tag)] == [sent["message_id"]], tag
+
+
+def test_short_queries_match_whole_words_only():
+    # One or two characters cannot use the trigram index: they match whole
+    # words, never the inside of one. Three or more match substrings too.
+    group = expect(A.call("POST", "/conversations", {"kind": "group", "title": "short",
+                                                      "member_ids": [B.id]}), 201)["id"]
+    word = send(A, group, "ok then")
+    inside = send(B, group, "look here")
+    cjk = send(A, group, "\u660e\u5929\u7684\u4f1a\u8bae\u6539\u5230\u4e09\u70b9")
+    scope = "&conversation_id=%d&limit=100" % group
+    assert [m["message_id"] for m in search(A, "ok", scope)] == [word["message_id"]]
+    assert [m["message_id"] for m in search(A, "OK", scope)] == [word["message_id"]]
+    assert search(A, "oo", scope) == [] and search(A, "o", scope) == []
+    assert search(A, "\u4f1a\u8bae", scope) == []
+    assert [m["message_id"] for m in search(A, "loo", scope)] == [inside["message_id"]]
+    assert [m["message_id"] for m in search(A, "\u4f1a\u8bae\u6539", scope)] == [cjk["message_id"]]
+    # Spaces around a short word do not make it long.
+    assert [m["message_id"] for m in search(A, " ok ", scope)] == [word["message_id"]]
+
+
+def psql_holding(statement):
+    """Starts psql (PARLEY_TEST_PG) in a transaction that ran statement,
+    and returns it once statement has finished; close with release()."""
+    proc = subprocess.Popen(["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
+                             os.environ.get("PARLEY_TEST_PG", PG)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc.stdin.write("BEGIN;\n%s;\nSELECT 'holding';\n" % statement)
+    proc.stdin.flush()
+    line = proc.stdout.readline()
+    assert line.strip() == "holding", "psql: %r" % line
+    return proc
+
+
+def release(proc):
+    try:
+        proc.stdin.write("ROLLBACK;\n")
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    proc.wait(30)
+
+
+def test_search_past_the_statement_timeout_is_503():
+    # A search that cannot finish within [database] statement_timeout_ms
+    # (5000 by default) is cancelled and answered 503: here it waits on a
+    # lock held by another session.
+    tag = "zq" + secrets.token_hex(4)
+    sent = send(A, AB, "slow %s" % tag)
+    holder = psql_holding("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+    timer = threading.Timer(30, release, (holder,))
+    timer.start()
+    try:
+        started = time.monotonic()
+        response = A.call("GET", "/search?q=" + tag)
+        elapsed = time.monotonic() - started
+        assert timer.is_alive(), "the search waited for the lock to be released (%.1f s)" % elapsed
+        assert_error(response, 503, "unavailable")
+        assert "statement_timeout" in response[2]["error"]["message"], response
+    finally:
+        timer.cancel()
+        release(holder)
+    # The connection serves again at once.
+    assert [m["message_id"] for m in search(A, tag)] == [sent["message_id"]]
 
 
 def test_concurrent_senders_get_gapless_ids_exactly_once():

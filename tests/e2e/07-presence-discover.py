@@ -7,11 +7,15 @@ discovery and scale-out").
 
 The relay state is faked with redis-cli: presence hashes
 parley:presence:{user_id} {d:{device}: deadline ms, last_seen: ms} and relay
-registrations parley:relay:{id} {url, region, connections, capacity} with a
-TTL. Fake relays are named e2e-* with regions unique to the run, so a real
-relay that registers itself does not disturb the assertions; every fake key
-is deleted again. To see discovery with no relay alive, the stack's relay is
-stopped for a moment (scripts/dev stop relay) and started again."""
+registrations as the relays write them (lib/keys.h): a hash
+parley:relay:{id} {url, region, connections, capacity} with a TTL, and the
+id in the sorted set parley:relays scored by the registration's expiry (ms,
+Redis's clock). Fake relays are named e2e-* with regions unique to the run,
+so a real relay that registers itself does not disturb the assertions; every
+fake key is deleted again. To see discovery with no relay alive, the stack's
+relay is stopped for a moment (scripts/dev stop relay) and started again.
+Discovery reads only those keys, never the keyspace: with 50,000 unrelated
+keys in Redis it issues no SCAN (INFO commandstats) and answers at once."""
 
 import os
 import secrets
@@ -54,22 +58,47 @@ def fake_presence(user_id, deadline_ms, last_seen_ms):
     redis("HSET", key, "d:1", deadline_ms, "last_seen", last_seen_ms)
 
 
+RELAYS = "parley:relays"
+
+
+def redis_now_ms():
+    seconds, micros = redis("TIME").split()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
 def register(relay_id, region, connections, capacity, ttl_ms=60000):
+    """Registers a fake relay as a relay does: its hash with a TTL, and its
+    id in parley:relays scored by the same expiry."""
     key = "parley:relay:" + relay_id
     FAKE_KEYS.add(key)
     redis("HSET", key, "url", "ws://127.0.0.1:1/%s/ws" % relay_id, "region", region,
           "connections", connections, "capacity", capacity)
     redis("PEXPIRE", key, ttl_ms)
+    redis("ZADD", RELAYS, redis_now_ms() + ttl_ms, relay_id)
+
+
+def unregister(*relay_ids):
+    redis("DEL", *("parley:relay:" + r for r in relay_ids))
+    redis("ZREM", RELAYS, *relay_ids)
 
 
 def registrations():
-    """Every live registration in Redis: {id: hash}."""
+    """Every live registration in Redis: {id: hash}, read as discovery reads
+    them (ids in parley:relays whose expiry is ahead, and their hashes)."""
     out = {}
-    for key in filter(None, redis("--scan", "--pattern", "parley:relay:*").splitlines()):
-        fields = redis("HGETALL", key).splitlines()
+    for relay_id in filter(None, redis("ZRANGE", RELAYS, redis_now_ms(), "+inf", "BYSCORE").splitlines()):
+        fields = redis("HGETALL", "parley:relay:" + relay_id).splitlines()
         if fields:
-            out[key[len("parley:relay:"):]] = dict(zip(fields[0::2], fields[1::2]))
+            out[relay_id] = dict(zip(fields[0::2], fields[1::2]))
     return out
+
+
+def commandstat(name):
+    """How many times Redis ran command name since its start (INFO commandstats)."""
+    for line in redis("INFO", "commandstats").splitlines():
+        if line.startswith("cmdstat_%s:" % name):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
 
 
 def load(reg):
@@ -93,9 +122,9 @@ def test_setup_users():
     expect(B.call("POST", "/friends", {"user_id": A.id}), 200)
     direct(A, C)
     # Leftovers of an interrupted earlier run of this file.
-    for relay_id in registrations():
+    for relay_id in redis("ZRANGE", RELAYS, 0, -1).splitlines():
         if relay_id.startswith("e2e-"):
-            redis("DEL", "parley:relay:" + relay_id)
+            unregister(relay_id)
 
 
 def test_presence_of_friends_and_peers_is_offline_and_strangers_are_left_out():
@@ -171,7 +200,7 @@ def test_discover_prefers_the_callers_region():
         relay = discover("?region=" + us)
         assert (relay["id"], relay["region"]) == ("e2e-%s-us" % RUN, us), relay
     finally:
-        redis("DEL", "parley:relay:e2e-%s-eu" % RUN, "parley:relay:e2e-%s-us" % RUN)
+        unregister("e2e-%s-eu" % RUN, "e2e-%s-us" % RUN)
 
 
 def test_discover_without_region_picks_the_least_loaded():
@@ -188,7 +217,7 @@ def test_discover_without_region_picks_the_least_loaded():
                 relay["id"], load(live[relay["id"]]), best, live)
             assert relay["id"] not in ("e2e-%s-busy" % RUN, "e2e-%s-half" % RUN), relay
     finally:
-        redis("DEL", *("parley:relay:e2e-%s-%s" % (RUN, n) for n in ("busy", "idle", "half")))
+        unregister(*("e2e-%s-%s" % (RUN, n) for n in ("busy", "idle", "half")))
 
 
 def test_expired_registration_is_never_returned():
@@ -205,11 +234,44 @@ def test_expired_registration_is_never_returned():
         else:
             assert_error((status, _, body), 503, "unavailable")
     finally:
-        redis("DEL", key)
+        unregister("e2e-%s-gone" % RUN)
+
+
+def test_discover_reads_no_keyspace():
+    # 50,000 keys that are not relays, written in one pipe.
+    junk = "e2e-junk:%s:" % RUN
+    n = 50000
+
+    def pipe(command):
+        lines = "".join(command % (junk + str(i)) + "\n" for i in range(n))
+        out = subprocess.run(["redis-cli", "-p", REDIS_PORT, "--pipe"], input=lines, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, timeout=60)
+        assert out.returncode == 0 and "errors: 0" in out.stdout, out.stdout
+
+    region = "far-" + RUN
+    try:
+        pipe("SET %s x")
+        register("e2e-%s-far" % RUN, region, 1, 100)
+        scans = commandstat("scan")
+        started = time.monotonic()
+        for _ in range(20):
+            relay = discover("?region=" + region)
+            assert (relay["id"], relay["region"]) == ("e2e-%s-far" % RUN, region), relay
+        elapsed = time.monotonic() - started
+        assert commandstat("scan") == scans, "discovery ran SCAN over the keyspace (%d times for 20 calls)" % (
+            commandstat("scan") - scans)
+        # Not a benchmark: only a guard against walking the keyspace again
+        # (which took about 0.2 s a call here with these keys).
+        assert elapsed < 20, "20 discoveries took %.1f s" % elapsed
+    finally:
+        pipe("UNLINK %s")
+        unregister("e2e-%s-far" % RUN)
 
 
 def test_fake_keys_are_gone():
     left = [k for k in FAKE_KEYS if redis("EXISTS", k) != "0"]
+    left += ["%s member %s" % (RELAYS, r) for r in redis("ZRANGE", RELAYS, 0, -1).splitlines()
+             if r.startswith("e2e-%s-" % RUN)]
     assert not left, "fake keys left in Redis: %r" % left
 
 

@@ -116,6 +116,19 @@ def test_missing_fields_are_400():
     assert_error(A.call("GET", "/presence"), 400, "bad_request")
 
 
+def test_apns_token_that_is_not_hex_is_400():
+    # APNs tokens go into the request path (/3/device/<token>): a '/', '?',
+    # '#' or any other non-hex character must never get that far.
+    hex64 = secrets.token_hex(32)
+    for bad in [hex64[:-2] + "/x", hex64[:-2] + "?x", hex64[:-2] + "#x", "../../" + hex64,
+                hex64[:-2] + "%2F", hex64[:-1] + "z", "tok" + hex64, hex64 + "\u00e9", hex64[:32]]:
+        assert_error(A.call("POST", "/devices", {"platform": "apns", "push_token": bad}), 400, "bad_request")
+        assert_error(call("POST", "/sessions", {"username": A.username, "password": A.password,
+                                                "device": {"platform": "apns", "push_token": bad}}),
+                     400, "bad_request")
+    expect(A.call("POST", "/devices", {"platform": "apns", "push_token": hex64}), 201)
+
+
 def test_body_over_the_api_limit_is_413():
     pad = "x" * (70 * 1024)
     assert_error(call("POST", "/users", {"username": uniq("bl"), "password": "password1", "pad": pad}),
@@ -218,7 +231,7 @@ def test_sql_meta_characters_round_trip():
         assert me["settings"].get(text) == text and me["settings"].get("k") == [text], me
         assert u.get("/me")["display_name"] == display
         assert A.get("/users/%d" % u.id)["display_name"] == display
-        expect(u.call("POST", "/devices", {"platform": "apns", "push_token": "tok%s%s" % (secrets.token_hex(4), text),
+        expect(u.call("POST", "/devices", {"platform": "web", "push_token": "tok%s%s" % (secrets.token_hex(4), text),
                                            "name": text}), 201)
         assert [d["name"] for d in u.get("/devices")["devices"]] == [text]
         title = "t " + text
@@ -245,8 +258,11 @@ def test_search_treats_meta_characters_literally():
     under = send(u, conv, "snake_case %s here" % tag)
     slash = send(u, conv, "back\\slash %s here" % tag)
     quote = send(u, conv, "it's %s here" % tag)
-    for q, want in [("%", [percent]), ("_", [under]), ("\\", [slash]), ("'", [quote]),
-                    ("100%", [percent]), ("e_c", [under]), ("k\\s", [slash]), ("n w", [plain]),
+    # One or two characters match whole words only, and these are no words:
+    # nothing, rather than everything as a wildcard would.
+    for q, want in [("%", []), ("_", []), ("\\", []), ("'", []), ("%%", []),
+                    ("100%", [percent]), ("e_c", [under]), ("k\\s", [slash]), ("ain wor", [plain]),
+                    ("00% ", [percent]), ("'s " + tag[:4], [quote]),
                     ("'; DROP TABLE users; --", []), (tag, [plain, percent, under, slash, quote])]:
         found = u.get("/search?q=" + urllib.parse.quote(q) + "&conversation_id=%d" % conv)["messages"]
         assert sorted(m["message_id"] for m in found) == sorted(m["message_id"] for m in want), (q, found)

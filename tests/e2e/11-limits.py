@@ -4,8 +4,15 @@ rate_limited with a Retry-After header, and each hitting only the one it
 counts (doc/protocol.md "Errors", "Limits": rate limits).
 
 The per-address test sends from another loopback address (127.0.0.99), so
-the address every other test uses keeps its budget."""
+the address every other test uses keeps its budget. IPv6 clients count by
+their /64: that test talks FastCGI to parley-api's socket directly, so that
+REMOTE_ADDR can be any address of a documentation prefix."""
 
+import json
+import os
+import secrets
+import socket
+import struct
 import threading
 
 import parley_test
@@ -13,6 +20,7 @@ from parley_test import assert_error
 from rest import PASSWORD, Client, call, direct, expect, new_user, signup, uniq
 
 OTHER_ADDRESS = "127.0.0.99"
+API_SOCKET = os.path.join(os.environ.get("PARLEY_RUNDIR", "/var/tmp/parley-test"), "run", "api.sock")
 
 
 def assert_rate_limited(response):
@@ -157,6 +165,70 @@ def test_rest_requests_per_user_are_limited():
     assert expect(quiet.call("GET", "/me"), 200)["id"] == quiet.id
     assert expect(quiet.call("GET", "/conversations"), 200)["conversations"] == []
 
+
+def fastcgi(params, body=b""):
+    """One request straight to parley-api's FastCGI socket, with the
+    FastCGI params given (so REMOTE_ADDR can be any address, IPv6 too).
+    Returns (status, body as parsed JSON)."""
+    def record(kind, content):
+        return struct.pack("!BBHHBx", 1, kind, 1, len(content), 0) + content
+
+    def pair(name, value):
+        name, value = name.encode(), value.encode()
+        return bytes([len(name)]) + (struct.pack("!I", len(value) | 0x80000000) if len(value) > 127
+                                     else bytes([len(value)])) + name + value
+
+    encoded = b"".join(pair(k, v) for k, v in params.items())
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(30)
+    try:
+        sock.connect(API_SOCKET)
+        sock.sendall(record(1, struct.pack("!HB5x", 1, 0)) + record(4, encoded) + record(4, b"")
+                     + (record(5, body) if body else b"") + record(5, b""))
+        out, data = b"", b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        while len(data) >= 8:
+            _, kind, _, length, padding = struct.unpack("!BBHHB", data[:7])
+            if kind == 6:
+                out += data[8:8 + length]
+            data = data[8 + length + padding:]
+    finally:
+        sock.close()
+    head, _, text = out.partition(b"\r\n\r\n")
+    status = int(head.split(b"Status: ")[1][:3])
+    return status, json.loads(text) if text.strip() else None
+
+
+def login_from(address, username):
+    body = json.dumps({"username": username, "password": PASSWORD}).encode()
+    return fastcgi({"REQUEST_METHOD": "POST", "REQUEST_URI": "/api/v1/sessions", "REMOTE_ADDR": address,
+                    "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body))}, body)
+
+
+def test_ipv6_addresses_are_limited_by_their_64():
+    # One host holds a whole /64: its addresses share one bucket (the test
+    # stack allows 600 a minute). A parley-api reached through the web
+    # server gets the client's address as REMOTE_ADDR; here it is set.
+    net = "2001:db8:%x:%x" % (secrets.randbelow(0xffff), secrets.randbelow(0xffff))
+    prefix = uniq("l6")
+    answers = []
+    for i in range(700):
+        status, body = login_from("%s:0:0:%x:%x" % (net, i >> 16, i & 0xffff or 1), "%s%d" % (prefix, i))
+        answers.append(status)
+        if status == 429:
+            break
+    assert answers[-1] == 429, "no 429 after %d logins from one /64: %r" % (len(answers), sorted(set(answers)))
+    assert set(answers[:-1]) == {401}, sorted(set(answers))
+    # Another address of the /64, written differently, is limited too ...
+    assert login_from(net.upper() + "::ffff:1", prefix + "x")[0] == 429
+    # ... while the next /64 and an IPv4 address are not.
+    other = net.rsplit(":", 1)[0] + ":%x" % ((int(net.rsplit(":", 1)[1], 16) + 1) & 0xffff)
+    assert login_from(other + "::1", prefix + "y")[0] == 401
+    assert login_from("192.0.2.%d" % secrets.randbelow(250), prefix + "z")[0] == 401
 
 if __name__ == "__main__":
     parley_test.run()

@@ -1,0 +1,35 @@
+/*
+ * keys: the names of Parley's Redis keys that more than one program writes
+ * or reads, in one place (doc/architecture.md "Redis keys"). A writer and
+ * its readers include this header instead of spelling a name twice.
+ *
+ * The relay registry (doc/architecture.md "Service discovery and
+ * scale-out") is two structures, written by each relay and read by
+ * GET /api/v1/discover in O(relays), never by walking the keyspace:
+ *   - PL_KEY_RELAY_FMT, the relay's hash {url, region, connections,
+ *     capacity}, with a time to live of PL_RELAY_TTL_MS;
+ *   - PL_KEY_RELAYS, a sorted set of relay ids, each scored by the time its
+ *     registration expires, in milliseconds since the epoch by Redis's own
+ *     clock (TIME), so hosts whose clocks differ agree.
+ * A relay refreshes both every few seconds (score = Redis's now +
+ * PL_RELAY_TTL_MS, the same TTL on the hash), drops the members whose score
+ * has passed, and on shutdown deletes its hash and its member. A reader
+ * takes the members scored from Redis's now on, and counts one live only
+ * while its hash exists too.
+ */
+#ifndef PL_KEYS_H
+#define PL_KEYS_H
+
+/* Hash of one relay's registration; %s is the relay id. */
+#define PL_KEY_RELAY_FMT "parley:relay:%s"
+
+/* Sorted set: relay id -> expiry of its registration (epoch ms, Redis's clock). */
+#define PL_KEY_RELAYS "parley:relays"
+
+/* How long a registration lives without a refresh, in milliseconds. */
+#define PL_RELAY_TTL_MS 15000
+
+/* Token bucket of a rate limit; %s are the scope and the key. */
+#define PL_KEY_RATELIMIT_FMT "parley:rl:%s:%s"
+
+#endif
