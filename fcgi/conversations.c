@@ -436,6 +436,7 @@ enum pl_err api_conversations_remove_member(struct api_request *req)
 enum pl_err api_conversations_read(struct api_request *req)
 {
 	long long id = req->params[0], mid, upto;
+	int moved;
 	enum pl_err rc;
 
 	if ((rc = api_body_int(req, "message_id", 1, &mid, NULL)))
@@ -444,7 +445,7 @@ enum pl_err api_conversations_read(struct api_request *req)
 		return api_fail(req, PL_BAD_REQUEST, "'message_id' must not be "
 				"negative");
 	rc = pl_receipt_mark_read(&req->w->db, &req->w->redis, id, req->user_id,
-				  mid, &upto);
+				  mid, &upto, &moved);
 	if (rc == PL_NOT_FOUND)
 		return api_fail(req, rc, "conversation %lld does not exist or is "
 				"not yours", id);

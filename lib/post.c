@@ -132,6 +132,48 @@ static void fail_pending(struct pl_post_result *results, const size_t *map,
 	}
 }
 
+/*
+ * After a batch ran again on a new connection, its duplicates may be its
+ * own first run, committed with the answer lost: nothing published them
+ * nor queued their pushes. Each such item is answered as stored now, with
+ * its deliveries read back from the inbox, so the caller publishes it (a
+ * relay drops a seq it has sent already) and queues its pushes once. An
+ * item whose deliveries cannot be read stays a duplicate: the inbox still
+ * has it for every device.
+ */
+static void reclaim_duplicates(struct pl_db *db,
+			       const struct pl_post_item *items,
+			       struct pl_post_result *results,
+			       const size_t *map, size_t npending)
+{
+	for (size_t k = 0; k < npending; k++) {
+		struct pl_post_result *r = &results[map[k]];
+		const struct pl_post_item *it = &items[map[k]];
+		char conv[24], mid[24], *text;
+		const char *params[2] = { conv, mid };
+		PGresult *res;
+
+		if (r->err != PL_OK || !r->duplicate)
+			continue;
+		snprintf(conv, sizeof(conv), "%lld", it->conversation_id);
+		snprintf(mid, sizeof(mid), "%lld", r->message_id);
+		/* Newest first: the message is near the head of each inbox. */
+		if (pl_db_exec(db,
+			       "SELECT coalesce(jsonb_agg(jsonb_build_array(b.user_id, "
+			       "s.seq) ORDER BY b.user_id), '[]') FROM members b "
+			       "CROSS JOIN LATERAL (SELECT seq FROM inbox i WHERE "
+			       "i.user_id = b.user_id AND i.conversation_id = $1 AND "
+			       "i.message_id = $2 ORDER BY seq DESC LIMIT 1) s "
+			       "WHERE b.conversation_id = $1",
+			       2, params, 1, &res, NULL))
+			continue;
+		text = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : NULL;
+		if (text && parse_deliveries(text, r) == PL_OK)
+			r->duplicate = 0;
+		PQclear(res);
+	}
+}
+
 enum pl_err pl_post_batch(struct pl_db *db, const struct pl_post_item *items,
 			  size_t n, struct pl_post_result *results)
 {
@@ -141,6 +183,7 @@ enum pl_err pl_post_batch(struct pl_db *db, const struct pl_post_item *items,
 	PGresult *res = NULL;
 	enum pl_err rc = PL_OK;
 	char state[6];
+	int rerun = 0;
 
 	memset(results, 0, n * sizeof(*results));
 	if (n == 0 || n > PL_POST_BATCH_MAX) {
@@ -167,8 +210,16 @@ enum pl_err pl_post_batch(struct pl_db *db, const struct pl_post_item *items,
 		goto out;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		const char *params[1] = { json };
+		int was_connected = db->conn && PQstatus(db->conn) == CONNECTION_OK;
+		unsigned long long connects = db->connects;
 
 		rc = pl_db_exec(db, post_sql, 1, params, 1, &res, state);
+		/*
+		 * pl_db_exec() ran the batch again on a new connection: the
+		 * first run may have committed with its answer lost.
+		 */
+		if (was_connected && db->connects != connects)
+			rerun = 1;
 		/* 40P01 deadlock, 40001 serialization: retry the batch once. */
 		if (rc == PL_UNAVAILABLE && state[0] == '4' && state[1] == '0' &&
 		    attempt == 0)
@@ -191,6 +242,8 @@ enum pl_err pl_post_batch(struct pl_db *db, const struct pl_post_item *items,
 			goto out;
 		}
 	}
+	if (rerun)
+		reclaim_duplicates(db, items, results, map, npending);
 out:
 	if (rc && npending)
 		fail_pending(results, map, npending, rc);

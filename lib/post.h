@@ -53,7 +53,11 @@ struct pl_post_result {
 /*
  * Stores items[0..n) (n <= PL_POST_BATCH_MAX) in one transaction, writing one
  * answer per item to results[0..n), which the caller releases with
- * pl_post_results_release() whatever this returns. A deadlock or
+ * pl_post_results_release() whatever this returns. When the connection is
+ * lost mid-statement the batch runs again on a new connection, and its
+ * duplicates then count as stored now (duplicate = 0, with deliveries): the
+ * first run may have committed with its answer lost, so nothing published
+ * them yet. A deadlock or
  * serialization failure retries the batch once. Returns PL_OK when the batch
  * ran (each result then says how its item went); PL_UNAVAILABLE when
  * PostgreSQL is down or the retry failed too, PL_INTERNAL on a bug, and

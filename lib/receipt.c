@@ -8,7 +8,7 @@
 
 enum pl_err pl_receipt_mark_read(struct pl_db *db, struct pl_redis *redis,
 				 long long conversation_id, long long user_id,
-				 long long message_id, long long *upto)
+				 long long message_id, long long *upto, int *moved)
 {
 	char conv[24], uid[24], mid[24];
 	const char *params[3] = { conv, uid, mid };
@@ -22,14 +22,23 @@ enum pl_err pl_receipt_mark_read(struct pl_db *db, struct pl_redis *redis,
 	snprintf(conv, sizeof(conv), "%lld", conversation_id);
 	snprintf(uid, sizeof(uid), "%lld", user_id);
 	snprintf(mid, sizeof(mid), "%lld", message_id);
+	/*
+	 * One row per member when the marker moved; one row without a member
+	 * when it did not (nothing written, nothing published); none when the
+	 * reader is not a member.
+	 */
 	rc = pl_db_exec(db,
-		"WITH up AS (UPDATE members m SET last_read_message_id = "
-		"GREATEST(m.last_read_message_id, LEAST($3, c.last_message_id)) "
-		"FROM conversations c WHERE c.id = m.conversation_id AND "
-		"m.conversation_id = $1 AND m.user_id = $2 "
-		"RETURNING m.last_read_message_id) "
-		"SELECT user_id, (SELECT last_read_message_id FROM up) FROM "
-		"members WHERE conversation_id = $1 AND EXISTS (SELECT 1 FROM up)",
+		"WITH me AS (SELECT m.last_read_message_id AS cur, "
+		"  LEAST($3, c.last_message_id) AS want FROM members m JOIN "
+		"  conversations c ON c.id = m.conversation_id "
+		"  WHERE m.conversation_id = $1 AND m.user_id = $2), "
+		"up AS (UPDATE members m SET last_read_message_id = me.want "
+		"  FROM me WHERE m.conversation_id = $1 AND m.user_id = $2 "
+		"  AND me.want > me.cur RETURNING m.last_read_message_id) "
+		"SELECT x.user_id, coalesce((SELECT last_read_message_id FROM up), "
+		"  me.cur) FROM me LEFT JOIN LATERAL (SELECT user_id FROM members "
+		"  WHERE conversation_id = $1 AND EXISTS (SELECT 1 FROM up)) x "
+		"  ON true",
 		3, params, 1, &res, NULL);
 	if (rc)
 		return rc;
@@ -39,6 +48,11 @@ enum pl_err pl_receipt_mark_read(struct pl_db *db, struct pl_redis *redis,
 		return PL_NOT_FOUND;
 	}
 	*upto = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	*moved = !PQgetisnull(res, 0, 0);
+	if (!*moved) {
+		PQclear(res);
+		return PL_OK;	/* the marker was there already */
+	}
 	users = calloc((size_t)n, sizeof(*users));
 	for (int i = 0; users && i < n; i++)
 		users[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);

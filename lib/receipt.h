@@ -15,13 +15,15 @@
 
 /*
  * Marks conversation_id read by user_id up to message_id and publishes the
- * receipt. On PL_OK *upto is the marker now stored. Returns PL_NOT_FOUND when
+ * receipt. On PL_OK *upto is the marker now stored and *moved says whether
+ * this call moved it: a read that does not move the marker (a repeat, or an
+ * older message) writes and publishes nothing. Returns PL_NOT_FOUND when
  * the conversation does not exist or the user is not a member, else what the
  * database answered (PL_UNAVAILABLE, PL_INTERNAL). Publishing failures are
  * not errors: Redis is the fast path only.
  */
 enum pl_err pl_receipt_mark_read(struct pl_db *db, struct pl_redis *redis,
 				 long long conversation_id, long long user_id,
-				 long long message_id, long long *upto);
+				 long long message_id, long long *upto, int *moved);
 
 #endif

@@ -138,11 +138,12 @@ enum pl_err pl_redis_command(struct pl_redis *r, int argc, const char **argv,
 			     const size_t *argvlen, int retry_ok,
 			     redisReply **reply)
 {
-	const char *args[16];
+	const char *args[PL_REDIS_EVAL_ARGS_MAX];
 	enum pl_err rc = PL_INTERNAL;
 	int noscript = 0;
 
-	if (argc < 2 || argc > 16 || argvlen || strcmp(argv[0], "EVAL") != 0)
+	if (argc < 2 || argc > PL_REDIS_EVAL_ARGS_MAX || argvlen ||
+	    strcmp(argv[0], "EVAL") != 0)
 		return command(r, argc, argv, argvlen, retry_ok, reply, NULL);
 	memcpy(args, argv, (size_t)argc * sizeof(*args));
 	args[0] = "EVALSHA";

@@ -46,6 +46,9 @@ void pl_redis_disconnect(struct pl_redis *r);
 /* Connects if needed. Returns PL_OK or PL_UNAVAILABLE (logged once). */
 enum pl_err pl_redis_ensure(struct pl_redis *r);
 
+/* An EVAL with more arguments than this is sent as the script's text. */
+#define PL_REDIS_EVAL_ARGS_MAX 320
+
 /*
  * Runs one command given as argc strings (argv, with lengths argvlen or NULL
  * for C strings). On PL_OK *reply holds the reply, which the caller frees

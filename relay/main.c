@@ -192,6 +192,14 @@ int main(int argc, char **argv)
 	info.retry_and_idle_policy = &idle_policy;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
 		       LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+	/*
+	 * [relay] bind: an address (or an interface name); "": all. Debian's
+	 * lws 4.1.6 binds an IPv6 socket to "::" when given an IPv4 address,
+	 * so an address without ':' gets an IPv4 socket.
+	 */
+	info.iface = cfg.relay_bind[0] ? cfg.relay_bind : NULL;
+	if (info.iface && !strchr(info.iface, ':'))
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	/* A client that dribbles its HTTP request (slowloris) loses it after
 	 * 10 s (lws's default, pinned here); hello has its own 10 s. */
 	info.timeout_secs_ah_idle = 10;
@@ -253,6 +261,7 @@ out:
 	relay_handle_events_discard(r);
 	relay_tables_release(r);
 	free(r->cursors);
+	free(r->checks);
 	pl_config_release(&cfg);
 	return status;
 }

@@ -105,6 +105,12 @@ char *metrics_render(struct relay_metrics *m, long long sockets)
 		"Sockets closed for not reading (4008).", &m->slow_closes);
 	counter(&o, "parley_relay_revoked_closes_total",
 		"Sockets closed for a revoked session (4003).", &m->revoked_closes);
+	counter(&o, "parley_relay_abuse_closes_total",
+		"Sockets closed for sending over their frame budget (4008).",
+		&m->abuse_closes);
+	counter(&o, "parley_relay_jobs_refused_total",
+		"Frames refused because the job queues were full.",
+		&m->jobs_refused);
 	histogram(&o, "parley_relay_store_seconds",
 		  "Time to store one batch of sends (post_messages).", &m->store);
 	histogram(&o, "parley_relay_deliver_seconds",

@@ -30,6 +30,8 @@ struct relay_metrics {
 	atomic_ulong gaps;		/* live events that arrived ahead of a gap */
 	atomic_ulong slow_closes;	/* sockets closed for not reading */
 	atomic_ulong revoked_closes;
+	atomic_ulong abuse_closes;	/* over the frame budget (4008) */
+	atomic_ulong jobs_refused;	/* frames refused: job queues full */
 	struct metrics_histogram store;		/* one post_messages() batch */
 	struct metrics_histogram deliver;	/* commit to live delivery */
 };

@@ -20,6 +20,7 @@
 
 #include <libwebsockets.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <ev.h>
 
@@ -43,6 +44,7 @@ enum relay_event_kind {
 				 * a = rows, b = last seq in the page */
 	EV_REPLAY_FAIL,		/* conn: the inbox could not be read now */
 	EV_FRAME,		/* conn: send text as is (sent, error) */
+	EV_SESSION_GONE,	/* conn: its session was revoked or expired (4003) */
 };
 
 struct relay_event {
@@ -67,6 +69,24 @@ enum relay_job_kind {
 	JOB_PRESENCE,		/* user, device, a = 1 heartbeat, 0 gone */
 	JOB_SWEEP,		/* presence deadlines, once a second */
 	JOB_REGISTER,		/* a = connections; b = 1 register, 0 remove */
+	JOB_SESSIONS,		/* sessions[0..nsessions): live sockets' sessions */
+};
+
+/* A live socket's session, checked again while the socket is open. */
+struct relay_session_ref {
+	uint64_t conn_id;
+	long long session_id;
+};
+
+/*
+ * A connection's count of jobs waiting in the queues, shared with those
+ * jobs: the service thread adds, the store thread that takes a job
+ * subtracts, and whichever of the connection and its jobs lets go last
+ * frees it (the connection may close while its jobs wait).
+ */
+struct relay_jobcount {
+	atomic_int queued;
+	atomic_int refs;
 };
 
 struct relay_job {
@@ -78,7 +98,10 @@ struct relay_job {
 	size_t text2_len;
 	struct pl_cursor *cursors;	/* owned */
 	size_t ncursors;
+	struct relay_session_ref *sessions;	/* owned */
+	size_t nsessions;
 	unsigned long long seq;	/* submission order (store.c) */
+	struct relay_jobcount *count;	/* a client's frame asked for it */
 	struct relay_job *next;
 };
 
@@ -105,6 +128,7 @@ struct relay {
 	pthread_cond_t jobs_ready;
 	struct relay_jobq hellos, others, sends[RELAY_SEND_PARTS];
 	unsigned long long jobs_submitted;
+	size_t jobs_waiting;	/* asked for by clients' frames, not yet taken */
 	int jobs_closed;
 	unsigned parts_busy;	/* send partitions being stored (store.c) */
 	size_t sends_queued;	/* in sends[] */
@@ -132,6 +156,9 @@ struct relay {
 	/* Cursors that moved since the last tick, written in one statement. */
 	struct pl_cursor *cursors;
 	size_t ncursors, cursors_cap;
+	/* Sessions due for a check this tick, checked in one statement. */
+	struct relay_session_ref *checks;
+	size_t nchecks, checks_cap;
 
 	struct relay_metrics metrics;	/* any thread */
 };
@@ -152,6 +179,18 @@ int relay_store_start(struct relay *r, int nthreads);
 void relay_store_stop(struct relay *r);
 /* Service thread: queue a job (ownership moves). */
 void relay_job_submit(struct relay *r, struct relay_job *job);
+/*
+ * Service thread: queues a job that a client's frame asked for, counted in
+ * count (borrowed; the job keeps a reference), unless the relay already
+ * holds [relay] max_jobs such jobs or the connection max_jobs_per_connection:
+ * then frees the job and returns -1, and the caller refuses the frame.
+ */
+int relay_job_submit_counted(struct relay *r, struct relay_jobcount *count,
+			     struct relay_job *job);
+/* A new count with the caller's reference, or NULL; released with
+ * relay_jobcount_release() (any thread). */
+struct relay_jobcount *relay_jobcount_new(void);
+void relay_jobcount_release(struct relay_jobcount *count);
 struct relay_job *relay_job_new(enum relay_job_kind kind, uint64_t conn_id,
 				long long user_id);
 

@@ -44,9 +44,6 @@ struct user {
 	struct conn *conns;
 	int nconns;
 	int subscribed;		/* the bus confirmed the channel */
-	/* The user's send bucket on this relay (all their sockets share it). */
-	double send_tokens;
-	long long send_refill_ms;
 	struct user *next_in_table;
 };
 
@@ -88,11 +85,8 @@ static struct user *user_find(struct relay *r, long long id, int create)
 	if (!create)
 		return NULL;
 	*pp = calloc(1, sizeof(**pp));
-	if (*pp) {
+	if (*pp)
 		(*pp)->id = id;
-		(*pp)->send_tokens = (double)r->cfg->limits_sends_burst;
-		(*pp)->send_refill_ms = pl_clock_now_ms();
-	}
 	return *pp;
 }
 
@@ -116,6 +110,13 @@ struct conn *relay_conn_new(struct relay *r, struct lws *wsi,
 
 	if (!c)
 		return NULL;
+	c->jobs = relay_jobcount_new();
+	if (!c->jobs) {
+		free(c);
+		return NULL;
+	}
+	c->frame_tokens = (double)r->cfg->limits_frames_burst;
+	c->frame_refill_ms = pl_clock_mono_ms();
 	c->id = ++r->tables->next_id;
 	c->wsi = wsi;
 	c->r = r;
@@ -237,6 +238,7 @@ void relay_conn_closed(struct conn *c)
 	free_frames(c->pending);
 	free(c->rx);
 	json_decref(c->poll_events);
+	relay_jobcount_release(c->jobs);
 	r->connections--;
 	free(c);
 }
@@ -494,6 +496,8 @@ static void welcome(struct conn *c)
 
 	c->state = CONN_LIVE;
 	c->keepalive_ms = pl_clock_now_ms();
+	c->session_check_ms = pl_clock_mono_ms() +
+			      c->r->cfg->relay_session_check_interval_s * 1000;
 	if (text && c->kind == KIND_WS)
 		relay_conn_queue(c, text, strlen(text));
 	free(text);
@@ -507,6 +511,7 @@ static void welcome(struct conn *c)
 		j->device_id = c->device_id;
 		j->a = 1;
 		relay_job_submit(c->r, j);
+		c->presence_ms = pl_clock_mono_ms();
 	}
 	take_pending(c);
 }
@@ -544,6 +549,7 @@ static void on_hello(struct conn *c, const struct relay_frame *f,
 	c->user_id = claims.user_id;
 	c->session_id = claims.session_id;
 	c->device_id = claims.device_id;
+	c->expires_s = claims.expires_at;
 	/* -1: no cursor given, use the device's stored one. */
 	c->last = f->cursor;
 	c->state = CONN_AUTH;
@@ -557,37 +563,27 @@ static void on_hello(struct conn *c, const struct relay_frame *f,
 	relay_job_submit(c->r, j);
 }
 
-static int take_send_token(struct conn *c)
+/*
+ * Queues a job a frame asked for, within the relay's and the socket's
+ * bounds; past them the frame is refused with an error (a send's with its
+ * ref), never queued. Returns 0 when queued.
+ */
+static int submit_or_refuse(struct conn *c, struct relay_job *j,
+			    const char *ref)
 {
-	const struct pl_config *cfg = c->r->cfg;
-	long long now = pl_clock_now_ms();
-
-	if (cfg->limits_sends_per_second <= 0)
-		return 1;
-	struct user *u = c->user;
-
-	if (!u)
+	if (relay_job_submit_counted(c->r, c->jobs, j) == 0)
 		return 0;
-	u->send_tokens += (double)(now - u->send_refill_ms) *
-			  (double)cfg->limits_sends_per_second / 1000.0;
-	if (u->send_tokens > (double)cfg->limits_sends_burst)
-		u->send_tokens = (double)cfg->limits_sends_burst;
-	u->send_refill_ms = now;
-	if (u->send_tokens < 1)
-		return 0;
-	u->send_tokens -= 1;
-	return 1;
+	send_error(c, PL_UNAVAILABLE, ref, "the relay is busy; %s",
+		   ref ? "retry with the same client_msg_id" : "try again later");
+	return -1;
 }
 
 static void on_send(struct conn *c, const struct relay_frame *f)
 {
 	struct relay_job *j;
 
-	if (!take_send_token(c)) {
-		send_error(c, PL_RATE_LIMITED, f->client_msg_id, "sending too fast; "
-			   "retry with the same client_msg_id");
-		return;
-	}
+	/* The send rate is the user's across REST and every relay: the store
+	 * thread takes it from the Redis bucket (store.c do_sends). */
 	j = relay_job_new(JOB_SEND, c->id, c->user_id);
 	if (j) {
 		j->a = f->conversation_id;
@@ -607,7 +603,7 @@ static void on_send(struct conn *c, const struct relay_frame *f)
 		return;
 	}
 	memcpy(j->text2, f->body, j->text2_len + 1);
-	relay_job_submit(c->r, j);
+	submit_or_refuse(c, j, f->client_msg_id);
 }
 
 static void on_ack(struct conn *c, long long seq)
@@ -624,19 +620,22 @@ static void on_ack(struct conn *c, long long seq)
 
 static void on_typing(struct conn *c, long long conv)
 {
-	long long now = pl_clock_now_ms();
+	long long now = pl_clock_mono_ms();
 	struct relay_job *j;
 
-	/* Typing is throttled per socket and conversation, never stored. */
-	if (conv == c->typing_conv && now - c->typing_ms < TYPING_INTERVAL_MS)
+	/*
+	 * One typing event a second per socket, whichever conversation: each
+	 * costs a query and a publish to every member. Typing is never stored,
+	 * and one a second is what an indicator needs.
+	 */
+	if (c->typing_ms && now - c->typing_ms < TYPING_INTERVAL_MS)
 		return;
-	c->typing_conv = conv;
 	c->typing_ms = now;
 	j = relay_job_new(JOB_TYPING, c->id, c->user_id);
 	if (!j)
 		return;
 	j->a = conv;
-	relay_job_submit(c->r, j);
+	submit_or_refuse(c, j, NULL);
 }
 
 static void on_read(struct conn *c, long long conv, long long mid)
@@ -644,23 +643,34 @@ static void on_read(struct conn *c, long long conv, long long mid)
 	struct relay_job *j;
 
 	j = relay_job_new(JOB_READ, c->id, c->user_id);
-	if (!j)
+	if (!j) {
+		send_error(c, PL_UNAVAILABLE, NULL, "out of memory; try again later");
 		return;
+	}
 	j->device_id = c->device_id;
 	j->a = conv;
 	j->b = mid;
-	relay_job_submit(c->r, j);
+	submit_or_refuse(c, j, NULL);
 }
 
+/* At most one presence write per socket per heartbeat interval: the
+ * deadline it sets is presence_timeout away, so extra heartbeats add
+ * nothing but Redis work. */
 static void on_heartbeat(struct conn *c)
 {
-	struct relay_job *j = relay_job_new(JOB_PRESENCE, c->id, c->user_id);
+	long long now = pl_clock_mono_ms();
+	struct relay_job *j;
 
+	if (now - c->presence_ms <
+	    c->r->cfg->presence_heartbeat_interval_s * 1000)
+		return;
+	j = relay_job_new(JOB_PRESENCE, c->id, c->user_id);
 	if (!j)
 		return;
 	j->device_id = c->device_id;
 	j->a = 1;
-	relay_job_submit(c->r, j);
+	if (submit_or_refuse(c, j, NULL) == 0)
+		c->presence_ms = now;
 }
 
 /* Acts on a frame that parsed and validated (frame.c). */
@@ -715,6 +725,8 @@ static void hold_pending(struct conn *c, const char *text, size_t len)
 	c->pending_bytes += len;
 }
 
+static void handle_frame(struct conn *c, const char *text, size_t len);
+
 /* After the welcome: the held frames in the order they came. */
 static void take_pending(struct conn *c)
 {
@@ -726,13 +738,58 @@ static void take_pending(struct conn *c)
 	while (f) {
 		struct frame *next = f->next;
 
-		relay_conn_frame(c, (const char *)f->data, f->len);
+		handle_frame(c, (const char *)f->data, f->len);
 		free(f);
 		f = next;
 	}
 }
 
+/*
+ * The socket's frame budget, a token bucket over every frame type
+ * ([limits] frames_per_second and frames_burst). Returns 0 when the frame
+ * may be taken.
+ */
+static int take_frame_token(struct conn *c)
+{
+	const struct pl_config *cfg = c->r->cfg;
+	long long now;
+
+	if (cfg->limits_frames_per_second <= 0)
+		return 0;
+	now = pl_clock_mono_ms();
+	c->frame_tokens += (double)(now - c->frame_refill_ms) *
+			   (double)cfg->limits_frames_per_second / 1000.0;
+	if (c->frame_tokens > (double)cfg->limits_frames_burst)
+		c->frame_tokens = (double)cfg->limits_frames_burst;
+	c->frame_refill_ms = now;
+	if (c->frame_tokens < 1)
+		return -1;
+	c->frame_tokens -= 1;
+	return 0;
+}
+
 void relay_conn_frame(struct conn *c, const char *text, size_t len)
+{
+	if (c->state == CONN_CLOSING)
+		return;
+	atomic_fetch_add_explicit(&c->r->metrics.frames_in, 1, memory_order_relaxed);
+	if (take_frame_token(c)) {
+		pl_log(PL_LOG_INFO, "session: closing conn=%llu user=%lld: over "
+		       "its frame budget", (unsigned long long)c->id, c->user_id);
+		atomic_fetch_add(&c->r->metrics.abuse_closes, 1);
+		relay_conn_close(c, 4008, "too many frames: slow down");
+		return;
+	}
+	if (c->state == CONN_AUTH || c->state == CONN_SUBSCRIBING) {
+		/* Parsed once the socket is live, after the welcome. */
+		hold_pending(c, text, len);
+		return;
+	}
+	handle_frame(c, text, len);
+}
+
+/* Parses a frame and acts on it, in the socket's state. */
+static void handle_frame(struct conn *c, const char *text, size_t len)
 {
 	struct relay_frame f;
 	char why[256];
@@ -740,12 +797,6 @@ void relay_conn_frame(struct conn *c, const char *text, size_t len)
 
 	if (c->state == CONN_CLOSING)
 		return;
-	atomic_fetch_add_explicit(&c->r->metrics.frames_in, 1, memory_order_relaxed);
-	if (c->state == CONN_AUTH || c->state == CONN_SUBSCRIBING) {
-		/* Parsed once the socket is live, after the welcome. */
-		hold_pending(c, text, len);
-		return;
-	}
 	rc = relay_frame_parse(text, len, &f, why, sizeof(why));
 	if (c->state == CONN_HELLO) {
 		/* The first frame must be hello (doc/protocol.md "WebSocket"). */
@@ -779,6 +830,7 @@ int relay_conn_start_http(struct conn *c, const char *token, long long after)
 	c->user_id = claims.user_id;
 	c->session_id = claims.session_id;
 	c->device_id = claims.device_id;
+	c->expires_s = claims.expires_at;
 	c->last = after;
 	c->state = CONN_AUTH;
 	if (c->kind == KIND_POLL) {
@@ -1072,12 +1124,22 @@ void relay_handle_events(struct relay *r)
 			on_subscribed(r, ev->user_id);
 			break;
 		case EV_RESUBSCRIBED:
-			/* Events may have been lost meanwhile: read the inboxes. */
+			/* Events may have been lost meanwhile, revocations too:
+			 * read the inboxes, and check every session next tick. */
 			for (size_t b = 0; b < TABLE_SIZE; b++)
 				for (struct conn *x = r->tables->conns[b]; x;
-				     x = x->next_in_table)
-					if (x->state == CONN_LIVE)
-						start_replay(x);
+				     x = x->next_in_table) {
+					if (x->state != CONN_LIVE)
+						continue;
+					start_replay(x);
+					x->session_check_ms = 0;
+				}
+			break;
+		case EV_SESSION_GONE:
+			if (c) {
+				atomic_fetch_add(&r->metrics.revoked_closes, 1);
+				relay_conn_close(c, 4003, "session revoked or expired");
+			}
 			break;
 		case EV_USER_FRAME:
 			on_user_frame(r, ev);
@@ -1128,6 +1190,56 @@ static void http_tick(struct conn *c, long long now)
 		poll_ready(c);
 }
 
+/*
+ * A live socket's session: closed (4003) once its token expires, and
+ * queued for the next check against the database every
+ * [relay] session_check_interval seconds.
+ */
+static void session_tick(struct conn *c, long long now_ms, long long mono)
+{
+	struct relay *r = c->r;
+
+	if (c->state != CONN_LIVE)
+		return;
+	if (c->expires_s && now_ms / 1000 >= c->expires_s) {
+		atomic_fetch_add(&r->metrics.revoked_closes, 1);
+		relay_conn_close(c, 4003, "token expired");
+		return;
+	}
+	if (mono < c->session_check_ms)
+		return;
+	if (r->nchecks == r->checks_cap) {
+		size_t cap = r->checks_cap ? r->checks_cap * 2 : 256;
+		struct relay_session_ref *bigger = realloc(r->checks,
+							   cap * sizeof(*bigger));
+
+		if (!bigger)
+			return;	/* due again next tick */
+		r->checks = bigger;
+		r->checks_cap = cap;
+	}
+	r->checks[r->nchecks++] = (struct relay_session_ref){ c->id,
+							      c->session_id };
+	c->session_check_ms = mono + r->cfg->relay_session_check_interval_s * 1000;
+}
+
+/* Submits the sessions gathered this tick as one job. */
+static void sessions_flush(struct relay *r)
+{
+	struct relay_job *j;
+
+	if (r->nchecks == 0)
+		return;
+	j = relay_job_new(JOB_SESSIONS, 0, 0);
+	if (!j)
+		return;
+	j->sessions = r->checks;
+	j->nsessions = r->nchecks;
+	r->checks = NULL;
+	r->nchecks = r->checks_cap = 0;
+	relay_job_submit(r, j);
+}
+
 void relay_tick(struct relay *r)
 {
 	long long now = pl_clock_now_ms(), mono = pl_clock_mono_ms();
@@ -1135,6 +1247,7 @@ void relay_tick(struct relay *r)
 	for (size_t b = 0; b < TABLE_SIZE; b++) {
 		for (struct conn *c = r->tables->conns[b]; c; c = c->next_in_table) {
 			store_cursor(c);
+			session_tick(c, now, mono);
 			if (c->kind != KIND_WS)
 				http_tick(c, now);
 			if (c->state == CONN_LIVE && !c->replaying &&
@@ -1144,6 +1257,7 @@ void relay_tick(struct relay *r)
 		}
 	}
 	relay_cursor_flush(r);
+	sessions_flush(r);
 }
 
 int relay_drain(struct relay *r, int max)

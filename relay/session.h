@@ -87,9 +87,16 @@ struct conn {
 	int http_headers_sent;
 	long long keepalive_ms;	/* SSE: last write, for comment lines */
 
-	/* Per-socket limits. */
+	/* Per-socket limits (doc/protocol.md "Limits"): the frame budget, a
+	 * token bucket over every frame type; the last typing job and
+	 * presence write, each at most one per interval; the jobs queued. */
+	long long expires_s;	/* the token's expiry, epoch seconds */
+	long long session_check_ms;	/* monotonic: next session check */
+	double frame_tokens;
+	long long frame_refill_ms;
 	long long typing_ms;
-	long long typing_conv;
+	long long presence_ms;
+	struct relay_jobcount *jobs;
 };
 
 /* The per-session user data lws keeps for a socket: our conn, or for a

@@ -26,10 +26,12 @@
 #include "clock.h"
 #include "db.h"
 #include "json.h"
+#include "keys.h"
 #include "limits.h"
 #include "log.h"
 #include "post.h"
 #include "publish.h"
+#include "ratelimit.h"
 #include "receipt.h"
 #include "redis.h"
 #include "relay.h"
@@ -46,7 +48,9 @@ static struct relay_jobq *queue_of(struct relay *r, const struct relay_job *j)
 	       j->kind == JOB_SEND ? &r->sends[part_of(j)] : &r->others;
 }
 
-static struct relay_job *jobq_pop(struct relay_jobq *q)
+/* Takes the queue's first job (jobs_lock held); it no longer counts as
+ * waiting for the connection that asked for it. */
+static struct relay_job *jobq_pop(struct relay *r, struct relay_jobq *q)
 {
 	struct relay_job *j = q->head;
 
@@ -55,6 +59,10 @@ static struct relay_job *jobq_pop(struct relay_jobq *q)
 		if (!q->head)
 			q->tail = &q->head;
 		j->next = NULL;
+		if (j->count) {
+			atomic_fetch_sub(&j->count->queued, 1);
+			r->jobs_waiting--;
+		}
 	}
 	return j;
 }
@@ -96,13 +104,30 @@ struct relay_job *relay_job_new(enum relay_job_kind kind, uint64_t conn_id,
 	return j;
 }
 
+struct relay_jobcount *relay_jobcount_new(void)
+{
+	struct relay_jobcount *count = calloc(1, sizeof(*count));
+
+	if (count)
+		atomic_init(&count->refs, 1);
+	return count;
+}
+
+void relay_jobcount_release(struct relay_jobcount *count)
+{
+	if (count && atomic_fetch_sub(&count->refs, 1) == 1)
+		free(count);
+}
+
 static void job_free(struct relay_job *j)
 {
 	if (!j)
 		return;
+	relay_jobcount_release(j->count);
 	free(j->text);
 	free(j->text2);
 	free(j->cursors);
+	free(j->sessions);
 	free(j);
 }
 
@@ -139,18 +164,11 @@ static void wake_if_ready(struct relay *r)
 		pthread_cond_signal(&r->jobs_ready);
 }
 
-void relay_job_submit(struct relay *r, struct relay_job *job)
+/* Queues job (jobs_lock held). */
+static void enqueue(struct relay *r, struct relay_job *job)
 {
 	struct relay_jobq *q;
 
-	if (!job)
-		return;
-	pthread_mutex_lock(&r->jobs_lock);
-	if (r->jobs_closed) {
-		pthread_mutex_unlock(&r->jobs_lock);
-		job_free(job);
-		return;
-	}
 	job->next = NULL;
 	job->seq = r->jobs_submitted++;
 	q = queue_of(r, job);
@@ -159,7 +177,45 @@ void relay_job_submit(struct relay *r, struct relay_job *job)
 	if (job->kind == JOB_SEND)
 		r->sends_queued++;
 	wake_if_ready(r);
+}
+
+void relay_job_submit(struct relay *r, struct relay_job *job)
+{
+	if (!job)
+		return;
+	pthread_mutex_lock(&r->jobs_lock);
+	if (r->jobs_closed) {
+		pthread_mutex_unlock(&r->jobs_lock);
+		job_free(job);
+		return;
+	}
+	enqueue(r, job);
 	pthread_mutex_unlock(&r->jobs_lock);
+}
+
+int relay_job_submit_counted(struct relay *r, struct relay_jobcount *count,
+			     struct relay_job *job)
+{
+	const struct pl_config *cfg = r->cfg;
+
+	if (!job)
+		return -1;
+	pthread_mutex_lock(&r->jobs_lock);
+	if (r->jobs_closed || !count ||
+	    r->jobs_waiting >= (size_t)cfg->relay_max_jobs ||
+	    atomic_load(&count->queued) >= cfg->relay_max_jobs_per_connection) {
+		pthread_mutex_unlock(&r->jobs_lock);
+		atomic_fetch_add(&r->metrics.jobs_refused, 1);
+		job_free(job);
+		return -1;
+	}
+	job->count = count;
+	atomic_fetch_add(&count->refs, 1);
+	atomic_fetch_add(&count->queued, 1);
+	r->jobs_waiting++;
+	enqueue(r, job);
+	pthread_mutex_unlock(&r->jobs_lock);
+	return 0;
 }
 
 /*
@@ -175,7 +231,7 @@ static size_t take_sends(struct relay *r, int part, struct relay_job **out,
 	take->parts = 0;
 	while (part >= 0 && n < max) {
 		while (n < max && r->sends[part].head)
-			out[n++] = jobq_pop(&r->sends[part]);
+			out[n++] = jobq_pop(r, &r->sends[part]);
 		r->parts_busy |= 1u << part;
 		take->parts |= 1u << part;
 		if (n >= SEND_FILL)
@@ -211,14 +267,14 @@ static size_t take_jobs(struct relay *r, struct relay_job **out, size_t max,
 
 		if (r->hellos.head) {
 			while (n < max && r->hellos.head)
-				out[n++] = jobq_pop(&r->hellos);
+				out[n++] = jobq_pop(r, &r->hellos);
 			break;
 		}
 		if (sends_open(r))
 			part = oldest_free_part(r);
 		if (r->others.head && (part < 0 || r->others.head->seq <
 					r->sends[part].head->seq)) {
-			out[n++] = jobq_pop(&r->others);
+			out[n++] = jobq_pop(r, &r->others);
 			break;
 		}
 		if (part >= 0) {
@@ -397,6 +453,53 @@ static void do_replay(struct store *s, struct relay_job *j)
 }
 
 /*
+ * Stores the sends of items[0..n) that their senders' send budgets allow
+ * (the Redis buckets REST sends take from too: one budget per user across
+ * relays and reconnects, open while Redis is down), and answers the rest
+ * rate_limited, each in results[0..n).
+ */
+static void post_allowed(struct store *s, const struct pl_post_item *items,
+			 size_t n, struct pl_post_result *results)
+{
+	const struct pl_config *cfg = s->r->cfg;
+	char uids[PL_POST_BATCH_MAX][24];
+	const char *keys[PL_POST_BATCH_MAX];
+	long long wait_s[PL_POST_BATCH_MAX];
+	struct pl_post_item ok[PL_POST_BATCH_MAX];
+	struct pl_post_result ok_results[PL_POST_BATCH_MAX];
+	size_t map[PL_POST_BATCH_MAX], nok = 0;
+
+	if (cfg->limits_sends_per_second <= 0) {
+		pl_post_batch(&s->db, items, n, results);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		snprintf(uids[i], sizeof(uids[i]), "%lld", items[i].sender_id);
+		keys[i] = uids[i];
+	}
+	pl_ratelimit_take_many(&s->redis, "send", keys, n,
+			       (double)cfg->limits_sends_per_second,
+			       cfg->limits_sends_burst, wait_s);
+	memset(results, 0, n * sizeof(*results));
+	for (size_t i = 0; i < n; i++) {
+		if (wait_s[i]) {
+			results[i].err = PL_RATE_LIMITED;
+			snprintf(results[i].message, sizeof(results[i].message),
+				 "sending too fast; retry in %lld s with the same "
+				 "client_msg_id", wait_s[i]);
+			continue;
+		}
+		map[nok] = i;
+		ok[nok++] = items[i];
+	}
+	if (nok == 0)
+		return;
+	pl_post_batch(&s->db, ok, nok, ok_results);
+	for (size_t k = 0; k < nok; k++)
+		results[map[k]] = ok_results[k];
+}
+
+/*
  * Stores a partition's batch, then lets the partition's next batch be
  * stored while this one is answered and published: in turn (the ticket
  * take_jobs() gave it), so the partition's acks and events still go out
@@ -423,7 +526,7 @@ static void do_sends(struct store *s, struct relay_job **jobs, size_t n,
 		struct timespec t0, t1;
 
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		pl_post_batch(&s->db, items, n, results);
+		post_allowed(s, items, n, results);
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		metrics_observe(&s->r->metrics.store,
 				(t1.tv_sec - t0.tv_sec) * 1000000LL +
@@ -534,10 +637,24 @@ static void do_typing(struct store *s, struct relay_job *j)
 static void do_read(struct store *s, struct relay_job *j)
 {
 	long long upto;
+	int moved = 0;
 	enum pl_err rc = pl_receipt_mark_read(&s->db, &s->redis, j->a, j->user_id,
-					      j->b, &upto);
+					      j->b, &upto, &moved);
 
-	if (rc == PL_NOT_FOUND)
+	if (rc == PL_OK && !moved) {
+		/* Answered on this socket only: the members know already. */
+		json_t *o = json_pack("{s:s,s:I,s:I,s:I}", "type", "read",
+				      "conversation_id", (json_int_t)j->a,
+				      "user_id", (json_int_t)j->user_id,
+				      "message_id", (json_int_t)upto);
+		char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+		if (text)
+			relay_post_event(s->r, EV_FRAME, j->conn_id, 0, 0, 0, text,
+					 strlen(text));
+		free(text);
+		json_decref(o);
+	} else if (rc == PL_NOT_FOUND)
 		post_error(s->r, j->conn_id, rc,
 			   "conversation does not exist or is not yours", NULL);
 	else if (rc)
@@ -674,36 +791,94 @@ static void do_sweep(struct store *s)
 	freeReplyObject(rep);
 }
 
+/*
+ * KEYS[1] the relay's hash, KEYS[2] PL_KEY_RELAYS; ARGV: id, TTL in ms,
+ * url, region, connections, capacity. Registers or refreshes the relay in
+ * both structures of the registry (lib/keys.h), scored by Redis's clock,
+ * and drops the members whose registration has expired.
+ */
+static const char register_lua[] =
+	"local t = redis.call('TIME')\n"
+	"local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+	"local ttl = tonumber(ARGV[2])\n"
+	"redis.call('HSET', KEYS[1], 'url', ARGV[3], 'region', ARGV[4], "
+	"'connections', ARGV[5], 'capacity', ARGV[6])\n"
+	"redis.call('PEXPIRE', KEYS[1], ttl)\n"
+	"redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])\n"
+	"redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 1)\n"
+	"return 1\n";
+
 /* The relay's entry in the registry /api/v1/discover reads. */
 static void do_register(struct store *s, struct relay_job *j)
 {
 	const struct pl_config *cfg = s->r->cfg;
-	char key[160], conns[24], cap[24];
+	char key[160], conns[24], cap[24], ttl[24];
 	redisReply *rep;
 
-	snprintf(key, sizeof(key), "parley:relay:%s", s->r->id);
+	snprintf(key, sizeof(key), PL_KEY_RELAY_FMT, s->r->id);
 	if (!j->b) {
-		const char *argv[2] = { "DEL", key };
+		const char *del[2] = { "DEL", key };
+		const char *zrem[3] = { "ZREM", PL_KEY_RELAYS, s->r->id };
 
-		if (pl_redis_command(&s->redis, 2, argv, NULL, 1, &rep) == PL_OK)
-			freeReplyObject(rep);
-		return;
-	}
-	snprintf(conns, sizeof(conns), "%lld", j->a);
-	snprintf(cap, sizeof(cap), "%lld", cfg->relay_capacity);
-	{
-		const char *hset[10] = { "HSET", key, "url", cfg->relay_public_url,
-					 "region", cfg->relay_region,
-					 "connections", conns, "capacity", cap };
-		const char *expire[3] = { "EXPIRE", key, "15" };
-
-		if (pl_redis_append(&s->redis, 10, hset, NULL) ||
-		    pl_redis_append(&s->redis, 3, expire, NULL))
+		if (pl_redis_append(&s->redis, 2, del, NULL) ||
+		    pl_redis_append(&s->redis, 3, zrem, NULL))
 			return;
 		for (int i = 0; i < 2; i++)
 			if (pl_redis_read(&s->redis, &rep) == PL_OK)
 				freeReplyObject(rep);
+		return;
 	}
+	snprintf(conns, sizeof(conns), "%lld", j->a);
+	snprintf(cap, sizeof(cap), "%lld", cfg->relay_capacity);
+	snprintf(ttl, sizeof(ttl), "%d", PL_RELAY_TTL_MS);
+	{
+		const char *argv[11] = { "EVAL", register_lua, "2", key,
+					 PL_KEY_RELAYS, s->r->id, ttl,
+					 cfg->relay_public_url, cfg->relay_region,
+					 conns, cap };
+
+		if (pl_redis_command(&s->redis, 11, argv, NULL, 1, &rep) == PL_OK)
+			freeReplyObject(rep);
+	}
+}
+
+/*
+ * Checks the sessions of live sockets in one statement (doc/architecture.md
+ * "Security"): a session revoked while Redis could not announce it, or one
+ * that expired, closes its sockets with 4003. A database failure checks
+ * nothing: the sockets are due again at their next interval.
+ */
+static void do_sessions(struct store *s, struct relay_job *j)
+{
+	char *ids = malloc(j->nsessions * 21 + 3), *p = ids;
+	const char *params[1] = { ids };
+	PGresult *res;
+
+	if (!ids)
+		return;
+	*p++ = '{';
+	for (size_t i = 0; i < j->nsessions; i++)
+		p += snprintf(p, 22, "%s%lld", i ? "," : "",
+			      j->sessions[i].session_id);
+	*p++ = '}';
+	*p = '\0';
+	if (pl_db_exec(&s->db,
+		       "SELECT x.i FROM unnest($1::bigint[]) WITH ORDINALITY AS "
+		       "x(sid, i) WHERE NOT EXISTS (SELECT 1 FROM sessions s "
+		       "WHERE s.id = x.sid AND s.revoked_at IS NULL AND "
+		       "s.expires_at > now())", 1, params, 1, &res, NULL)) {
+		free(ids);
+		return;
+	}
+	for (int r = 0; r < PQntuples(res); r++) {
+		long long i = strtoll(PQgetvalue(res, r, 0), NULL, 10) - 1;
+
+		if (i >= 0 && (size_t)i < j->nsessions)
+			relay_post_event(s->r, EV_SESSION_GONE,
+					 j->sessions[i].conn_id, 0, 0, 0, NULL, 0);
+	}
+	PQclear(res);
+	free(ids);
 }
 
 /* Runs what take_jobs() took: a batch of sends or hellos, else one job. */
@@ -722,6 +897,7 @@ static void run_jobs(struct store *s, struct relay_job **jobs, size_t n,
 	case JOB_PRESENCE: do_presence(s, j); break;
 	case JOB_SWEEP: do_sweep(s); break;
 	case JOB_REGISTER: do_register(s, j); break;
+	case JOB_SESSIONS: do_sessions(s, j); break;
 	}
 }
 

@@ -16,6 +16,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 #include "config.h"
 #include "db.h"
@@ -335,6 +339,191 @@ static void test_post_sets_refuse_malformed_keys(void **state)
 	PQclear(res);
 }
 
+
+/*
+ * A TCP proxy in front of PostgreSQL that can lose one answer: armed, it
+ * cuts the connection when the server sends the result of a statement
+ * that names post_messages, without passing it on. The server has run
+ * (and committed) the statement; the client sees a lost connection.
+ */
+struct proxy {
+	int listen_fd;
+	int port;
+	const char *pg_host;
+	int pg_port;
+	volatile int armed;	/* 1: cut at the next post_messages answer */
+	volatile int cuts;
+	volatile int stop;
+	pthread_t thread;
+};
+
+static int connect_pg(const struct proxy *p)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)p->pg_port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	inet_pton(AF_INET, p->pg_host, &a.sin_addr);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+/* Forwards one connection until either side closes or the cut. */
+static void relay_one(struct proxy *p, int client)
+{
+	int server = connect_pg(p), posted = 0;
+	char buf[65536];
+
+	while (server >= 0 && !p->stop) {
+		struct pollfd fds[2] = { { client, POLLIN, 0 }, { server, POLLIN, 0 } };
+		ssize_t n;
+
+		if (poll(fds, 2, 200) <= 0)
+			continue;
+		if (fds[0].revents) {
+			n = read(client, buf, sizeof(buf));
+			if (n <= 0 || write(server, buf, (size_t)n) != n)
+				break;
+			if (p->armed && memmem(buf, (size_t)n, "post_messages", 13))
+				posted = 1;
+		}
+		if (fds[1].revents) {
+			n = read(server, buf, sizeof(buf));
+			if (n <= 0)
+				break;
+			/* The statement's own answer (CommandComplete "SELECT n"),
+			 * not the one to its Parse. */
+			if (posted && memmem(buf, (size_t)n, "SELECT ", 7)) {
+				p->armed = 0;
+				p->cuts++;
+				break;	/* the answer is lost */
+			}
+			if (write(client, buf, (size_t)n) != n)
+				break;
+		}
+	}
+	if (server >= 0)
+		close(server);
+	close(client);
+}
+
+static void *proxy_main(void *arg)
+{
+	struct proxy *p = arg;
+
+	while (!p->stop) {
+		struct pollfd fd = { p->listen_fd, POLLIN, 0 };
+		int client;
+
+		if (poll(&fd, 1, 200) <= 0)
+			continue;
+		client = accept(p->listen_fd, NULL, NULL);
+		if (client >= 0)
+			relay_one(p, client);	/* one connection at a time */
+	}
+	return NULL;
+}
+
+static void proxy_start(struct proxy *p, const char *pg_host, int pg_port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(a);
+
+	memset(p, 0, sizeof(*p));
+	p->pg_host = pg_host;
+	p->pg_port = pg_port;
+	p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(p->listen_fd >= 0);
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	assert_int_equal(bind(p->listen_fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(p->listen_fd, 4), 0);
+	assert_int_equal(getsockname(p->listen_fd, (struct sockaddr *)&a, &len), 0);
+	p->port = ntohs(a.sin_port);
+	assert_int_equal(pthread_create(&p->thread, NULL, proxy_main, p), 0);
+}
+
+static void proxy_stop(struct proxy *p)
+{
+	p->stop = 1;
+	pthread_join(p->thread, NULL);
+	close(p->listen_fd);
+}
+
+/* The value of key in a "key=value ..." conninfo, or def. */
+static void conninfo_value(const char *conninfo, const char *key, char *out,
+			   size_t outlen, const char *def)
+{
+	size_t klen = strlen(key);
+	const char *at = conninfo;
+
+	snprintf(out, outlen, "%s", def);
+	while ((at = strstr(at, key))) {
+		if ((at == conninfo || at[-1] == ' ') && at[klen] == '=') {
+			size_t n = strcspn(at + klen + 1, " ");
+
+			snprintf(out, outlen, "%.*s", (int)n, at + klen + 1);
+			return;
+		}
+		at += klen;
+	}
+}
+
+static void test_post_answer_lost_after_commit_is_published(void **state)
+{
+	struct fixture *f = *state;
+	struct pl_post_item it[2] = {
+		item(f->u[0], f->direct12, "lost-1", "committed, answer lost"),
+		item(f->u[1], f->group1234, "lost-2", "in the same batch"),
+	};
+	struct pl_post_result r[2];
+	struct pl_config via = cfg;
+	struct pl_db db;
+	struct proxy p;
+	char host[64], port[16], conninfo[512], conv[24];
+	const char *params[1] = { conv };
+
+	conninfo_value(cfg.db_conninfo, "host", host, sizeof(host), "127.0.0.1");
+	conninfo_value(cfg.db_conninfo, "port", port, sizeof(port), "5432");
+	proxy_start(&p, host, atoi(port));
+	/* The last of a repeated conninfo key wins. */
+	snprintf(conninfo, sizeof(conninfo), "%s host=127.0.0.1 port=%d",
+		 cfg.db_conninfo, p.port);
+	via.db_conninfo = conninfo;
+	pl_db_init(&db, &via);
+	assert_int_equal(pl_db_ensure(&db), PL_OK);
+	p.armed = 1;
+	assert_int_equal(pl_post_batch(&db, it, 2, r), PL_OK);
+	assert_int_equal(p.cuts, 1);
+	/* Stored once, and answered as stored now, with every delivery, so
+	 * the caller publishes both and queues their pushes. */
+	snprintf(conv, sizeof(conv), "%lld", f->direct12);
+	assert_int_equal(sql_ll(&f->db, "SELECT count(*) FROM messages WHERE "
+				"conversation_id = $1", 1, params), 1);
+	assert_int_equal(r[0].err, PL_OK);
+	assert_false(r[0].duplicate);
+	assert_int_equal(r[0].n_deliveries, 2);
+	assert_int_equal(r[0].deliveries[0].user_id, f->u[0]);
+	assert_int_equal(r[0].deliveries[1].user_id, f->u[1]);
+	assert_int_equal(r[0].deliveries[0].seq, 1);
+	assert_int_equal(r[1].err, PL_OK);
+	assert_false(r[1].duplicate);
+	assert_int_equal(r[1].n_deliveries, 4);
+	/* bob: seq 1 from ann's message, 2 from his own. */
+	assert_int_equal(r[1].deliveries[1].user_id, f->u[1]);
+	assert_int_equal(r[1].deliveries[1].seq, 2);
+	pl_post_results_release(r, 2);
+	/* A plain retry later is a duplicate again, with nothing to publish. */
+	assert_int_equal(pl_post_batch(&db, it, 1, r), PL_OK);
+	assert_true(r[0].duplicate);
+	assert_int_equal(r[0].n_deliveries, 0);
+	pl_post_results_release(r, 1);
+	pl_db_release(&db);
+	proxy_stop(&p);
+}
+
 /*
  * Messages have no foreign keys (010): a conversation still takes its
  * messages with it, and a user who sent messages still cannot be deleted.
@@ -525,6 +714,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_post_sets_refuse_malformed_keys,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_messages_keep_their_references,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_post_answer_lost_after_commit_is_published,
 						setup, teardown),
 	};
 	int rc;

@@ -7,6 +7,8 @@ same client_msg_id succeeds once it is back. The relay recovers by itself."""
 import os
 import re
 import socket
+import subprocess
+import time
 
 import parley_test
 import rest
@@ -102,6 +104,56 @@ def test_rate_limits_hold_after_a_redis_restart():
         if status == 429:
             break
     assert answers[-1] == 429, "logins were not limited after the restart: %r" % answers
+
+
+# The test stack checks open sockets' sessions every 3 s ([relay]
+# session_check_interval); production every 60 s.
+SESSION_CHECK_S = 3
+
+
+def close_code_within(sock, seconds):
+    """The socket's close code, which must come within seconds."""
+    return sock.expect_close(timeout=seconds)
+
+
+def test_logout_while_redis_is_down_closes_the_socket_once_it_is_back():
+    d = ws.device(A)
+    s = ws.connect(d)
+    dev("stop", "redis")
+    try:
+        # The revocation's publish is lost: Redis is down.
+        rest.expect(d.call("DELETE", "/sessions/current"), 204)
+    finally:
+        dev("start", "redis")
+    # Checked again after the relay resubscribes, and every interval.
+    assert close_code_within(s, 15 + SESSION_CHECK_S) == 4003
+
+
+def test_session_revoked_without_a_publish_closes_the_socket():
+    d = ws.device(A)
+    s = ws.connect(d)
+    claims = rest.token_claims(d.token)
+    out = subprocess.run(["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
+                          os.environ.get("PARLEY_TEST_PG", "host=127.0.0.1 port=15491 dbname=parley user=parley"),
+                          "-c", "UPDATE sessions SET revoked_at = now() WHERE id = %d" % claims["sid"]],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    t0 = time.monotonic()
+    assert close_code_within(s, SESSION_CHECK_S + 5) == 4003
+    print("# revoked in the database only: closed after %.1f s" % (time.monotonic() - t0))
+
+
+def test_socket_closes_at_its_tokens_expiry():
+    secret = rest.stack_secret()
+    assert secret, "cannot read the test stack's secret"
+    d = ws.device(A)
+    claims = dict(rest.token_claims(d.token), exp=int(time.time()) + 3)
+    short = rest.forge_token(claims, secret)
+    s = ws.connect(type("S", (), {"token": short})())
+    t0 = time.monotonic()
+    assert close_code_within(s, 10) == 4003
+    took = time.monotonic() - t0
+    assert took >= 1, "closed before its token expired: %.1f s" % took
 
 
 if __name__ == "__main__":
