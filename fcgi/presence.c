@@ -74,7 +74,7 @@ json_t *api_presence_of(struct api_request *req, const long long *users,
 	return out;
 }
 
-/* GET /presence?user_ids=1,2,3: only friends and conversation peers. */
+/* GET /presence?user_ids=1,2,3: only the caller and accepted friends. */
 enum pl_err api_presence_get(struct api_request *req)
 {
 	char list[2048], uid[24];
@@ -115,10 +115,7 @@ enum pl_err api_presence_get(struct api_request *req)
 		"jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS e(value, o) "
 		"GROUP BY 1) x WHERE x.id = $1 "
 		"OR EXISTS (SELECT 1 FROM friendships f WHERE f.user_id = $1 "
-		"  AND f.friend_id = x.id AND f.state = 'accepted') "
-		"OR EXISTS (SELECT 1 FROM members a JOIN members b ON "
-		"  b.conversation_id = a.conversation_id WHERE a.user_id = $1 "
-		"  AND b.user_id = x.id) ORDER BY x.o",
+		"  AND f.friend_id = x.id AND f.state = 'accepted') ORDER BY x.o",
 		2, (const char *const[]){ api_ll(uid, req->user_id), ids_text }, 1,
 		&res);
 	free(ids_text);

@@ -35,6 +35,7 @@
 #define SOCKETS_PER_USER_MAX 32
 #define HELLO_TIMEOUT_US (10 * 1000000LL)
 #define TYPING_INTERVAL_MS 1000
+#define SSE_KEEPALIVE_MAX_MS 25000
 /* Frames a client may send between hello and welcome (an outbox flush). */
 #define PENDING_MAX_FRAMES 64
 #define PENDING_MAX_BYTES (256 * 1024)
@@ -659,10 +660,11 @@ static void on_read(struct conn *c, long long conv, long long mid)
 static void on_heartbeat(struct conn *c)
 {
 	long long now = pl_clock_mono_ms();
+	long long every = c->r->cfg->presence_heartbeat_interval_s * 1000;
 	struct relay_job *j;
 
-	if (now - c->presence_ms <
-	    c->r->cfg->presence_heartbeat_interval_s * 1000)
+	/* A heartbeat sent on the interval may come a little early. */
+	if (now - c->presence_ms < every - (every / 4 < 250 ? every / 4 : 250))
 		return;
 	j = relay_job_new(JOB_PRESENCE, c->id, c->user_id);
 	if (!j)
@@ -1178,6 +1180,9 @@ static void http_tick(struct conn *c, long long now)
 {
 	long long every = c->r->cfg->presence_heartbeat_interval_s * 1000;
 
+	/* The contract's SSE keepalive: a comment at least every 25 s. */
+	if (every > SSE_KEEPALIVE_MAX_MS)
+		every = SSE_KEEPALIVE_MAX_MS;
 	if (c->state != CONN_LIVE)
 		return;
 	if (now - c->keepalive_ms >= every) {

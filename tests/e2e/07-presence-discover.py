@@ -1,5 +1,5 @@
-"""07 presence and discovery: GET /presence answers about friends and
-conversation peers only, from the presence hashes the relays keep in Redis;
+"""07 presence and discovery: GET /presence answers about accepted friends
+only (not conversation peers), from the presence hashes the relays keep in Redis;
 GET /discover picks a live relay from the registry in Redis (same region
 first, then the lowest load) and never an expired one (doc/protocol.md "REST":
 /presence, /discover; doc/architecture.md "Redis keys", "Presence", "Service
@@ -127,9 +127,9 @@ def test_setup_users():
             unregister(relay_id)
 
 
-def test_presence_of_friends_and_peers_is_offline_and_strangers_are_left_out():
+def test_presence_of_friends_is_offline_and_peers_and_strangers_are_left_out():
     got = presence(A, [B.id, C.id, D.id])
-    assert set(got) == {B.id, C.id}, "presence of %r, want friends and peers only: %r" % (sorted(got), got)
+    assert set(got) == {B.id}, "presence of %r, want accepted friends only: %r" % (sorted(got), got)
     for p in got.values():
         assert set(p) >= {"user_id", "status", "last_seen"}, p
         assert p["status"] == "offline", p
