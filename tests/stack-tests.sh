@@ -9,14 +9,17 @@
 #   - tests/db/test_post of the build dir (cmocka, against PostgreSQL), if built;
 #   - every tests/e2e/NN-*.py in name order, with /usr/bin/python3;
 #   - every tests/browser/NN-*.mjs (the web client in headless Chromium),
-#     with node, or one skipped test when Chromium, node or playwright-core
-#     is missing;
+#     with node (PARLEY_NODE, else /usr/bin/node, else the first on PATH);
 #   - last, tests/faults/run.py --reduced: the fault suite's short form
 #     (services killed and restarted under a load; "scripts/dev faults" runs
 #     the full one).
 # Their output goes to stderr (the test log) as "# " comments, so stdout
-# stays clean TAP. The stack is taken down at the end, also on failure or
-# interrupt; its runtime dir stays for inspection until the next run.
+# stays clean TAP. A suite that cannot run here (no servers, no Apache for
+# the second run, no Chromium, node or playwright-core for the browser tests)
+# is one skipped test naming what is missing, and under CI=true one failed
+# test instead: CI must not pass with part of the suite quietly left out.
+# The stack is taken down at the end, also on failure or interrupt; its
+# runtime dir stays for inspection until the next run.
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,9 +41,17 @@ fi
 export PARLEY_BUILDDIR
 export PARLEY_STACK=test
 
+ci=
+[ "${CI:-}" != true ] || ci=1
+
 for server in /usr/lib/postgresql/15/bin/postgres /usr/bin/redis-server /usr/sbin/nginx; do
 	if [ ! -x "$server" ]; then
-		echo "1..0 # SKIP servers not installed ($server is missing)"
+		if [ -n "$ci" ]; then
+			echo "1..1"
+			echo "not ok 1 - server tests could not run: $server is not installed (scripts/dev check installs it)"
+		else
+			echo "1..0 # SKIP servers not installed ($server is missing)"
+		fi
 		exit 0
 	fi
 done
@@ -108,31 +119,43 @@ for f in "$here"/e2e/[0-9][0-9]-*.py; do
 	tests+=("$f")
 	names+=("e2e/${f##*/}")
 done
+# A suite that cannot run: one test, skipped (failed under CI=true).
+cannot_run() {
+	tests+=("skip:$2")
+	names+=("$1")
+}
 # The REST suites marked "# also through apache" run a second time with
-# Apache in front instead of nginx (deploy/apache), when Apache is installed.
-
+# Apache in front instead of nginx (deploy/apache).
 if [ -x /usr/sbin/apache2 ]; then
 	for f in "$here"/e2e/[0-9][0-9]-*.py; do
 		grep -qx '# also through apache' "$f" || continue
 		tests+=("apache:$f")
 		names+=("apache/${f##*/}")
 	done
+else
+	cannot_run "apache reruns" "apache2 is not installed (apt-get install apache2)"
 fi
 # The browser tests (tests/browser/NN-*.mjs) drive the web client in
-# Debian's Chromium with playwright-core (npm ci in tests/browser); without
-# them they count as one skipped test.
+# Debian's Chromium (PARLEY_CHROMIUM overrides /usr/bin/chromium) with
+# playwright-core (npm ci in tests/browser), under one node: PARLEY_NODE,
+# else Debian's /usr/bin/node (Node.js 18 on bookworm), else the first on
+# PATH, as scripts/dev picks it for npm ci.
+node=${PARLEY_NODE:-}
+if [ -z "$node" ]; then
+	if [ -x /usr/bin/node ]; then node=/usr/bin/node; else node=$(command -v node || true); fi
+fi
 browser_skip=
-if [ ! -x /usr/bin/chromium ]; then
-	browser_skip="chromium is not installed (apt-get install chromium)"
-elif ! command -v node >/dev/null; then
-	browser_skip="node is not installed"
-elif [ ! -d "$here/browser/node_modules/playwright-core" ]; then
+if [ ! -x "${PARLEY_CHROMIUM:-/usr/bin/chromium}" ]; then
+	browser_skip="chromium is not installed (${PARLEY_CHROMIUM:-/usr/bin/chromium} is missing; apt-get install chromium)"
+elif [ -z "$node" ] || [ ! -x "$node" ]; then
+	browser_skip="node is not installed (${node:-no node on PATH}; apt-get install nodejs)"
+elif [ ! -f "$here/browser/node_modules/playwright-core/package.json" ]; then
 	browser_skip="playwright-core is not installed (npm ci in tests/browser)"
 fi
 if [ -n "$browser_skip" ]; then
-	tests+=("skip:$browser_skip")
-	names+=("browser")
+	cannot_run "browser tests" "$browser_skip"
 else
+	echo "# browser tests run with $node ($("$node" --version 2>&1))" >&2
 	for f in "$here"/browser/[0-9][0-9]-*.mjs; do
 		[ -f "$f" ] || continue
 		tests+=("$f")
@@ -176,9 +199,14 @@ for i in "${!tests[@]}"; do
 		;;
 	faults:*) cmd=(/usr/bin/python3 "${tests[$i]#faults:}" --reduced) ;;
 	*.py) cmd=(/usr/bin/python3 "${tests[$i]}") ;;
-	*.mjs) cmd=(node "${tests[$i]}") ;;
+	*.mjs) cmd=("$node" "${tests[$i]}") ;;
 	skip:*)
-		echo "ok $((i + 1)) - ${names[$i]} # SKIP ${tests[$i]#skip:}"
+		if [ -n "$ci" ]; then
+			echo "not ok $((i + 1)) - ${names[$i]} could not run: ${tests[$i]#skip:}"
+			echo "# CI=true: a suite that cannot run fails the check" >&2
+		else
+			echo "ok $((i + 1)) - ${names[$i]} # SKIP ${tests[$i]#skip:}"
+		fi
 		continue
 		;;
 	esac

@@ -5,12 +5,14 @@ fault in turn, then the books are checked (tests/faults/load.py).
   run.py [--reduced] [FAULT...]
 
 Faults: relay-kill (SIGKILL the first relay), api-kill (SIGKILL
-parley-api), redis-restart, postgres-restart (fast shutdown),
-postgres-pause (SIGSTOP PostgreSQL for 5 s), relay-full (fill the first
-relay's sockets up to its capacity), network-cut (clients' connections cut
-in the middle of a frame, both ways). The services run under
-scripts/supervise, which restarts a dead one as systemd would: nothing here
-restarts anything by hand, except what a fault itself is (a restart).
+parley-api), redis-restart, redis-kill (SIGKILL redis-server, which comes
+back from its append-only file), postgres-restart (fast shutdown),
+postgres-kill (SIGKILL the postmaster and every backend: crash recovery from
+the WAL), postgres-pause (SIGSTOP PostgreSQL for 5 s), relay-full (fill the
+first relay's sockets up to its capacity), network-cut (clients'
+connections cut in the middle of a frame, both ways). The services run
+under scripts/supervise, which restarts a dead one as systemd would: nothing
+here restarts anything by hand, except what a fault itself is (a restart).
 
 After each fault the load stops sending and settles (ending early once
 every acknowledged message reached every recipient device), and one line is
@@ -44,6 +46,7 @@ import select
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -83,6 +86,44 @@ def relay_conf(key, path="parley.conf"):
     with open(os.path.join(RUNDIR, "etc", path)) as f:
         m = re.search(r"^%s\s*=\s*(\S+)" % key, f.read(), re.M)
     return m.group(1) if m else None
+
+
+def store_port(service):
+    """The port of the stack's PostgreSQL or Redis, from parley.conf."""
+    with open(os.path.join(RUNDIR, "etc", "parley.conf")) as f:
+        text = f.read()
+    if service == "postgres":
+        m = re.search(r"^conninfo\s*=.*\bport=(\d+)", text, re.M)
+    else:
+        m = re.search(r"^\[redis\][^[]*?^port\s*=\s*(\d+)", text, re.M | re.S)
+    return int(m.group(1))
+
+
+def serving(service):
+    """True once PostgreSQL takes a query, or Redis answers PING, anew."""
+    port = store_port(service)
+    if service == "postgres":
+        return subprocess.run(["psql", "-X", "-Atq", "-h", "127.0.0.1", "-p", str(port), "-U", "parley",
+                               "-d", "parley", "-c", "SELECT 1"], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=10,
+                              env=dict(os.environ, PGCONNECT_TIMEOUT="5")).stdout.strip() == "1"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"PING\r\n")
+        return s.recv(64).startswith(b"+PONG")
+
+
+def log_since(service, offset):
+    """What the service's log got from byte offset on."""
+    with open(Logs.path(service), "rb") as f:
+        f.seek(offset)
+        return f.read().decode("utf-8", "replace")
+
+
+def replaced(service, old_pid, timeout_s=60):
+    """Waits until scripts/supervise runs a new process for service (it
+    starts one a second after the old one died) and that one serves."""
+    wait_for(lambda: child_pid(service) != old_pid and serving(service), timeout_s,
+             "%s to be restarted by its supervisor and serve again" % service, interval_s=0.2)
 
 
 # Raw WebSocket, for what python3-websocket cannot do: stop half-way
@@ -155,6 +196,41 @@ def fault_redis_restart(load, cfg):
 def fault_postgres_restart(load, cfg):
     # scripts/supervise stops PostgreSQL with SIGINT: its fast shutdown.
     dev("restart", "postgres")
+
+
+def fault_redis_kill(load, cfg):
+    """SIGKILLs redis-server: no shutdown, no final write of its append-only
+    file, whose last second may be lost (appendfsync everysec). Parley keeps
+    no message only in Redis, so nothing acked may be lost or duplicated."""
+    pid = child_pid("redis")
+    offset = os.path.getsize(Logs.path("redis"))
+    os.kill(pid, signal.SIGKILL)
+    replaced("redis", pid)
+    if "DB loaded from append only file" not in log_since("redis", offset):
+        return ["the restarted redis-server did not load its append-only file (see log/redis.log)"]
+    return []
+
+
+def fault_postgres_kill(load, cfg):
+    """SIGKILLs the postmaster and all of its backends at once, mid-commit,
+    as a crash would: no shutdown checkpoint. The supervisor starts it again
+    and it recovers from its WAL; every message acked before the kill must
+    still be stored (Load.verify() reads each one back)."""
+    postmaster = child_pid("postgres")
+    offset = os.path.getsize(Logs.path("postgres"))
+    # Stopped, the postmaster forks no new backend between the listing of
+    # its children and their end.
+    os.kill(postmaster, signal.SIGSTOP)
+    for p in [int(p) for p in os.listdir("/proc") if p.isdigit() and ppid(int(p)) == postmaster]:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    os.kill(postmaster, signal.SIGKILL)
+    replaced("postgres", postmaster)
+    if "automatic recovery in progress" not in log_since("postgres", offset):
+        return ["the restarted PostgreSQL did not recover from a crash (see log/postgres.log)"]
+    return []
 
 
 def fault_postgres_pause(load, cfg):
@@ -270,7 +346,9 @@ FAULTS = [
     ("relay-kill", fault_relay_kill, ("relay",)),
     ("api-kill", fault_api_kill, ("api",)),
     ("redis-restart", fault_redis_restart, ("redis",)),
+    ("redis-kill", fault_redis_kill, ("redis",)),
     ("postgres-restart", fault_postgres_restart, ("postgres",)),
+    ("postgres-kill", fault_postgres_kill, ("postgres",)),
     ("postgres-pause", fault_postgres_pause, ()),
     ("relay-full", fault_relay_full, ()),
     ("network-cut", fault_network_cut, ()),
