@@ -38,6 +38,7 @@
 #include "program.h"
 #include "token.h"
 #include "validate.h"
+#include "banned.h"
 
 #ifndef PL_SQLDIR
 #define PL_SQLDIR "/usr/share/parley/sql"

@@ -45,6 +45,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "banned.h"
 
 #define MAX_CLIENTS 20000
 #define BODY_PAD 64

@@ -12,6 +12,7 @@
 #include "publish.h"
 #include "ratelimit.h"
 #include "validate.h"
+#include "banned.h"
 
 /*
  * Counts a signup or login against the per-address limits (an IPv6 client

@@ -14,6 +14,7 @@
 #include "publish.h"
 #include "receipt.h"
 #include "validate.h"
+#include "banned.h"
 
 #define TITLE_MAX_CHARS 128
 

@@ -4,6 +4,7 @@
 #include "api.h"
 #include "publish.h"
 #include "validate.h"
+#include "banned.h"
 
 /*
  * POST /devices {platform, push_token, name?}: sets the push token of this

@@ -12,6 +12,7 @@
 
 #include "api.h"
 #include "keys.h"
+#include "banned.h"
 
 #define DISCOVER_MAX_RELAYS 1000
 

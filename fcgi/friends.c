@@ -8,6 +8,7 @@
 
 #include "api.h"
 #include "publish.h"
+#include "banned.h"
 
 /*
  * Tells user `to` live that their friend list changed (doc/protocol.md

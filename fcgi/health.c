@@ -1,4 +1,5 @@
 #include "api.h"
+#include "banned.h"
 
 /*
  * GET /health: whether this worker reaches PostgreSQL and Redis. The body is

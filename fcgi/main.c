@@ -19,6 +19,7 @@
 #include "api.h"
 #include "log.h"
 #include "program.h"
+#include "banned.h"
 
 struct worker_thread {
 	pthread_t thread;

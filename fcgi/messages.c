@@ -11,6 +11,7 @@
 #include "post.h"
 #include "publish.h"
 #include "ratelimit.h"
+#include "banned.h"
 
 #define SEARCH_QUERY_MAX_BYTES 256
 

@@ -12,6 +12,7 @@
 
 #include "clock.h"
 #include "api.h"
+#include "banned.h"
 
 #define PRESENCE_MAX_USERS 100
 

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "ratelimit.h"
 #include "validate.h"
+#include "banned.h"
 
 void api_reply(struct api_request *req, int status, json_t *body)
 {

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "banned.h"
 
 /*
  * Matches one pattern against path. "{id}" matches a positive decimal

@@ -1,4 +1,5 @@
 #include "api.h"
+#include "banned.h"
 
 /*
  * The one route table of parley-api (doc/protocol.md "REST"). Flags say what

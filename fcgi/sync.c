@@ -1,6 +1,7 @@
 /* Polling sync (doc/protocol.md "REST": /sync; doc/architecture.md step 6). */
 #include "api.h"
 #include "cursor.h"
+#include "banned.h"
 
 /*
  * GET /sync?after=SEQ&limit=N: inbox events after SEQ in seq order, and SEQ

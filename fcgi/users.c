@@ -3,6 +3,7 @@
 
 #include "api.h"
 #include "validate.h"
+#include "banned.h"
 
 /* Settings are a small JSON object of the app's own keys. */
 #define SETTINGS_MAX_BYTES 8192

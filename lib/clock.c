@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include "banned.h"
 
 static long long read_ms(clockid_t id)
 {

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include "banned.h"
 
 #ifndef PL_SYSCONFDIR
 #define PL_SYSCONFDIR "/etc"

@@ -2,6 +2,7 @@
 
 #include <jansson.h>
 #include <stdlib.h>
+#include "banned.h"
 
 enum pl_err pl_cursor_store(struct pl_db *db, const struct pl_cursor *cursors,
 			    size_t n)

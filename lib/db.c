@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "program.h"
+#include "banned.h"
 
 void pl_db_init(struct pl_db *db, const struct pl_config *cfg)
 {
@@ -249,6 +250,22 @@ enum pl_err pl_db_exec(struct pl_db *db, const char *sql, int nparams,
 		return PL_INTERNAL;
 	}
 	return PL_UNAVAILABLE;
+}
+
+char *pl_db_int_array(const long long *values, size_t n)
+{
+	/* 20 digits and a sign per value, a comma each, the braces, NUL. */
+	size_t cap = n * 22 + 3, used = 1;
+	char *text = malloc(cap);
+
+	if (!text)
+		return NULL;
+	text[0] = '{';
+	for (size_t i = 0; i < n; i++)
+		used += (size_t)snprintf(text + used, cap - used, "%s%lld",
+					 i ? "," : "", values[i]);
+	snprintf(text + used, cap - used, "}");
+	return text;
 }
 
 enum pl_err pl_db_ping(struct pl_db *db)

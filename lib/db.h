@@ -73,6 +73,13 @@ enum pl_err pl_db_exec(struct pl_db *db, const char *sql, int nparams,
 		       const char *const *params, int retry_ok, PGresult **out,
 		       char sqlstate[6]);
 
+/*
+ * Writes values[0..n) as a PostgreSQL array literal ("{1,2,3}") for a
+ * bigint[] parameter: one statement for a whole batch. Returns a newly
+ * allocated string, which the caller frees, or NULL when out of memory.
+ */
+char *pl_db_int_array(const long long *values, size_t n);
+
 /* Runs "SELECT 1". Returns PL_OK or PL_UNAVAILABLE. */
 enum pl_err pl_db_ping(struct pl_db *db);
 

@@ -1,6 +1,7 @@
 #include "err.h"
 
 #include <string.h>
+#include "banned.h"
 
 static const struct {
 	int status;

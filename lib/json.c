@@ -1,4 +1,5 @@
 #include "json.h"
+#include "banned.h"
 
 json_t *pl_json_message(const struct pl_message *m)
 {

@@ -6,6 +6,7 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#include "banned.h"
 
 enum pl_log_level pl__log_level = PL_LOG_INFO;
 static const char *program_name = "parley";

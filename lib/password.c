@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "banned.h"
 
 int pl_password_pool_init(struct pl_password_pool *pool, int concurrency,
 			  long long ops, long long memory_kib)

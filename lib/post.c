@@ -8,6 +8,7 @@
 #include "limits.h"
 #include "log.h"
 #include "validate.h"
+#include "banned.h"
 
 static const char post_sql[] =
 	"SELECT idx, status, message_id, created_at, deliveries "

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "banned.h"
 
 volatile sig_atomic_t pl_stop_requested;
 

@@ -6,6 +6,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "banned.h"
 
 static void channel(char *out, size_t outlen, long long user_id)
 {

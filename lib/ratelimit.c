@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "keys.h"
+#include "banned.h"
 
 /*
  * KEYS: the buckets, one per request (a key may repeat: each takes its own

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "publish.h"
+#include "banned.h"
 
 enum pl_err pl_receipt_mark_read(struct pl_db *db, struct pl_redis *redis,
 				 long long conversation_id, long long user_id,

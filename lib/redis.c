@@ -5,6 +5,7 @@
 #include <sys/time.h>
 
 #include "log.h"
+#include "banned.h"
 
 void pl_redis_init(struct pl_redis *r, const struct pl_config *cfg)
 {

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "banned.h"
 
 int pl_token_secret_read(const char *path, size_t max_bytes, char **out,
 			 size_t *len, char *err, size_t errlen)

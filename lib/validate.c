@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "limits.h"
+#include "banned.h"
 
 int pl_validate_utf8(const char *str, size_t len)
 {

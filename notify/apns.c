@@ -20,6 +20,7 @@
 #include "log.h"
 #include "notify.h"
 #include "token.h"
+#include "banned.h"
 
 int notify_key_read(const char *path, const char *pem, int want_ec,
 		    char **out)

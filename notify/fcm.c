@@ -17,6 +17,7 @@
 #include "log.h"
 #include "notify.h"
 #include "token.h"
+#include "banned.h"
 
 #define FCM_SCOPE "https://www.googleapis.com/auth/firebase.messaging"
 /* Google's tokens live an hour; a longer claim is trusted up to a day. */

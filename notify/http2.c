@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "notify.h"
+#include "banned.h"
 
 enum pl_err notify_http_init(struct notify_http *h, atomic_ulong *connects)
 {

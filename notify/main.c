@@ -24,6 +24,7 @@
 #include "log.h"
 #include "notify.h"
 #include "program.h"
+#include "banned.h"
 
 #define MAX_JOBS 4096		/* jobs held at once (read, not yet acked) */
 #define MAX_INFLIGHT 100	/* pushes in flight: curl's streams per connection */
@@ -266,20 +267,17 @@ static void dispatch_row(struct notifier *n, struct job *job, PGresult *res,
 /* One field of jobs[0..count) as a PostgreSQL array literal. */
 static char *job_array(struct job **jobs, int count, int field)
 {
-	char *text = malloc((size_t)count * 22 + 3), *p = text;
+	long long *v = malloc(((size_t)count + 1) * sizeof(*v));
+	char *text;
 
-	if (!text)
+	if (!v)
 		return NULL;
-	*p++ = '{';
-	for (int i = 0; i < count; i++) {
-		long long v = field == 0 ? jobs[i]->f.user_id :
-			      field == 1 ? jobs[i]->f.conversation_id :
-			      jobs[i]->f.message_id;
-
-		p += sprintf(p, "%s%lld", i ? "," : "", v);
-	}
-	*p++ = '}';
-	*p = '\0';
+	for (int i = 0; i < count; i++)
+		v[i] = field == 0 ? jobs[i]->f.user_id :
+		       field == 1 ? jobs[i]->f.conversation_id :
+		       jobs[i]->f.message_id;
+	text = pl_db_int_array(v, (size_t)count);
+	free(v);
 	return text;
 }
 

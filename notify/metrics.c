@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "notify.h"
+#include "banned.h"
 
 static char *render(struct notify_metrics *m)
 {

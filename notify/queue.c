@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "notify.h"
+#include "banned.h"
 
 void notify_queue_init(struct notify_queue *q, const struct pl_config *cfg)
 {

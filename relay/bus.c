@@ -21,6 +21,7 @@
 
 #include "log.h"
 #include "relay.h"
+#include "banned.h"
 
 #define USER_PREFIX "parley:u:"
 

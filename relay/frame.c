@@ -7,6 +7,7 @@
 
 #include "frame.h"
 #include "validate.h"
+#include "banned.h"
 
 static const struct {
 	const char *name;

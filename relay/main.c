@@ -22,6 +22,7 @@
 #include "program.h"
 #include "redis.h"
 #include "relay.h"
+#include "banned.h"
 
 #define TICK_US (250 * 1000)
 #define STORE_THREADS 4

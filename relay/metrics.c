@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include "banned.h"
 
 /* Upper bounds in seconds: 1 ms to 10 s. */
 static const double bounds[METRICS_BUCKETS] = {

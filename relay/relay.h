@@ -35,7 +35,8 @@ struct relay;
 /* What other threads tell the service thread. */
 enum relay_event_kind {
 	EV_AUTH_OK,		/* conn: session live; a = stored cursor, b = head */
-	EV_AUTH_FAIL,		/* conn: session revoked or expired (4003) */
+	EV_AUTH_FAIL,		/* conn: a = 0 session revoked or expired (4003),
+				 * a = 1 the database failed (1013) */
 	EV_SUBSCRIBED,		/* user: the bus confirmed the subscription */
 	EV_RESUBSCRIBED,	/* the bus reconnected: every socket re-reads */
 	EV_USER_FRAME,		/* user: a frame from the user's channel (text) */
@@ -208,13 +209,16 @@ void relay_bus_request(struct relay *r, long long user_id, int subscribe);
 int relay_http_error(struct lws *wsi, int status, enum pl_err code,
 		     const char *message);
 
-/* The lws protocols and the service-thread handlers (server.c). */
+/* The lws protocols (server.c). */
 extern const struct lws_protocols relay_protocols[];
+/* The service-thread handlers and the connection and user tables
+ * (session.c). */
 void relay_tables_init(struct relay *r);
 void relay_tables_release(struct relay *r);
 /* Handles every posted event (service thread). */
 void relay_handle_events(struct relay *r);
-/* Once a second (service thread): cursors, presence sweep, registry. */
+/* Every tick of the service thread (main.c): cursors, gaps, long-poll and
+ * SSE keepalives, token expiry and due session checks. */
 void relay_tick(struct relay *r);
 /* Submits the cursors gathered since the last call as one job (service thread). */
 void relay_cursor_flush(struct relay *r);

@@ -13,6 +13,7 @@
 #include "limits.h"
 #include "log.h"
 #include "session.h"
+#include "banned.h"
 
 /* lws 4.1 has no name for it. */
 #define HTTP_UPGRADE_REQUIRED 426

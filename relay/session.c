@@ -25,6 +25,7 @@
 #include "log.h"
 #include "session.h"
 #include "validate.h"
+#include "banned.h"
 
 #define TABLE_SIZE 4096
 #define HELD_MAX 256

@@ -35,6 +35,7 @@
 #include "receipt.h"
 #include "redis.h"
 #include "relay.h"
+#include "banned.h"
 
 static unsigned part_of(const struct relay_job *j)
 {
@@ -338,22 +339,19 @@ static void post_error(struct relay *r, uint64_t conn, enum pl_err code,
 	json_decref(o);
 }
 
-/* Comma-separated values of one field of jobs[0..n) as a PostgreSQL array. */
+/* One field of jobs[0..n) (0 session, 1 user, 2 device) as an array literal. */
 static char *id_array(struct relay_job **jobs, size_t n, int field)
 {
-	char *text = malloc(n * 22 + 3), *p = text;
+	long long *v = malloc((n + 1) * sizeof(*v));
+	char *text;
 
-	if (!text)
+	if (!v)
 		return NULL;
-	*p++ = '{';
-	for (size_t i = 0; i < n; i++) {
-		long long v = field == 0 ? jobs[i]->session_id :
-			      field == 1 ? jobs[i]->user_id : jobs[i]->device_id;
-
-		p += sprintf(p, "%s%lld", i ? "," : "", v);
-	}
-	*p++ = '}';
-	*p = '\0';
+	for (size_t i = 0; i < n; i++)
+		v[i] = field == 0 ? jobs[i]->session_id :
+		       field == 1 ? jobs[i]->user_id : jobs[i]->device_id;
+	text = pl_db_int_array(v, n);
+	free(v);
 	return text;
 }
 
@@ -850,18 +848,18 @@ static void do_register(struct store *s, struct relay_job *j)
  */
 static void do_sessions(struct store *s, struct relay_job *j)
 {
-	char *ids = malloc(j->nsessions * 21 + 3), *p = ids;
-	const char *params[1] = { ids };
+	long long *sids = malloc(j->nsessions * sizeof(*sids));
+	char *ids = NULL;
+	const char *params[1];
 	PGresult *res;
 
+	for (size_t i = 0; sids && i < j->nsessions; i++)
+		sids[i] = j->sessions[i].session_id;
+	ids = sids ? pl_db_int_array(sids, j->nsessions) : NULL;
+	free(sids);
 	if (!ids)
 		return;
-	*p++ = '{';
-	for (size_t i = 0; i < j->nsessions; i++)
-		p += snprintf(p, 22, "%s%lld", i ? "," : "",
-			      j->sessions[i].session_id);
-	*p++ = '}';
-	*p = '\0';
+	params[0] = ids;
 	if (pl_db_exec(&s->db,
 		       "SELECT x.i FROM unnest($1::bigint[]) WITH ORDINALITY AS "
 		       "x(sid, i) WHERE NOT EXISTS (SELECT 1 FROM sessions s "
