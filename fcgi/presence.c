@@ -10,8 +10,9 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include "clock.h"
 #include "api.h"
+#include "clock.h"
+#include "keys.h"
 #include "banned.h"
 
 #define PRESENCE_MAX_USERS 100
@@ -57,7 +58,7 @@ json_t *api_presence_of(struct api_request *req, const long long *users,
 		char key[48];
 		const char *argv[2] = { "HGETALL", key };
 
-		snprintf(key, sizeof(key), "parley:presence:%lld", users[i]);
+		snprintf(key, sizeof(key), PL_KEY_PRESENCE_FMT, users[i]);
 		if (pl_redis_append(&req->w->redis, 2, argv, NULL))
 			break;
 		queued++;

@@ -29,6 +29,29 @@
 /* How long a registration lives without a refresh, in milliseconds. */
 #define PL_RELAY_TTL_MS 15000
 
+/* A user's pub/sub channel, where every event for the user is published
+ * (lib/publish.c) and a relay holding one of the user's sockets subscribes
+ * (relay/bus.c); %lld is the user id. */
+#define PL_KEY_USER_CHANNEL_PREFIX "parley:u:"
+#define PL_KEY_USER_CHANNEL_FMT PL_KEY_USER_CHANNEL_PREFIX "%lld"
+
+/* Pub/sub channel announcing revoked sessions to the relays. */
+#define PL_KEY_REVOKE_CHANNEL "parley:revoke"
+
+/* Stream of push jobs, read by the notifiers' consumer group. */
+#define PL_KEY_PUSH_STREAM "parley:push"
+
+/*
+ * Presence (doc/architecture.md "Presence"): a user's hash (written by the
+ * relays' scripts, read by GET /presence and GET /friends); every device
+ * deadline ordered in one sorted set; the users due to be announced
+ * offline after the grace period in another. %lld is the user id.
+ */
+#define PL_KEY_PRESENCE_PREFIX "parley:presence:"
+#define PL_KEY_PRESENCE_FMT PL_KEY_PRESENCE_PREFIX "%lld"
+#define PL_KEY_PRESENCE_DEADLINES PL_KEY_PRESENCE_PREFIX "deadlines"
+#define PL_KEY_PRESENCE_PENDING PL_KEY_PRESENCE_PREFIX "pending"
+
 /* Token bucket of a rate limit; %s are the scope and the key. */
 #define PL_KEY_RATELIMIT_FMT "parley:rl:%s:%s"
 

@@ -5,19 +5,20 @@
 #include <string.h>
 
 #include "clock.h"
+#include "keys.h"
 #include "log.h"
 #include "banned.h"
 
 static void channel(char *out, size_t outlen, long long user_id)
 {
-	snprintf(out, outlen, "parley:u:%lld", user_id);
+	snprintf(out, outlen, PL_KEY_USER_CHANNEL_FMT, user_id);
 }
 
 static void queue_push(struct pl_redis *r, const struct pl_message *m,
 		       const struct pl_delivery *d)
 {
 	char user[24], conv[24], mid[24], seq[24], cap[24];
-	const char *argv[] = { "XADD", "parley:push", "MAXLEN", "~", cap, "*",
+	const char *argv[] = { "XADD", PL_KEY_PUSH_STREAM, "MAXLEN", "~", cap, "*",
 			       "user_id", user, "conversation_id", conv,
 			       "message_id", mid, "seq", seq };
 
@@ -207,7 +208,7 @@ void pl_publish_revoke(struct pl_redis *r, long long session_id,
 	json_t *o = json_pack("{s:I,s:I}", "session_id", (json_int_t)session_id,
 			      "device_id", (json_int_t)device_id);
 	char *frame = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	const char *argv[3] = { "PUBLISH", "parley:revoke", frame };
+	const char *argv[3] = { "PUBLISH", PL_KEY_REVOKE_CHANNEL, frame };
 	redisReply *rep;
 
 	if (frame && pl_redis_command(r, 3, argv, NULL, 1, &rep) == PL_OK)

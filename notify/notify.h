@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "keys.h"
 #include "redis.h"
 
 /* ---- counters (served by metrics.c) --------------------------------------- */
@@ -256,7 +257,7 @@ enum notify_outcome notify_fcm_outcome(const struct notify_req *req);
 
 /* ---- queue.c ------------------------------------------------------------ */
 
-#define NOTIFY_STREAM "parley:push"
+#define NOTIFY_STREAM PL_KEY_PUSH_STREAM
 #define NOTIFY_GROUP "notify"
 #define NOTIFY_ID_MAX 48
 

@@ -19,11 +19,12 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "keys.h"
 #include "log.h"
 #include "relay.h"
 #include "banned.h"
 
-#define USER_PREFIX "parley:u:"
+#define USER_PREFIX PL_KEY_USER_CHANNEL_PREFIX
 
 /* The channels the bus holds: a small open set of user ids. */
 struct subs {
@@ -184,7 +185,7 @@ static void dispatch(struct relay *r, redisReply *rep)
 				 NULL, 0);
 	} else if (strcmp(kind, "message") == 0 &&
 		   rep->element[2]->type == REDIS_REPLY_STRING) {
-		if (strcmp(ch, "parley:revoke") == 0)
+		if (strcmp(ch, PL_KEY_REVOKE_CHANNEL) == 0)
 			relay_post_event(r, EV_REVOKE, 0, 0, 0, 0,
 					 rep->element[2]->str, rep->element[2]->len);
 		else if (strncmp(ch, USER_PREFIX, strlen(USER_PREFIX)) == 0)
@@ -231,7 +232,7 @@ static void *bus_main(void *arg)
 				continue;
 			}
 			delay_ms = 100;
-			redisAppendCommand(c, "SUBSCRIBE parley:revoke");
+			redisAppendCommand(c, "SUBSCRIBE " PL_KEY_REVOKE_CHANNEL);
 			for (size_t i = 0; i < subs.n; i++)
 				append_sub(c, "SUBSCRIBE", subs.ids[i]);
 			if (was_down) {

@@ -682,18 +682,18 @@ static void announce_presence(struct store *s, long long user, int online,
 }
 
 /*
- * Presence in Redis (doc/architecture.md "Presence"): parley:presence:{user}
- * holds "d:{device}" deadlines, "last_seen" and "state" (what friends were
- * last told); parley:presence:deadlines orders every device deadline and
- * parley:presence:pending the users whose last device left, due to be
- * announced offline after the grace period unless one comes back.
+ * Presence in Redis (doc/architecture.md "Presence"; names in lib/keys.h):
+ * a user's hash holds "d:{device}" deadlines, "last_seen" and "state" (what
+ * friends were last told); PL_KEY_PRESENCE_DEADLINES orders every device
+ * deadline and PL_KEY_PRESENCE_PENDING the users whose last device left,
+ * due to be announced offline after the grace period unless one comes back.
  */
 static const char heartbeat_lua[] =
 	"local key, user, dev = KEYS[1], ARGV[1], ARGV[2]\n"
 	"local deadline, now = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
 	"redis.call('HSET', key, 'd:' .. dev, deadline, 'last_seen', now)\n"
-	"redis.call('ZADD', 'parley:presence:deadlines', deadline, user .. ':' .. dev)\n"
-	"redis.call('ZREM', 'parley:presence:pending', user)\n"
+	"redis.call('ZADD', '" PL_KEY_PRESENCE_DEADLINES "', deadline, user .. ':' .. dev)\n"
+	"redis.call('ZREM', '" PL_KEY_PRESENCE_PENDING "', user)\n"
 	"if redis.call('HGET', key, 'state') ~= 'online' then\n"
 	"  redis.call('HSET', key, 'state', 'online') return 1 end\n"
 	"return 0\n";
@@ -702,34 +702,34 @@ static const char gone_lua[] =
 	"local key, user, dev = KEYS[1], ARGV[1], ARGV[2]\n"
 	"local now, grace = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
 	"redis.call('HDEL', key, 'd:' .. dev)\n"
-	"redis.call('ZREM', 'parley:presence:deadlines', user .. ':' .. dev)\n"
+	"redis.call('ZREM', '" PL_KEY_PRESENCE_DEADLINES "', user .. ':' .. dev)\n"
 	"local f = redis.call('HGETALL', key)\n"
 	"for i = 1, #f, 2 do\n"
 	"  if string.sub(f[i], 1, 2) == 'd:' and tonumber(f[i + 1]) > now then return 0 end\n"
 	"end\n"
 	"redis.call('HSET', key, 'last_seen', now)\n"
-	"redis.call('ZADD', 'parley:presence:pending', now + grace, user)\n"
+	"redis.call('ZADD', '" PL_KEY_PRESENCE_PENDING "', now + grace, user)\n"
 	"return 1\n";
 
 /* Returns the users now offline: {user, last_seen, ...}. */
 static const char sweep_lua[] =
 	"local now = tonumber(ARGV[1])\n"
-	"local expired = redis.call('ZRANGEBYSCORE', 'parley:presence:deadlines', '-inf', now, 'LIMIT', 0, 1000)\n"
+	"local expired = redis.call('ZRANGEBYSCORE', '" PL_KEY_PRESENCE_DEADLINES "', '-inf', now, 'LIMIT', 0, 1000)\n"
 	"for _, m in ipairs(expired) do\n"
-	"  redis.call('ZREM', 'parley:presence:deadlines', m)\n"
+	"  redis.call('ZREM', '" PL_KEY_PRESENCE_DEADLINES "', m)\n"
 	"  local user, dev = string.match(m, '^(%d+):(%d+)$')\n"
 	"  if user then\n"
-	"    local key = 'parley:presence:' .. user\n"
+	"    local key = '" PL_KEY_PRESENCE_PREFIX "' .. user\n"
 	"    local d = tonumber(redis.call('HGET', key, 'd:' .. dev))\n"
 	"    if d and d <= now then redis.call('HDEL', key, 'd:' .. dev) end\n"
-	"    redis.call('ZADD', 'parley:presence:pending', now, user)\n"
+	"    redis.call('ZADD', '" PL_KEY_PRESENCE_PENDING "', now, user)\n"
 	"  end\n"
 	"end\n"
 	"local out = {}\n"
-	"local due = redis.call('ZRANGEBYSCORE', 'parley:presence:pending', '-inf', now, 'LIMIT', 0, 1000)\n"
+	"local due = redis.call('ZRANGEBYSCORE', '" PL_KEY_PRESENCE_PENDING "', '-inf', now, 'LIMIT', 0, 1000)\n"
 	"for _, user in ipairs(due) do\n"
-	"  redis.call('ZREM', 'parley:presence:pending', user)\n"
-	"  local key = 'parley:presence:' .. user\n"
+	"  redis.call('ZREM', '" PL_KEY_PRESENCE_PENDING "', user)\n"
+	"  local key = '" PL_KEY_PRESENCE_PREFIX "' .. user\n"
 	"  local live = false\n"
 	"  local f = redis.call('HGETALL', key)\n"
 	"  for i = 1, #f, 2 do\n"
@@ -752,7 +752,7 @@ static void do_presence(struct store *s, struct relay_job *j)
 	redisReply *rep;
 	long long now = pl_clock_now_ms();
 
-	snprintf(key, sizeof(key), "parley:presence:%lld", j->user_id);
+	snprintf(key, sizeof(key), PL_KEY_PRESENCE_FMT, j->user_id);
 	snprintf(user, sizeof(user), "%lld", j->user_id);
 	snprintf(dev, sizeof(dev), "%lld", j->device_id);
 	if (j->a) {
