@@ -7,7 +7,6 @@ users keeps its latency (doc/protocol.md "Limits", close codes; SECURITY.md
 "Abuse")."""
 
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -384,15 +383,11 @@ def test_queued_jobs_are_bounded_and_refused_visibly():
     q, r = new_user("yq"), new_user("yr")
     conv = direct(q, r)
     s = ws.connect(q)
-    postmaster = int(open(os.path.join(rest.RUNDIR, "run", "postgres.child.pid")).read())
-    pids = [postmaster] + [int(p) for p in os.listdir("/proc") if p.isdigit() and ppid(int(p)) == postmaster]
     frames = b"".join(websocket.ABNF.create_frame(
         '{"type":"send","conversation_id":%d,"client_msg_id":"q%d","body":"q"}' % (conv, i),
         websocket.ABNF.OPCODE_TEXT).format() for i in range(400))
     answers = {}
-    for p in pids:
-        os.kill(p, signal.SIGSTOP)
-    try:
+    with parley_test.frozen(parley_test.postgres_pids()):
         s.ws.sock.sendall(frames)
         while True:
             try:
@@ -403,12 +398,6 @@ def test_queued_jobs_are_bounded_and_refused_visibly():
                 assert f["error"]["code"] == "unavailable" and f.get("ref"), f
                 assert f["ref"] not in answers, f
                 answers[f["ref"]] = "busy"
-    finally:
-        for p in pids:
-            try:
-                os.kill(p, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
     busy = len(answers)
     while len(answers) < 400:
         f = s.expect("sent", timeout=30, skip=("presence", "message", "error"))
@@ -421,14 +410,6 @@ def test_queued_jobs_are_bounded_and_refused_visibly():
     assert set(answers) == {"q%d" % i for i in range(400)}, len(answers)
     assert set(answers.values()) <= {"busy", "sent", "rate_limited"}, set(answers.values())
     s.close()
-
-
-def ppid(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as fh:
-            return int(fh.read().rsplit(")", 1)[1].split()[1])
-    except OSError:
-        return None
 
 
 def test_rest_flood_is_limited_and_others_keep_their_latency():

@@ -20,9 +20,11 @@ Environment (set by stack-tests.sh; defaults match the test stack):
   PARLEY_DEV         path of scripts/dev
 """
 
+import contextlib
 import http.client
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -113,6 +115,43 @@ def dev(*args, check=True, timeout=120):
     if check and proc.returncode != 0:
         raise AssertionError("scripts/dev %s exited %d:\n%s" % (" ".join(args), proc.returncode, proc.stdout))
     return proc
+
+
+def service_pid(service):
+    """The pid of a test stack service's process (scripts/supervise's pid file)."""
+    rundir = os.environ.get("PARLEY_RUNDIR", "/var/tmp/parley-test")
+    with open(os.path.join(rundir, "run", service + ".child.pid")) as f:
+        return int(f.read())
+
+
+def ppid(pid):
+    """The parent of process pid, or -1 when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return -1
+
+
+def postgres_pids():
+    """The test stack's postmaster and its backends."""
+    postmaster = service_pid("postgres")
+    return [postmaster] + [int(p) for p in os.listdir("/proc") if p.isdigit() and ppid(int(p)) == postmaster]
+
+
+@contextlib.contextmanager
+def frozen(pids):
+    """Stops the processes pids (SIGSTOP) for the with block, then lets them go on."""
+    for p in pids:
+        os.kill(p, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
 
 
 def assert_error(response, status, code):

@@ -221,7 +221,7 @@ def fault_postgres_kill(load, cfg):
     # Stopped, the postmaster forks no new backend between the listing of
     # its children and their end.
     os.kill(postmaster, signal.SIGSTOP)
-    for p in [int(p) for p in os.listdir("/proc") if p.isdigit() and ppid(int(p)) == postmaster]:
+    for p in [int(p) for p in os.listdir("/proc") if p.isdigit() and parley_test.ppid(int(p)) == postmaster]:
         try:
             os.kill(p, signal.SIGKILL)
         except ProcessLookupError:
@@ -234,26 +234,8 @@ def fault_postgres_kill(load, cfg):
 
 
 def fault_postgres_pause(load, cfg):
-    postmaster = child_pid("postgres")
-    pids = [postmaster] + [int(p) for p in os.listdir("/proc") if p.isdigit() and ppid(int(p)) == postmaster]
-    for p in pids:
-        os.kill(p, signal.SIGSTOP)
-    try:
+    with parley_test.frozen(parley_test.postgres_pids()):
         time.sleep(5)  # the fault itself: PostgreSQL frozen for 5 s
-    finally:
-        for p in pids:
-            try:
-                os.kill(p, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
-
-
-def ppid(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return -1
 
 
 def relay_sockets(url):
