@@ -4,30 +4,30 @@
  *
  * libmicrohttpd runs the listener on its own thread and parses HTTP; this
  * file only renders the counters, which the loop thread bumps atomically
- * (a scrape may mix values a few microseconds apart).
+ * (a scrape may mix values a few microseconds apart), through lib/prom.h.
  */
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "notify.h"
+#include "prom.h"
 #include "banned.h"
+
+static unsigned long get(atomic_ulong *v)
+{
+	return atomic_load(v);
+}
 
 static char *render(struct notify_metrics *m)
 {
-	char *out = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&out, &len);
+	struct pl_prom p;
 
-	if (!f)
-		return NULL;
-#define C(name, field, help)                                             \
-	fprintf(f, "# HELP parley_notify_" name " " help "\n"            \
-		"# TYPE parley_notify_" name " counter\n"                \
-		"parley_notify_" name " %lu\n", atomic_load(&m->field))
+	pl_prom_init(&p, PL_PROM_MAX_BYTES);
+#define C(name, field, help) \
+	pl_prom_counter(&p, "parley_notify_" name, help, get(&m->field))
 	C("jobs_total", jobs_in, "Push jobs read or claimed from the stream.");
 	C("jobs_claimed_total", jobs_claimed,
 	  "Push jobs taken over from a stopped notifier.");
@@ -45,17 +45,10 @@ static char *render(struct notify_metrics *m)
 	C("apns_jwts_total", apns_jwts, "APNs provider tokens signed.");
 	C("fcm_tokens_total", fcm_tokens, "FCM access tokens fetched.");
 #undef C
-	fprintf(f, "# HELP parley_notify_latency_seconds Queued to accepted, "
-		"per push.\n# TYPE parley_notify_latency_seconds summary\n"
-		"parley_notify_latency_seconds_sum %.3f\n"
-		"parley_notify_latency_seconds_count %lu\n",
-		(double)atomic_load(&m->latency_sum_ms) / 1000.0,
-		atomic_load(&m->latency_count));
-	if (fclose(f)) {
-		free(out);
-		return NULL;
-	}
-	return out;
+	pl_prom_summary(&p, "parley_notify_latency_seconds",
+			"Queued to accepted, per push.", get(&m->latency_count),
+			get(&m->latency_sum_ms), 3);
+	return pl_prom_finish(&p);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,

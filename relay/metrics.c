@@ -1,8 +1,6 @@
 #include "metrics.h"
 
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
+#include "prom.h"
 #include "banned.h"
 
 /* Upper bounds in seconds: 1 ms to 10 s. */
@@ -26,70 +24,35 @@ void metrics_observe(struct metrics_histogram *h, long long us)
 	atomic_fetch_add_explicit(&h->sum_us, (unsigned long)us, memory_order_relaxed);
 }
 
-struct out {
-	char *buf;
-	size_t len, cap;
-};
-
-static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(struct out *o, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (!o->buf)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			return;
-		if ((size_t)n < o->cap - o->len)
-			break;
-		o->cap *= 2;
-		o->buf = realloc(o->buf, o->cap);
-		if (!o->buf)
-			return;
-	}
-	o->len += (size_t)n;
-}
-
 static unsigned long get(atomic_ulong *v)
 {
 	return atomic_load_explicit(v, memory_order_relaxed);
 }
 
-static void counter(struct out *o, const char *name, const char *help,
+static void counter(struct pl_prom *p, const char *name, const char *help,
 		    atomic_ulong *v)
 {
-	put(o, "# HELP %s %s\n# TYPE %s counter\n%s %lu\n", name, help, name, name,
-	    get(v));
+	pl_prom_counter(p, name, help, get(v));
 }
 
-static void histogram(struct out *o, const char *name, const char *help,
+static void histogram(struct pl_prom *p, const char *name, const char *help,
 		      struct metrics_histogram *h)
 {
-	unsigned long cumulative = 0;
+	unsigned long counts[METRICS_BUCKETS];
 
-	put(o, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
-	for (int i = 0; i < METRICS_BUCKETS; i++) {
-		cumulative += get(&h->buckets[i]);
-		put(o, "%s_bucket{le=\"%g\"} %lu\n", name, bounds[i], cumulative);
-	}
-	put(o, "%s_bucket{le=\"+Inf\"} %lu\n%s_sum %.6f\n%s_count %lu\n", name,
-	    get(&h->count), name, (double)get(&h->sum_us) / 1e6, name,
-	    get(&h->count));
+	for (int i = 0; i < METRICS_BUCKETS; i++)
+		counts[i] = get(&h->buckets[i]);
+	pl_prom_histogram(p, name, help, bounds, counts, METRICS_BUCKETS,
+			  get(&h->count), get(&h->sum_us), 6);
 }
 
 char *metrics_render(struct relay_metrics *m, long long sockets)
 {
-	struct out o = { malloc(4096), 0, 4096 };
+	struct pl_prom o;
 
-	put(&o, "# HELP parley_relay_sockets Open WebSocket, long-poll and SSE "
-	    "connections.\n# TYPE parley_relay_sockets gauge\n"
-	    "parley_relay_sockets %lld\n", sockets);
+	pl_prom_init(&o, PL_PROM_MAX_BYTES);
+	pl_prom_gauge(&o, "parley_relay_sockets",
+		      "Open WebSocket, long-poll and SSE connections.", sockets);
 	counter(&o, "parley_relay_frames_in_total", "Frames received from clients.",
 		&m->frames_in);
 	counter(&o, "parley_relay_frames_out_total", "Frames sent to clients.",
@@ -117,5 +80,5 @@ char *metrics_render(struct relay_metrics *m, long long sockets)
 	histogram(&o, "parley_relay_deliver_seconds",
 		  "From a message's commit to its live delivery on a socket.",
 		  &m->deliver);
-	return o.buf;
+	return pl_prom_finish(&o);
 }

@@ -41,7 +41,8 @@ void metrics_observe(struct metrics_histogram *h, long long us);
 
 /*
  * Renders every metric as Prometheus text; sockets is the current socket
- * count. Returns a new string (the caller frees it) or NULL.
+ * count. Returns a new string (the caller frees it), or NULL when out of
+ * memory or over PL_PROM_MAX_BYTES (lib/prom.h).
  */
 char *metrics_render(struct relay_metrics *m, long long sockets);
 
