@@ -200,7 +200,8 @@ out:
 	return rc;
 }
 
-static int cmd_migrate(struct pl_db *db, const char *dir)
+/* migrate: applies DIR's migrations not recorded yet; the exit status. */
+static int migrate(struct pl_db *db, const char *dir)
 {
 	struct migration *list = NULL;
 	int n, done = 0, rc = 1;
@@ -306,7 +307,7 @@ static int password_input(const char *file, int from_stdin, char *buf,
 }
 
 /* users add: one set-based INSERT of prefix1 .. prefixN sharing one hash. */
-static int cmd_users_add(struct pl_db *db, const struct pl_config *cfg,
+static int create_users(struct pl_db *db, const struct pl_config *cfg,
 			 const char *prefix, long count, const char *password)
 {
 	char name[64], why[128], hash[PL_PASSWORD_HASH_BYTES], n[24];
@@ -376,7 +377,7 @@ static int cmd_users_add(struct pl_db *db, const struct pl_config *cfg,
  * session: a device and a session per user, as POST /sessions makes them
  * (fcgi/auth.c), in one transaction; prints the tokens.
  */
-static int cmd_session(struct pl_db *db, const struct pl_config *cfg,
+static int make_sessions(struct pl_db *db, const struct pl_config *cfg,
 		       char **users, int nusers, const char *platform)
 {
 	struct pl_token_key key;
@@ -442,26 +443,19 @@ out:
 	return rc;
 }
 
-#define USAGE \
-	"COMMAND [ARGS]\n\n" \
-	"commands:\n" \
-	"  migrate [--sql-dir DIR]\n" \
-	"      apply the schema migrations of DIR not applied yet\n" \
-	"  users add --count N --prefix P\n" \
-	"            [--password PW | --password-file PATH | --password-stdin]\n" \
-	"      create users P1..PN in one INSERT (existing names are skipped);\n" \
-	"      they share one password hash made once with the [auth] settings\n" \
-	"      (for load tests and demos). The password is PW (seen by anyone\n" \
-	"      who runs ps), the first line of PATH, or the first line of\n" \
-	"      standard input; without any of them a random one is printed\n" \
-	"  session USER... [--platform web|ios|android]\n" \
-	"      a new device and session for each USER, as a login makes them;\n" \
-	"      prints one token per line (usable on REST and in the relay hello)\n"
+/* What every command gets: the configuration and a lazy connection. */
+struct admin {
+	struct pl_config cfg;
+	struct pl_db db;
+};
 
-static void usage(FILE *out)
-{
-	fprintf(out, "usage: parley-admin [-c FILE] [--help] " USAGE);
-}
+/*
+ * A command's handler: argv[0] is the command's name, the rest its own
+ * arguments. Returns the exit status (2 for a usage error, printed).
+ */
+typedef int (*admin_cmd_fn)(struct admin *a, int argc, char **argv);
+
+static void usage(FILE *out);
 
 /* ios and android name the push services' platforms, apns and fcm. */
 static const char *platform_name(const char *p)
@@ -475,9 +469,27 @@ static const char *platform_name(const char *p)
 	return NULL;
 }
 
-/* users add's arguments, from argv[first]; returns the exit status. */
-static int users_add(struct pl_db *db, const struct pl_config *cfg, int argc,
-		     char **argv, int first)
+/* migrate [--sql-dir DIR] */
+static int admin_cmd_migrate(struct admin *a, int argc, char **argv)
+{
+	const char *sql_dir = getenv("PARLEY_SQL_DIR");
+
+	if (!sql_dir || !*sql_dir)
+		sql_dir = PL_SQLDIR;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--sql-dir") == 0 && i + 1 < argc) {
+			sql_dir = argv[++i];
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	return migrate(&a->db, sql_dir);
+}
+
+/* users add --count N --prefix P [--password PW | --password-file PATH |
+ * --password-stdin] */
+static int admin_cmd_users(struct admin *a, int argc, char **argv)
 {
 	const char *prefix = NULL, *password = NULL, *file = NULL;
 	char typed[PL_PASSWORD_MAX_BYTES + 3];
@@ -485,7 +497,12 @@ static int users_add(struct pl_db *db, const struct pl_config *cfg, int argc,
 	long count = 0;
 	char *end = NULL;
 
-	for (int i = first; i < argc; i++) {
+	if (argc < 2 || strcmp(argv[1], "add") != 0) {
+		fprintf(stderr, "parley-admin: unknown command '%s'\n", argv[0]);
+		usage(stderr);
+		return 2;
+	}
+	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
 			count = strtol(argv[++i], &end, 10);
 			if (*end)
@@ -516,86 +533,125 @@ static int users_add(struct pl_db *db, const struct pl_config *cfg, int argc,
 	}
 	status = password_input(file, from_stdin, typed, sizeof(typed));
 	if (status == 0)
-		status = cmd_users_add(db, cfg, prefix, count,
-				       file || from_stdin ? typed : password);
+		status = create_users(&a->db, &a->cfg, prefix, count,
+				      file || from_stdin ? typed : password);
 	sodium_memzero(typed, sizeof(typed));
 	return status;
 }
 
+/* session USER... [--platform web|ios|android] */
+static int admin_cmd_session(struct admin *a, int argc, char **argv)
+{
+	const char *platform = "web";
+	char **users = calloc((size_t)argc, sizeof(*users));
+	int nusers = 0, status = 2;
+
+	for (int i = 1; users && i < argc; i++) {
+		if (strcmp(argv[i], "--platform") == 0 && i + 1 < argc) {
+			platform = platform_name(argv[++i]);
+			if (!platform) {
+				fprintf(stderr, "parley-admin: --platform must "
+					"be web, ios or android\n");
+				goto out;
+			}
+		} else if (argv[i][0] == '-') {
+			usage(stderr);
+			goto out;
+		} else {
+			users[nusers++] = argv[i];
+		}
+	}
+	if (!users || !nusers) {
+		fprintf(stderr, "parley-admin: session needs a USER\n");
+		goto out;
+	}
+	status = make_sessions(&a->db, &a->cfg, users, nusers, platform);
+out:
+	free(users);
+	return status;
+}
+
+/* The commands, in --help's order (git.c's commands[]). */
+static const struct admin_cmd {
+	const char *name;
+	admin_cmd_fn run;
+	const char *help;	/* synopsis and description for --help */
+} commands[] = {
+	{ "migrate", admin_cmd_migrate,
+	  "  migrate [--sql-dir DIR]\n"
+	  "      apply the schema migrations of DIR not applied yet\n" },
+	{ "users", admin_cmd_users,
+	  "  users add --count N --prefix P\n"
+	  "            [--password PW | --password-file PATH | --password-stdin]\n"
+	  "      create users P1..PN in one INSERT (existing names are skipped);\n"
+	  "      they share one password hash made once with the [auth] settings\n"
+	  "      (for load tests and demos). The password is PW (seen by anyone\n"
+	  "      who runs ps), the first line of PATH, or the first line of\n"
+	  "      standard input; without any of them a random one is printed\n" },
+	{ "session", admin_cmd_session,
+	  "  session USER... [--platform web|ios|android]\n"
+	  "      a new device and session for each USER, as a login makes them;\n"
+	  "      prints one token per line (usable on REST and in the relay hello)\n" },
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+#define USAGE_HEAD "COMMAND [ARGS]\n\ncommands:\n"
+
+/* The usage text after the program name, from commands[], into buf. */
+static void usage_text(char *buf, size_t size)
+{
+	size_t len = (size_t)snprintf(buf, size, "%s", USAGE_HEAD);
+
+	for (size_t i = 0; i < NCOMMANDS && len < size; i++)
+		len += (size_t)snprintf(buf + len, size - len, "%s",
+					commands[i].help);
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: parley-admin [-c FILE] [--help] %s", USAGE_HEAD);
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fputs(commands[i].help, out);
+}
+
+static const struct admin_cmd *find_command(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
-	struct pl_config cfg;
-	struct pl_db db;
+	struct admin a;
+	const struct admin_cmd *cmd;
+	char help[2048];
 	int next, status;
-	const char *sql_dir = getenv("PARLEY_SQL_DIR");
 
-	status = pl_program_start(argc, argv, "parley-admin", USAGE, &cfg,
+	usage_text(help, sizeof(help));
+	status = pl_program_start(argc, argv, "parley-admin", help, &a.cfg,
 				  &next);
 	if (status >= 0) {
-		pl_config_release(&cfg);
+		pl_config_release(&a.cfg);
 		return status;
 	}
-	if (!sql_dir || !*sql_dir)
-		sql_dir = PL_SQLDIR;
 	if (next >= argc) {
 		usage(stderr);
-		pl_config_release(&cfg);
+		pl_config_release(&a.cfg);
 		return 2;
 	}
-	pl_db_init(&db, &cfg);
-	if (strcmp(argv[next], "migrate") == 0) {
-		for (int i = next + 1; i < argc; i++) {
-			if (strcmp(argv[i], "--sql-dir") == 0 && i + 1 < argc) {
-				sql_dir = argv[++i];
-			} else {
-				usage(stderr);
-				status = 2;
-				goto out;
-			}
-		}
-		status = cmd_migrate(&db, sql_dir);
-	} else if (strcmp(argv[next], "users") == 0 && next + 1 < argc &&
-		   strcmp(argv[next + 1], "add") == 0) {
-		status = users_add(&db, &cfg, argc, argv, next + 2);
-	} else if (strcmp(argv[next], "session") == 0) {
-		const char *platform = "web";
-		char **users = calloc((size_t)argc, sizeof(*users));
-		int nusers = 0;
-
-		for (int i = next + 1; users && i < argc; i++) {
-			if (strcmp(argv[i], "--platform") == 0 && i + 1 < argc) {
-				platform = platform_name(argv[++i]);
-				if (!platform) {
-					fprintf(stderr, "parley-admin: --platform must "
-						"be web, ios or android\n");
-					free(users);
-					status = 2;
-					goto out;
-				}
-			} else if (argv[i][0] == '-') {
-				usage(stderr);
-				free(users);
-				status = 2;
-				goto out;
-			} else {
-				users[nusers++] = argv[i];
-			}
-		}
-		if (!users || !nusers) {
-			fprintf(stderr, "parley-admin: session needs a USER\n");
-			free(users);
-			status = 2;
-			goto out;
-		}
-		status = cmd_session(&db, &cfg, users, nusers, platform);
-		free(users);
+	pl_db_init(&a.db, &a.cfg);
+	cmd = find_command(argv[next]);
+	if (cmd) {
+		status = cmd->run(&a, argc - next, argv + next);
 	} else {
 		fprintf(stderr, "parley-admin: unknown command '%s'\n", argv[next]);
 		usage(stderr);
 		status = 2;
 	}
-out:
-	pl_db_release(&db);
-	pl_config_release(&cfg);
+	pl_db_release(&a.db);
+	pl_config_release(&a.cfg);
 	return status;
 }
