@@ -171,11 +171,57 @@ static enum pl_err login_device(struct api_request *req, const char **platform,
 	return PL_OK;
 }
 
+/*
+ * A new device for user_id at each login, its cursor at the user's head
+ * (doc/protocol.md "Cursors"), and its session; a push token moves here
+ * from any other device. Strings are borrowed; push_token and name may be
+ * NULL. Returns PL_OK with the new ids, or the failure (recorded).
+ */
+static enum pl_err login_new_device(struct api_request *req, long long user_id,
+				    const char *platform, const char *push_token,
+				    const char *name, long long *device_id,
+				    long long *session_id)
+{
+	char uid[24], ttl[24];
+	PGresult *res = NULL;
+	enum pl_err rc;
+
+	api_ll(uid, user_id);
+	if (push_token) {
+		if ((rc = api_sql(req, "UPDATE devices SET push_token = NULL WHERE "
+				  "platform = $1 AND push_token = $2", 2,
+				  (const char *const[]){ platform, push_token }, 0,
+				  &res)))
+			return rc;
+		PQclear(res);
+	}
+	rc = api_sql(req,
+		     "WITH dev AS (INSERT INTO devices (user_id, platform, push_token, "
+		     "  push_token_set_at, name, cursor) "
+		     "  SELECT $1, $2, $3, CASE WHEN $3::text IS NULL THEN NULL ELSE now() END, "
+		     "  $4, last_seq FROM user_heads WHERE user_id = $1 RETURNING id) "
+		     "INSERT INTO sessions (user_id, device_id, expires_at) "
+		     "SELECT $1, dev.id, now() + make_interval(secs => $5::bigint) "
+		     "FROM dev RETURNING device_id, id",
+		     5, (const char *const[]){ uid, platform, push_token, name,
+					       api_ll(ttl, req->w->cfg->auth_token_ttl_s) },
+		     0, &res);
+	if (rc)
+		return rc;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return api_fail(req, PL_INTERNAL, "no device was created");
+	}
+	*device_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	*session_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	PQclear(res);
+	return PL_OK;
+}
+
 /* POST /sessions {username, password, device?} */
 enum pl_err api_auth_login(struct api_request *req)
 {
 	const char *username, *password, *platform, *push_token, *name;
-	char uid[24], ttl[24];
 	long long user_id, device_id, session_id;
 	time_t expires_at;
 	PGresult *res = NULL;
@@ -211,45 +257,12 @@ enum pl_err api_auth_login(struct api_request *req)
 	user = api_json_column(res, 0, 2);
 	PQclear(res);
 
-	/*
-	 * A new device each login, its cursor at the user's head (doc/protocol.md
-	 * "Cursors"); a push token moves here from any other device.
-	 */
 	expires_at = time(NULL) + req->w->cfg->auth_token_ttl_s;
-	api_ll(uid, user_id);
-	if (push_token) {
-		if ((rc = api_sql(req, "UPDATE devices SET push_token = NULL WHERE "
-				  "platform = $1 AND push_token = $2", 2,
-				  (const char *const[]){ platform, push_token }, 0,
-				  &res))) {
-			json_decref(user);
-			return rc;
-		}
-		PQclear(res);
-	}
-	rc = api_sql(req,
-		     "WITH dev AS (INSERT INTO devices (user_id, platform, push_token, "
-		     "  push_token_set_at, name, cursor) "
-		     "  SELECT $1, $2, $3, CASE WHEN $3::text IS NULL THEN NULL ELSE now() END, "
-		     "  $4, last_seq FROM user_heads WHERE user_id = $1 RETURNING id) "
-		     "INSERT INTO sessions (user_id, device_id, expires_at) "
-		     "SELECT $1, dev.id, now() + make_interval(secs => $5::bigint) "
-		     "FROM dev RETURNING device_id, id",
-		     5, (const char *const[]){ uid, platform, push_token, name,
-					       api_ll(ttl, req->w->cfg->auth_token_ttl_s) },
-		     0, &res);
-	if (rc) {
+	if ((rc = login_new_device(req, user_id, platform, push_token, name,
+				   &device_id, &session_id))) {
 		json_decref(user);
 		return rc;
 	}
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		json_decref(user);
-		return api_fail(req, PL_INTERNAL, "no device was created");
-	}
-	device_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	session_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	PQclear(res);
 	reply = json_pack("{s:o,s:I}", "user", user, "device_id",
 			  (json_int_t)device_id);
 	if ((rc = issue_token(req, reply, user_id, session_id, device_id,

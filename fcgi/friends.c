@@ -102,25 +102,17 @@ enum pl_err api_friends_list(struct api_request *req)
 }
 
 /*
- * POST /friends {user_id}: sends a request (201), or accepts the other
- * side's pending request (200, both sides "accepted"). Asking again is
- * harmless and answers the same way.
+ * The friendship change of POST /friends between uid and oid, in one
+ * transaction. Returns PL_OK with *out (the caller clears it): one row of
+ * state, the other user, whether anything changed and this user, or none
+ * when oid does not exist. Or the failure (recorded; rolled back).
  */
-enum pl_err api_friends_add(struct api_request *req)
+static enum pl_err befriend(struct api_request *req, const char *uid,
+			    const char *oid, PGresult **out)
 {
-	long long other;
-	char uid[24], oid[24];
 	PGresult *res;
-	json_t *friend;
-	const char *state;
 	enum pl_err rc;
 
-	if ((rc = api_body_int(req, "user_id", 1, &other, NULL)))
-		return rc;
-	if (other == req->user_id)
-		return api_fail(req, PL_BAD_REQUEST, "you cannot befriend yourself");
-	api_ll(uid, req->user_id);
-	api_ll(oid, other);
 	/*
 	 * Requests between the same two users are serialized by a lock on the
 	 * pair, so two crossing requests end "accepted" instead of leaving
@@ -167,17 +159,44 @@ enum pl_err api_friends_add(struct api_request *req)
 		"  (SELECT jsonb_build_object('id', id, 'username', username, "
 		"    'display_name', display_name) FROM users WHERE id = $1) "
 		"FROM target t",
-		2, (const char *const[]){ uid, oid }, 0, &res)))
+		2, (const char *const[]){ uid, oid }, 0, out)))
 		goto rollback;
-	{
-		PGresult *done;
-
-		if ((rc = api_sql(req, "COMMIT", 0, NULL, 0, &done))) {
-			PQclear(res);
-			return rc;
-		}
-		PQclear(done);
+	if ((rc = api_sql(req, "COMMIT", 0, NULL, 0, &res))) {
+		PQclear(*out);
+		*out = NULL;
+		return rc;
 	}
+	PQclear(res);
+	return PL_OK;
+rollback:
+	/* The request already failed; a lost connection rolls back by itself. */
+	if (pl_db_exec(&req->w->db, "ROLLBACK", 0, NULL, 0, &res, NULL) == PL_OK)
+		PQclear(res);
+	return rc;
+}
+
+/*
+ * POST /friends {user_id}: sends a request (201), or accepts the other
+ * side's pending request (200, both sides "accepted"). Asking again is
+ * harmless and answers the same way.
+ */
+enum pl_err api_friends_add(struct api_request *req)
+{
+	long long other;
+	char uid[24], oid[24];
+	PGresult *res;
+	json_t *friend;
+	const char *state;
+	enum pl_err rc;
+
+	if ((rc = api_body_int(req, "user_id", 1, &other, NULL)))
+		return rc;
+	if (other == req->user_id)
+		return api_fail(req, PL_BAD_REQUEST, "you cannot befriend yourself");
+	api_ll(uid, req->user_id);
+	api_ll(oid, other);
+	if ((rc = befriend(req, uid, oid, &res)))
+		return rc;
 	if (PQntuples(res) != 1) {
 		PQclear(res);
 		return api_fail(req, PL_NOT_FOUND, "user %lld does not exist", other);
@@ -191,11 +210,6 @@ enum pl_err api_friends_add(struct api_request *req)
 	api_reply(req, state[0] == 'a' ? 200 : 201, friend);
 	PQclear(res);
 	return PL_OK;
-rollback:
-	/* The request already failed; a lost connection rolls back by itself. */
-	if (pl_db_exec(&req->w->db, "ROLLBACK", 0, NULL, 0, &res, NULL) == PL_OK)
-		PQclear(res);
-	return rc;
 }
 
 /* DELETE /friends/{id}: ends a friendship or withdraws/declines a request. */

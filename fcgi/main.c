@@ -78,56 +78,49 @@ static int open_listener(const char *listen_on)
 	return fd;
 }
 
-int main(int argc, char **argv)
+/*
+ * Fills shared from cfg (borrowed; must outlive shared): the token key, the
+ * password pool and the dummy hash that keeps a login for an unknown user
+ * as slow as one for a known user. Returns 0, or -1 (logged).
+ */
+static int shared_init(struct api_shared *shared, struct pl_config *cfg)
 {
-	struct pl_config cfg;
-	struct api_shared shared;
-	char err[512];
-	struct worker_thread *threads = NULL;
-	sigset_t block, old;
-	int next, fd, status = 1;
-	long long n, started = 0;
-	int all_joined = 1;
+	unsigned char random_pw[24];
+	char pw[sizeof(random_pw) * 2 + 1], err[512];
 
-	status = pl_program_start(argc, argv, "parley-api", NULL, &cfg, &next);
-	if (status >= 0)
-		goto out;
-	status = 1;
-	if (sodium_init() < 0 || FCGX_Init() != 0) {
-		pl_log(PL_LOG_ERR, "api: cannot initialize libsodium or libfcgi");
-		goto out;
-	}
-	memset(&shared, 0, sizeof(shared));
-	shared.cfg = &cfg;
-	if (pl_token_key_load(&shared.key, cfg.auth_secret_file, err,
+	memset(shared, 0, sizeof(*shared));
+	shared->cfg = cfg;
+	if (pl_token_key_load(&shared->key, cfg->auth_secret_file, err,
 			      sizeof(err))) {
 		pl_log(PL_LOG_ERR, "api: token secret: %s", err);
-		goto out;
+		return -1;
 	}
-	if (pl_password_pool_init(&shared.passwords, (int)cfg.auth_hash_concurrency,
-				  cfg.auth_hash_ops, cfg.auth_hash_memory_kib)) {
+	if (pl_password_pool_init(&shared->passwords, (int)cfg->auth_hash_concurrency,
+				  cfg->auth_hash_ops, cfg->auth_hash_memory_kib)) {
 		pl_log(PL_LOG_ERR, "api: cannot set up password hashing");
-		goto out;
+		return -1;
 	}
-	{
-		unsigned char random_pw[24];
-		char pw[sizeof(random_pw) * 2 + 1];
-
-		randombytes_buf(random_pw, sizeof(random_pw));
-		sodium_bin2hex(pw, sizeof(pw), random_pw, sizeof(random_pw));
-		if (pl_password_hash(&shared.passwords, pw, shared.dummy_hash))
-			goto out;
-	}
+	randombytes_buf(random_pw, sizeof(random_pw));
+	sodium_bin2hex(pw, sizeof(pw), random_pw, sizeof(random_pw));
+	if (pl_password_hash(&shared->passwords, pw, shared->dummy_hash))
+		return -1;
 	/* From here on a login finding every slot busy waits only so long. */
-	pl_password_pool_set_wait(&shared.passwords, cfg.auth_hash_wait_ms,
-				  cfg.auth_hash_queue);
-	fd = open_listener(cfg.api_listen);
-	if (fd < 0)
-		goto out;
-	n = cfg.api_threads;
-	threads = calloc((size_t)n, sizeof(*threads));
-	if (!threads)
-		goto out;
+	pl_password_pool_set_wait(&shared->passwords, cfg->auth_hash_wait_ms,
+				  cfg->auth_hash_queue);
+	return 0;
+}
+
+/*
+ * Starts n workers (threads, zeroed, n long) accepting on fd. Returns how
+ * many started; fewer than n means one failed (logged) and a stop has been
+ * requested.
+ */
+static long long start_workers(struct worker_thread *threads, long long n,
+			       int fd, struct pl_config *cfg,
+			       struct api_shared *shared)
+{
+	sigset_t block, old;
+	long long started;
 
 	/* Workers leave the stop signals to the main thread. */
 	sigemptyset(&block);
@@ -143,12 +136,12 @@ int main(int argc, char **argv)
 			pl_stop_requested = 1;
 			break;
 		}
-		t->w.cfg = &cfg;
-		t->w.shared = &shared;
+		t->w.cfg = cfg;
+		t->w.shared = shared;
 		t->listen_fd = fd;
-		pl_db_init(&t->w.db, &cfg);
-		pl_db_set_statement_timeout(&t->w.db, cfg.db_statement_timeout_ms);
-		pl_redis_init(&t->w.redis, &cfg);
+		pl_db_init(&t->w.db, cfg);
+		pl_db_set_statement_timeout(&t->w.db, cfg->db_statement_timeout_ms);
+		pl_redis_init(&t->w.redis, cfg);
 		if (pthread_create(&t->thread, NULL, worker_main, t) != 0) {
 			pl_log(PL_LOG_ERR, "api: cannot start worker thread");
 			pl_db_release(&t->w.db);
@@ -158,13 +151,17 @@ int main(int argc, char **argv)
 		}
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pl_log(PL_LOG_INFO, "api: listening on '%s' with %lld threads",
-	       cfg.api_listen, started);
+	return started;
+}
 
-	while (!pl_stop_requested)
-		pl_program_sleep_ms(1000);
-
-	pl_log(PL_LOG_INFO, "api: stopping");
+/*
+ * Stops accepting on fd and joins the started workers, releasing the
+ * connections of those that ended. Returns 1 when all were joined, 0 when
+ * some are still stuck in a request (their memory must stay).
+ */
+static int stop_workers(struct worker_thread *threads, long long started,
+			int fd)
+{
 	FCGX_ShutdownPending();
 	/* Wakes the threads blocked in accept(). */
 	shutdown(fd, SHUT_RDWR);
@@ -193,7 +190,44 @@ int main(int argc, char **argv)
 	}
 	for (long long i = 0; i < started; i++)
 		if (!threads[i].done)
-			all_joined = 0;
+			return 0;
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct pl_config cfg;
+	struct api_shared shared;
+	struct worker_thread *threads = NULL;
+	int next, fd, status = 1;
+	long long started;
+	int all_joined;
+
+	status = pl_program_start(argc, argv, "parley-api", NULL, &cfg, &next);
+	if (status >= 0)
+		goto out;
+	status = 1;
+	if (sodium_init() < 0 || FCGX_Init() != 0) {
+		pl_log(PL_LOG_ERR, "api: cannot initialize libsodium or libfcgi");
+		goto out;
+	}
+	if (shared_init(&shared, &cfg))
+		goto out;
+	fd = open_listener(cfg.api_listen);
+	if (fd < 0)
+		goto out;
+	threads = calloc((size_t)cfg.api_threads, sizeof(*threads));
+	if (!threads)
+		goto out;
+	started = start_workers(threads, cfg.api_threads, fd, &cfg, &shared);
+	pl_log(PL_LOG_INFO, "api: listening on '%s' with %lld threads",
+	       cfg.api_listen, started);
+
+	while (!pl_stop_requested)
+		pl_program_sleep_ms(1000);
+
+	pl_log(PL_LOG_INFO, "api: stopping");
+	all_joined = stop_workers(threads, started, fd);
 	close(fd);
 	if (cfg.api_listen[0] == '/')
 		unlink(cfg.api_listen);
