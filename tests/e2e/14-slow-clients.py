@@ -6,11 +6,8 @@ of 10 s) while other users keep being served at once, even with more slow
 bodies open than parley-api has threads (doc/protocol.md "WebSocket";
 SECURITY.md "Abuse"; deploy/nginx)."""
 
-import base64
 import json
-import os
 import socket
-import struct
 import threading
 import time
 import urllib.parse
@@ -26,24 +23,6 @@ SLOW = 12  # slow connections of each kind (parley-api has 16 threads)
 CUT_WITHIN = 25  # seconds: a 10 s timeout, on a loaded machine
 A = B = None
 AB = None
-
-
-def upgrade_request(host):
-    key = base64.b64encode(os.urandom(16)).decode()
-    return ("GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: parley.v1\r\n"
-            "X-Padding: %s\r\n\r\n" % (host, key, "p" * 400)).encode()
-
-
-def masked_text_frame(text):
-    data = text.encode()
-    mask = os.urandom(4)
-    head = struct.pack("!B", 0x81)
-    if len(data) < 126:
-        head += struct.pack("!B", 0x80 | len(data))
-    else:
-        head += struct.pack("!BH", 0x80 | 126, len(data))
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
 
 
 class Dribbler(threading.Thread):
@@ -157,18 +136,18 @@ def test_setup_users():
 def test_slow_clients_are_cut_and_others_are_served():
     relay = (RELAY.hostname, RELAY.port)
     nginx = (NGINX.hostname, NGINX.port)
-    hello = masked_text_frame(json.dumps({"type": "hello", "token": A.token}))
+    hello = ws.raw_frame(json.dumps({"type": "hello", "token": A.token}))
     api_body = json.dumps({"client_msg_id": "slow", "body": "x" * 300}).encode()
     api_head = ("POST /api/v1/conversations/%d/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
                 "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
                 % (AB, A.token, len(api_body))).encode()
     groups = {
         # The relay: a dribbled upgrade, and a hello dribbled after one.
-        "relay handshakes": start([Dribbler(relay, upgrade_request("r")) for _ in range(SLOW)]),
-        "relay hellos": start([Dribbler(relay, hello, prefix=upgrade_request("r")) for _ in range(SLOW)]),
+        "relay handshakes": start([Dribbler(relay, ws.upgrade_request("r", padding=400)) for _ in range(SLOW)]),
+        "relay hellos": start([Dribbler(relay, hello, prefix=ws.upgrade_request("r", padding=400)) for _ in range(SLOW)]),
         # nginx: dribbled request headers, to the API and to the relay's /ws.
         "nginx headers": start([Dribbler(nginx, api_head) for _ in range(SLOW // 2)]
-                               + [Dribbler(nginx, upgrade_request("n")) for _ in range(SLOW // 2)]),
+                               + [Dribbler(nginx, ws.upgrade_request("n", padding=400)) for _ in range(SLOW // 2)]),
         # nginx: a body that stalls after its first bytes (interval > 10 s).
         "nginx stalled bodies": start([Dribbler(nginx, api_body, prefix=api_head + api_body[:10], interval=30)
                                        for _ in range(SLOW)]),

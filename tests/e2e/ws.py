@@ -3,12 +3,19 @@
 A Socket speaks doc/protocol.md's frames over the real WebSocket protocol
 (python3-websocket) to the relay at PARLEY_TEST_RELAY, or through nginx's
 /ws. Reads wait with a deadline; a test never sleeps to synchronize.
+
+The raw_* helpers at the end are for what a Socket cannot do (the slow
+clients of e2e 14, the fault suite): dribble a handshake, stop half-way
+through a frame, open sockets by the hundred without a thread each.
 """
 
+import base64
 import json
 import os
+import socket
 import struct
 import time
+import urllib.parse
 
 import websocket
 
@@ -138,3 +145,51 @@ def device(user):
 def messages(sock, n, timeout=5):
     """The next n message frames."""
     return [sock.expect("message", timeout) for _ in range(n)]
+
+
+# Raw WebSocket: a plain TCP socket. Only the handshake request is written
+# here; frames are made and parsed by python3-websocket's ABNF.
+
+def upgrade_request(host, path="/ws", padding=0):
+    """The bytes of an upgrade request to path for parley.v1; padding adds
+    a header of that many bytes (a longer request to dribble)."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    extra = "X-Padding: %s\r\n" % ("p" * padding) if padding else ""
+    return ("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: parley.v1\r\n"
+            "%s\r\n" % (path, host, key, extra)).encode()
+
+
+def raw_open(url, timeout=10):
+    """A TCP socket that completed the WebSocket handshake at url (ws://)."""
+    u = urllib.parse.urlsplit(url)
+    s = socket.create_connection((u.hostname, u.port), timeout=timeout)
+    s.sendall(upgrade_request("%s:%d" % (u.hostname, u.port), u.path))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(1)
+        if not chunk:
+            raise ConnectionError("closed during the handshake")
+        head += chunk
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise ConnectionError("handshake answered %r" % head.split(b"\r\n")[0])
+    return s
+
+
+def raw_frame(text, cut=None):
+    """A masked text frame of text (the bytes up to `cut` only, if given)."""
+    frame = websocket.ABNF.create_frame(text, websocket.ABNF.OPCODE_TEXT).format()
+    return frame if cut is None else frame[:cut]
+
+
+def raw_read(s, timeout=10):
+    """The next frame from the server on raw socket s: (opcode, payload)."""
+    s.settimeout(timeout)
+
+    def recv(n):
+        chunk = s.recv(n)
+        if not chunk:
+            raise ConnectionError("closed mid-frame")
+        return chunk
+    frame = websocket._abnf.frame_buffer(recv, True).recv_frame()
+    return frame.opcode, frame.data

@@ -126,58 +126,6 @@ def replaced(service, old_pid, timeout_s=60):
              "%s to be restarted by its supervisor and serve again" % service, interval_s=0.2)
 
 
-# Raw WebSocket, for what python3-websocket cannot do: stop half-way
-# through a frame, and open sockets by the hundred without a thread each.
-
-def raw_open(url, timeout=10):
-    """A TCP socket that completed the WebSocket handshake on the relay."""
-    u = urllib.parse.urlsplit(url)
-    s = socket.create_connection((u.hostname, u.port), timeout=timeout)
-    s.sendall(("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-               "Sec-WebSocket-Protocol: parley.v1\r\n\r\n" % (u.path, u.hostname, u.port)).encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = s.recv(1)
-        if not chunk:
-            raise ConnectionError("closed during the handshake")
-        head += chunk
-    if not head.startswith(b"HTTP/1.1 101"):
-        raise ConnectionError("handshake answered %r" % head.split(b"\r\n")[0])
-    return s
-
-
-def raw_frame(text, cut=None):
-    """A masked text frame of text (the bytes up to `cut` only, if given)."""
-    payload = text.encode()
-    mask = os.urandom(4)
-    n = len(payload)
-    head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack("!H", n))
-    frame = head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return frame if cut is None else frame[:cut]
-
-
-def raw_read(s, timeout=10):
-    """The next frame from the server: (opcode, payload)."""
-    s.settimeout(timeout)
-
-    def exactly(n):
-        buf = b""
-        while len(buf) < n:
-            chunk = s.recv(n - len(buf))
-            if not chunk:
-                raise ConnectionError("closed mid-frame")
-            buf += chunk
-        return buf
-    b0, b1 = exactly(2)
-    n = b1 & 0x7F
-    if n == 126:
-        n = struct.unpack("!H", exactly(2))[0]
-    elif n == 127:
-        n = struct.unpack("!Q", exactly(8))[0]
-    return b0 & 0x0F, exactly(n)
-
-
 # The faults. Each runs while the load sends, and may return a list of
 # problems of its own (a refusal that was not clean, a stored half-frame).
 
@@ -253,7 +201,7 @@ def relay_sockets(url):
 def close_code(s):
     """The code of the close frame the server sent on raw socket s."""
     try:
-        op, payload = raw_read(s, 2)
+        op, payload = ws.raw_read(s, 2)
     except OSError as e:
         return type(e).__name__
     return struct.unpack("!H", payload[:2])[0] if op == 8 and len(payload) >= 2 else "opcode %d" % op
@@ -267,7 +215,7 @@ def fault_relay_full(load, cfg):
     problems = []
     capacity = int(relay_conf("capacity") or 10000)
     assert capacity <= 1000, "relay capacity %d is too large to fill in a test" % capacity
-    fillers = [raw_open(RELAY1) for _ in range(capacity - relay_sockets(RELAY1) + 5)]
+    fillers = [ws.raw_open(RELAY1) for _ in range(capacity - relay_sockets(RELAY1) + 5)]
     try:
         refused = {}
         deadline = time.monotonic() + 10
@@ -309,13 +257,13 @@ def fault_network_cut(load, cfg):
         p.cut()
     conv, users = next(iter(load.members.items()))
     half = ws.device(users[0])
-    s = raw_open(RELAY1)
-    s.sendall(raw_frame('{"type":"hello","token":"%s"}' % half.token))
-    op, payload = raw_read(s, 15)
+    s = ws.raw_open(RELAY1)
+    s.sendall(ws.raw_frame('{"type":"hello","token":"%s"}' % half.token))
+    op, payload = ws.raw_read(s, 15)
     if op != 1 or b'"welcome"' not in payload:
         problems.append("half-frame client: no welcome: %r" % payload[:200])
     frame = '{"type":"send","conversation_id":%d,"client_msg_id":"half-frame","body":"%s"}' % (conv, "x" * 200)
-    s.sendall(raw_frame(frame, cut=len(frame) // 2))
+    s.sendall(ws.raw_frame(frame, cut=len(frame) // 2))
     time.sleep(0.2)  # let the half reach the relay before the reset
     loadmod.reset(s)
     return problems
