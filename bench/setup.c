@@ -35,7 +35,10 @@ static size_t on_body(void *data, size_t size, size_t nmemb, void *arg)
 	return len;
 }
 
-/* POSTs body (JSON) to path; returns the parsed answer or NULL. */
+/*
+ * POSTs body (JSON, stolen: freed here, so callers pass json_pack()'s result
+ * straight in) to path; returns the parsed answer or NULL.
+ */
 static json_t *post(CURL *curl, const char *path, json_t *body, const char *token,
 		    long *status)
 {
@@ -64,6 +67,7 @@ static json_t *post(CURL *curl, const char *path, json_t *body, const char *toke
 	curl_slist_free_all(h);
 	free(text);
 	free(b.p);
+	json_decref(body);
 	return out;
 }
 
