@@ -25,11 +25,13 @@
 
 #include "clock.h"
 #include "db.h"
+#include "inbox.h"
 #include "json.h"
 #include "keys.h"
 #include "limits.h"
 #include "log.h"
 #include "post.h"
+#include "presence.h"
 #include "publish.h"
 #include "ratelimit.h"
 #include "receipt.h"
@@ -405,8 +407,6 @@ static void do_auths(struct store *s, struct relay_job **jobs, size_t n)
 /* One page of the inbox as frames, one per line (JSON has no raw newline). */
 static void do_replay(struct store *s, struct relay_job *j)
 {
-	char uid[24], after[24], lim[24];
-	const char *params[3] = { uid, after, lim };
 	PGresult *res;
 	size_t len = 0, cap = 0;
 	char *text = NULL;
@@ -414,15 +414,7 @@ static void do_replay(struct store *s, struct relay_job *j)
 	int rows;
 
 	atomic_fetch_add(&s->r->metrics.replays, 1);
-	snprintf(uid, sizeof(uid), "%lld", j->user_id);
-	snprintf(after, sizeof(after), "%lld", j->a);
-	snprintf(lim, sizeof(lim), "%lld", j->b);
-	if (pl_db_exec(&s->db,
-		       "SELECT i.seq, message_out(m, i.seq, 'message') FROM (SELECT * "
-		       "FROM inbox WHERE user_id = $1 AND seq > $2 ORDER BY seq "
-		       "LIMIT $3) i JOIN messages m ON m.conversation_id = "
-		       "i.conversation_id AND m.message_id = i.message_id "
-		       "ORDER BY i.seq", 3, params, 1, &res, NULL)) {
+	if (pl_inbox_page(&s->db, j->user_id, j->a, j->b, &res)) {
 		relay_post_event(s->r, EV_REPLAY_FAIL, j->conn_id, j->user_id, 0, 0,
 				 NULL, 0);
 		return;
@@ -684,111 +676,37 @@ static void announce_presence(struct store *s, long long user, int online,
 }
 
 /*
- * Presence in Redis (doc/architecture.md "Presence"; names in lib/keys.h):
- * a user's hash holds "d:{device}" deadlines, "last_seen" and "state" (what
- * friends were last told); PL_KEY_PRESENCE_DEADLINES orders every device
- * deadline and PL_KEY_PRESENCE_PENDING the users whose last device left,
- * due to be announced offline after the grace period unless one comes back.
+ * A device's heartbeat (a = 1) or its socket gone (a = 0), in Redis
+ * (lib/presence.h); friends hear of a user who came online at once, of one
+ * who went offline from the sweep after the grace period.
  */
-static const char heartbeat_lua[] =
-	"local key, user, dev = KEYS[1], ARGV[1], ARGV[2]\n"
-	"local deadline, now = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-	"redis.call('HSET', key, 'd:' .. dev, deadline, 'last_seen', now)\n"
-	"redis.call('ZADD', '" PL_KEY_PRESENCE_DEADLINES "', deadline, user .. ':' .. dev)\n"
-	"redis.call('ZREM', '" PL_KEY_PRESENCE_PENDING "', user)\n"
-	"if redis.call('HGET', key, 'state') ~= 'online' then\n"
-	"  redis.call('HSET', key, 'state', 'online') return 1 end\n"
-	"return 0\n";
-
-static const char gone_lua[] =
-	"local key, user, dev = KEYS[1], ARGV[1], ARGV[2]\n"
-	"local now, grace = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-	"redis.call('HDEL', key, 'd:' .. dev)\n"
-	"redis.call('ZREM', '" PL_KEY_PRESENCE_DEADLINES "', user .. ':' .. dev)\n"
-	"local f = redis.call('HGETALL', key)\n"
-	"for i = 1, #f, 2 do\n"
-	"  if string.sub(f[i], 1, 2) == 'd:' and tonumber(f[i + 1]) > now then return 0 end\n"
-	"end\n"
-	"redis.call('HSET', key, 'last_seen', now)\n"
-	"redis.call('ZADD', '" PL_KEY_PRESENCE_PENDING "', now + grace, user)\n"
-	"return 1\n";
-
-/* Returns the users now offline: {user, last_seen, ...}. */
-static const char sweep_lua[] =
-	"local now = tonumber(ARGV[1])\n"
-	"local expired = redis.call('ZRANGEBYSCORE', '" PL_KEY_PRESENCE_DEADLINES "', '-inf', now, 'LIMIT', 0, 1000)\n"
-	"for _, m in ipairs(expired) do\n"
-	"  redis.call('ZREM', '" PL_KEY_PRESENCE_DEADLINES "', m)\n"
-	"  local user, dev = string.match(m, '^(%d+):(%d+)$')\n"
-	"  if user then\n"
-	"    local key = '" PL_KEY_PRESENCE_PREFIX "' .. user\n"
-	"    local d = tonumber(redis.call('HGET', key, 'd:' .. dev))\n"
-	"    if d and d <= now then redis.call('HDEL', key, 'd:' .. dev) end\n"
-	"    redis.call('ZADD', '" PL_KEY_PRESENCE_PENDING "', now, user)\n"
-	"  end\n"
-	"end\n"
-	"local out = {}\n"
-	"local due = redis.call('ZRANGEBYSCORE', '" PL_KEY_PRESENCE_PENDING "', '-inf', now, 'LIMIT', 0, 1000)\n"
-	"for _, user in ipairs(due) do\n"
-	"  redis.call('ZREM', '" PL_KEY_PRESENCE_PENDING "', user)\n"
-	"  local key = '" PL_KEY_PRESENCE_PREFIX "' .. user\n"
-	"  local live = false\n"
-	"  local f = redis.call('HGETALL', key)\n"
-	"  for i = 1, #f, 2 do\n"
-	"    if string.sub(f[i], 1, 2) == 'd:' and tonumber(f[i + 1]) > now then live = true end\n"
-	"  end\n"
-	"  if not live and redis.call('HGET', key, 'state') == 'online' then\n"
-	"    redis.call('HSET', key, 'state', 'offline')\n"
-	"    local seen = redis.call('HGET', key, 'last_seen') or tostring(now)\n"
-	"    table.insert(out, user) table.insert(out, seen)\n"
-	"  end\n"
-	"end\n"
-	"return out\n";
-
 static void do_presence(struct store *s, struct relay_job *j)
 {
 	const struct pl_config *cfg = s->r->cfg;
-	char key[48], user[24], dev[24], a3[24], a4[24];
-	const char *argv[7] = { "EVAL", NULL, "1", key, user, dev, a3 };
-	const char *argv8[8];
-	redisReply *rep;
 	long long now = pl_clock_now_ms();
+	int came_online;
 
-	snprintf(key, sizeof(key), PL_KEY_PRESENCE_FMT, j->user_id);
-	snprintf(user, sizeof(user), "%lld", j->user_id);
-	snprintf(dev, sizeof(dev), "%lld", j->device_id);
-	if (j->a) {
-		snprintf(a3, sizeof(a3), "%lld", now + cfg->presence_timeout_s * 1000);
-		snprintf(a4, sizeof(a4), "%lld", now);
-		argv[1] = heartbeat_lua;
-	} else {
-		snprintf(a3, sizeof(a3), "%lld", now);
-		snprintf(a4, sizeof(a4), "%lld", cfg->presence_grace_s * 1000);
-		argv[1] = gone_lua;
-	}
-	memcpy(argv8, argv, sizeof(argv));
-	argv8[7] = a4;
-	if (pl_redis_command(&s->redis, 8, argv8, NULL, 1, &rep))
+	if (!j->a) {
+		pl_presence_gone(&s->redis, j->user_id, j->device_id, now,
+				 cfg->presence_grace_s * 1000);
 		return;
-	if (j->a && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1)
+	}
+	if (pl_presence_heartbeat(&s->redis, j->user_id, j->device_id, now,
+				  cfg->presence_timeout_s * 1000,
+				  &came_online) == PL_OK && came_online)
 		announce_presence(s, j->user_id, 1, now);
-	freeReplyObject(rep);
 }
 
 static void do_sweep(struct store *s)
 {
-	char now[24];
-	const char *argv[4] = { "EVAL", sweep_lua, "0", now };
-	redisReply *rep;
+	struct pl_presence *gone;
+	size_t n;
 
-	snprintf(now, sizeof(now), "%lld", pl_clock_now_ms());
-	if (pl_redis_command(&s->redis, 4, argv, NULL, 1, &rep))
+	if (pl_presence_sweep(&s->redis, pl_clock_now_ms(), &gone, &n))
 		return;
-	for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements;
-	     i += 2)
-		announce_presence(s, strtoll(rep->element[i]->str, NULL, 10), 0,
-				  strtoll(rep->element[i + 1]->str, NULL, 10));
-	freeReplyObject(rep);
+	for (size_t i = 0; i < n; i++)
+		announce_presence(s, gone[i].user_id, 0, gone[i].last_seen_ms);
+	free(gone);
 }
 
 /*
