@@ -1,6 +1,7 @@
 /*
- * server: the lws side of the relay: the protocols, the service thread's
- * inbox, and the callbacks that feed session.c.
+ * server: the lws side of the relay: the protocols and their callbacks,
+ * which hand WebSockets to session.c, long-poll and SSE to stream.c, and
+ * the inbox's wake-ups to service.c.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -10,83 +11,17 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "conn.h"
 #include "limits.h"
 #include "log.h"
+#include "metrics.h"
+#include "relay.h"
+#include "server.h"
+#include "service.h"
 #include "session.h"
+#include "stream.h"
 #include "banned.h"
 
-/* lws 4.1 has no name for it. */
-#define HTTP_UPGRADE_REQUIRED 426
-
-struct relay_event *relay_inbox_take(struct relay *r)
-{
-	struct relay_event *list;
-
-	pthread_mutex_lock(&r->inbox_lock);
-	list = r->inbox;
-	r->inbox = NULL;
-	r->inbox_tail = &r->inbox;
-	pthread_mutex_unlock(&r->inbox_lock);
-	return list;
-}
-
-void relay_handle_events_discard(struct relay *r)
-{
-	struct relay_event *ev = relay_inbox_take(r);
-
-	while (ev) {
-		struct relay_event *next = ev->next;
-
-		free(ev->text);
-		free(ev);
-		ev = next;
-	}
-}
-
-void relay_post(struct relay *r, struct relay_event *ev)
-{
-	int was_empty;
-
-	ev->next = NULL;
-	pthread_mutex_lock(&r->inbox_lock);
-	was_empty = r->inbox == NULL;
-	*r->inbox_tail = ev;
-	r->inbox_tail = &ev->next;
-	pthread_mutex_unlock(&r->inbox_lock);
-	/*
-	 * The one lws call other threads may make. The service thread takes
-	 * the whole inbox at once, so only the event that finds it empty needs
-	 * to wake it: a burst costs one wake-up, not one per event.
-	 */
-	if (was_empty && r->ctx)
-		lws_cancel_service(r->ctx);
-}
-
-void relay_post_event(struct relay *r, enum relay_event_kind kind,
-		      uint64_t conn_id, long long user_id, long long a,
-		      long long b, const char *text, size_t len)
-{
-	struct relay_event *ev = calloc(1, sizeof(*ev));
-
-	if (!ev)
-		return;
-	ev->kind = kind;
-	ev->conn_id = conn_id;
-	ev->user_id = user_id;
-	ev->a = a;
-	ev->b = b;
-	if (text) {
-		ev->text = malloc(len + 1);
-		if (!ev->text) {
-			free(ev);
-			return;
-		}
-		memcpy(ev->text, text, len);
-		ev->text[len] = '\0';
-		ev->len = len;
-	}
-	relay_post(r, ev);
-}
 
 static struct relay *relay_of(struct lws *wsi)
 {
@@ -103,7 +38,7 @@ static int receive(struct conn *c, const void *in, size_t len, int final)
 		return -1;
 	}
 	if (!c->rx && final) {
-		relay_conn_frame(c, in, len);
+		relay_session_frame(c, in, len);
 		return 0;
 	}
 	bigger = realloc(c->rx, c->rx_len + len + 1);
@@ -113,7 +48,7 @@ static int receive(struct conn *c, const void *in, size_t len, int final)
 	memcpy(c->rx + c->rx_len, in, len);
 	c->rx_len += len;
 	if (final) {
-		relay_conn_frame(c, (char *)c->rx, c->rx_len);
+		relay_session_frame(c, (char *)c->rx, c->rx_len);
 		free(c->rx);
 		c->rx = NULL;
 		c->rx_len = 0;
@@ -161,56 +96,22 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return pss->conn ? relay_conn_writeable(pss->conn) : -1;
 	case LWS_CALLBACK_TIMER:
 		if (pss->conn)
-			relay_conn_timer(pss->conn);
+			relay_session_timer(pss->conn);
 		return 0;
 	case LWS_CALLBACK_CLOSED:
 		if (pss->conn)
-			relay_conn_closed(pss->conn);
+			relay_session_closed(pss->conn);
 		pss->conn = NULL;
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		/* Fired on every protocol: this one handles the inbox. */
 		r = lws_context_user(lws_get_context(wsi));
 		if (r)
-			relay_handle_events(r);
+			relay_service_events(r);
 		return 0;
 	default:
 		return 0;
 	}
-}
-
-int relay_http_error(struct lws *wsi, int status, enum pl_err code,
-		     const char *message)
-{
-	json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", pl_err_code(code),
-			      "message", message);
-	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	size_t len = text ? strlen(text) : 0;
-	unsigned char buf[LWS_PRE + 1024];
-	unsigned char *start = buf + LWS_PRE, *p = start, *end = start + 512;
-	int rc = -1;
-
-	json_decref(o);
-	if (!text || len > 400)
-		goto out;
-	if (lws_add_http_common_headers(wsi, (unsigned int)status,
-					"application/json", len, &p, end))
-		goto out;
-	/* 426 names the protocol to upgrade to (RFC 9110, 15.5.22). */
-	if (status == HTTP_UPGRADE_REQUIRED &&
-	    lws_add_http_header_by_token(wsi, WSI_TOKEN_UPGRADE,
-					 (const unsigned char *)"websocket", 9,
-					 &p, end))
-		goto out;
-	if (lws_finalize_write_http_header(wsi, start, &p, end))
-		goto out;
-	memcpy(start, text, len);
-	if (lws_write(wsi, start, len, LWS_WRITE_HTTP_FINAL) < (int)len)
-		goto out;
-	rc = 1;
-out:
-	free(text);
-	return rc;
 }
 
 /* Reads a non-negative integer query argument: def when absent, -2 when bad. */
@@ -305,7 +206,7 @@ static int start_http(struct lws *wsi, struct pss *pss, const char *path)
 		return write_metrics(wsi, r);
 	if (strcmp(path, "/ws") == 0) {
 		/* A WebSocket handshake never gets here: lws upgrades it. */
-		set_reply(pss, wsi, HTTP_UPGRADE_REQUIRED, PL_BAD_REQUEST,
+		set_reply(pss, wsi, RELAY_HTTP_UPGRADE_REQUIRED, PL_BAD_REQUEST,
 			  "/ws is a WebSocket endpoint: connect with a WebSocket "
 			  "client and subprotocol parley.v1");
 		return 0;
@@ -359,8 +260,8 @@ static int start_http(struct lws *wsi, struct pss *pss, const char *path)
 				   timeout * 1000;
 	}
 	pss->conn = c;
-	if (relay_conn_start_http(c, token, after)) {
-		relay_conn_closed(c);
+	if (relay_stream_start(c, token, after)) {
+		relay_session_closed(c);
 		pss->conn = NULL;
 		set_reply(pss, wsi, 401, PL_UNAUTHORIZED, "the token is invalid or "
 			  "expired");
@@ -381,11 +282,11 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return start_http(wsi, pss, in);
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		if (pss->conn) {
-			rc = relay_conn_http_writeable(pss->conn);
+			rc = relay_stream_writeable(pss->conn);
 			if (rc == 0)
 				return 0;
 			/* The answer is out (or failed): this request is done. */
-			relay_conn_closed(pss->conn);
+			relay_session_closed(pss->conn);
 			pss->conn = NULL;
 		} else if (pss->reply_status) {
 			int status = pss->reply_status;
@@ -405,7 +306,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return 0;
 	case LWS_CALLBACK_CLOSED_HTTP:
 		if (pss && pss->conn) {
-			relay_conn_closed(pss->conn);
+			relay_session_closed(pss->conn);
 			pss->conn = NULL;
 		}
 		return 0;

@@ -33,35 +33,34 @@ static void test_event_message_needs_a_seq(void **state)
 	assert_null(pl_event_encode_message(-3, 1, "{}"));
 }
 
+/* Decodes payload[0..len) and checks what it says. */
+static void expect_decoded(const char *payload, size_t len, long long seq,
+			   long long created_us, size_t frame_len)
+{
+	struct pl_event ev;
+
+	assert_int_equal(pl_event_decode(payload, len, &ev), PL_OK);
+	assert_int_equal(ev.seq, seq);
+	assert_int_equal(ev.created_us, created_us);
+	assert_int_equal(ev.frame_len, frame_len);
+	assert_ptr_equal(ev.frame, payload + len - frame_len);
+}
+
 static void test_event_other_frame_is_the_whole_payload(void **state)
 {
 	const char *frame = "{\"type\":\"typing\",\"conversation_id\":7}";
-	struct pl_event ev;
 
 	(void)state;
-	assert_int_equal(pl_event_decode(frame, strlen(frame), &ev), PL_OK);
-	assert_int_equal(ev.seq, 0);
-	assert_int_equal(ev.created_us, 0);
-	assert_ptr_equal(ev.frame, frame);
-	assert_int_equal(ev.frame_len, strlen(frame));
+	expect_decoded(frame, strlen(frame), 0, 0, strlen(frame));
 	/* "M " without a header line is a frame too. */
-	assert_int_equal(pl_event_decode("M x", 3, &ev), PL_OK);
-	assert_int_equal(ev.seq, 0);
-	assert_int_equal(ev.frame_len, 3);
-	assert_int_equal(pl_event_decode("", 0, &ev), PL_OK);
-	assert_int_equal(ev.frame_len, 0);
+	expect_decoded("M x", 3, 0, 0, 3);
+	expect_decoded("", 0, 0, 0, 0);
 }
 
 static void test_event_header_without_time(void **state)
 {
-	const char *payload = "M 5\n{}";
-	struct pl_event ev;
-
 	(void)state;
-	assert_int_equal(pl_event_decode(payload, strlen(payload), &ev), PL_OK);
-	assert_int_equal(ev.seq, 5);
-	assert_int_equal(ev.created_us, 0);
-	assert_int_equal(ev.frame_len, 2);
+	expect_decoded("M 5\n{}", 6, 5, 0, 2);
 }
 
 static void expect_malformed(const char *payload)
@@ -88,14 +87,9 @@ static void test_event_malformed_header_is_refused(void **state)
 
 static void test_event_decode_stays_within_len(void **state)
 {
-	/* The newline past len is not the header's. */
-	const char payload[] = "M 9 1\n{}";
-	struct pl_event ev;
-
 	(void)state;
-	assert_int_equal(pl_event_decode(payload, 5, &ev), PL_OK);
-	assert_int_equal(ev.seq, 0);
-	assert_int_equal(ev.frame_len, 5);
+	/* The newline past len is not the header's. */
+	expect_decoded("M 9 1\n{}", 5, 0, 0, 5);
 }
 
 static void test_event_channel_round_trip(void **state)
