@@ -193,13 +193,51 @@ out:
 	return rc;
 }
 
+/* A stream's query: ?after, ?timeout, ?limit, and Last-Event-ID on SSE. */
+struct stream_args {
+	long long after, timeout_s, limit;
+};
+
+/*
+ * Reads a stream's arguments into a. Returns 0, or -1 with the 400 answer
+ * set in pss.
+ */
+static int stream_args(struct lws *wsi, struct pss *pss, int sse,
+		       struct stream_args *a)
+{
+	char last_id[32];
+
+	a->after = urlarg_int(wsi, "after=", -1, INT64_MAX);
+	a->timeout_s = urlarg_int(wsi, "timeout=", 25, 60);
+	a->limit = urlarg_int(wsi, "limit=", 100, 1000);
+	if (sse && lws_hdr_custom_copy(wsi, last_id, sizeof(last_id),
+				       "last-event-id:", 14) > 0) {
+		char *e;
+		long long v = strtoll(last_id, &e, 10);
+
+		if (*e || v < 0) {
+			set_reply(pss, wsi, 400, PL_BAD_REQUEST,
+				  "Last-Event-ID must be a seq");
+			return -1;
+		}
+		a->after = v;
+	}
+	if (a->after == -2 || a->timeout_s < 0 || a->limit < 1) {
+		set_reply(pss, wsi, 400, PL_BAD_REQUEST, "after, timeout and limit "
+			  "must be integers (timeout at most 60, limit 1 to 1000)");
+		return -1;
+	}
+	return 0;
+}
+
 /* GET /poll and GET /events (doc/protocol.md "Long-poll", "Server-Sent Events"). */
 static int start_http(struct lws *wsi, struct pss *pss, const char *path)
 {
 	struct relay *r = relay_of(wsi);
 	int sse = strcmp(path, "/events") == 0;
-	char token[PL_TOKEN_MAX_BYTES + 1], last_id[32];
-	long long after, timeout, limit;
+	char token[PL_TOKEN_MAX_BYTES + 1];
+	struct stream_args a;
+	struct timeval tv;
 	struct conn *c;
 
 	if (strcmp(path, "/metrics") == 0)
@@ -219,26 +257,8 @@ static int start_http(struct lws *wsi, struct pss *pss, const char *path)
 		set_reply(pss, wsi, 405, PL_METHOD_NOT_ALLOWED, "use GET");
 		return 0;
 	}
-	after = urlarg_int(wsi, "after=", -1, INT64_MAX);
-	timeout = urlarg_int(wsi, "timeout=", 25, 60);
-	limit = urlarg_int(wsi, "limit=", 100, 1000);
-	if (sse && lws_hdr_custom_copy(wsi, last_id, sizeof(last_id),
-				       "last-event-id:", 14) > 0) {
-		char *e;
-		long long v = strtoll(last_id, &e, 10);
-
-		if (*e || v < 0) {
-			set_reply(pss, wsi, 400, PL_BAD_REQUEST,
-				  "Last-Event-ID must be a seq");
-			return 0;
-		}
-		after = v;
-	}
-	if (after == -2 || timeout < 0 || limit < 1) {
-		set_reply(pss, wsi, 400, PL_BAD_REQUEST, "after, timeout and limit "
-			  "must be integers (timeout at most 60, limit 1 to 1000)");
+	if (stream_args(wsi, pss, sse, &a))
 		return 0;
-	}
 	if (bearer(wsi, sse, token, sizeof(token))) {
 		set_reply(pss, wsi, 401, PL_UNAUTHORIZED,
 			  "an Authorization: Bearer token is required");
@@ -251,16 +271,12 @@ static int start_http(struct lws *wsi, struct pss *pss, const char *path)
 	c = relay_conn_new(r, wsi, sse ? KIND_SSE : KIND_POLL);
 	if (!c)
 		return -1;
-	c->poll_limit = limit;
-	{
-		struct timeval tv;
-
-		gettimeofday(&tv, NULL);
-		c->poll_limit_ms = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000 +
-				   timeout * 1000;
-	}
+	c->poll_limit = a.limit;
+	gettimeofday(&tv, NULL);
+	c->poll_limit_ms = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000 +
+			   a.timeout_s * 1000;
 	pss->conn = c;
-	if (relay_stream_start(c, token, after)) {
+	if (relay_stream_start(c, token, a.after)) {
 		relay_session_closed(c);
 		pss->conn = NULL;
 		set_reply(pss, wsi, 401, PL_UNAUTHORIZED, "the token is invalid or "

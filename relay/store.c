@@ -21,7 +21,6 @@
 #include "db.h"
 #include "inbox.h"
 #include "json.h"
-#include "keys.h"
 #include "limits.h"
 #include "log.h"
 #include "post.h"
