@@ -32,6 +32,8 @@
 #include "cursor.h"
 #include "jobs.h"
 #include "metrics.h"
+#include "redis.h"
+#include "registry.h"
 #include "token.h"
 
 struct relay_event;
@@ -52,6 +54,11 @@ struct relay {
 	struct relay_jobs jobs;
 	pthread_t *stores;
 	int nstores;
+	/* The relay's one registry (lib/registry.h), on a connection of its
+	 * own; the store thread that runs a registry job holds the lock. */
+	pthread_mutex_t registry_lock;
+	struct pl_redis registry_redis;
+	struct pl_registry *registry;
 
 	/* Bus commands: subscribe (+id) and unsubscribe (-id) (bus.c). */
 	pthread_mutex_t bus_lock;

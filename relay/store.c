@@ -40,7 +40,6 @@ struct store {
 	struct relay *r;
 	struct pl_db db;
 	struct pl_redis redis;
-	struct pl_registry *registry;	/* over redis */
 };
 
 /* Posts an "error" frame for a connection (ref: the client_msg_id or NULL). */
@@ -440,24 +439,28 @@ static void do_sweep(struct store *s)
 	free(gone);
 }
 
-/* The relay's entry in the registry /api/v1/discover reads (lib/registry.h). */
+/*
+ * The relay's entry in the registry /api/v1/discover reads (lib/registry.h):
+ * one registry for the relay, whichever thread runs the job, so a backend
+ * that ties the entry to its connection (a session) keeps one.
+ */
 static void do_register(struct store *s, struct relay_job *j)
 {
 	const struct pl_config *cfg = s->r->cfg;
 	struct pl_registry_entry e = { .connections = j->as.reg.connections,
 				       .capacity = cfg->relay_capacity };
 
-	if (j->as.reg.op == RELAY_REGISTRY_DEREGISTER) {
-		pl_registry_deregister(s->registry, s->r->id);
-		return;
-	}
 	snprintf(e.id, sizeof(e.id), "%s", s->r->id);
 	snprintf(e.url, sizeof(e.url), "%s", cfg->relay_public_url);
 	snprintf(e.region, sizeof(e.region), "%s", cfg->relay_region);
-	if (j->as.reg.op == RELAY_REGISTRY_REGISTER)
-		pl_registry_register(s->registry, &e);
+	pthread_mutex_lock(&s->r->registry_lock);
+	if (j->as.reg.op == RELAY_REGISTRY_DEREGISTER)
+		pl_registry_deregister(s->r->registry, s->r->id);
+	else if (j->as.reg.op == RELAY_REGISTRY_REGISTER)
+		pl_registry_register(s->r->registry, &e);
 	else
-		pl_registry_refresh(s->registry, &e);
+		pl_registry_refresh(s->r->registry, &e);
+	pthread_mutex_unlock(&s->r->registry_lock);
 }
 
 /*
@@ -533,7 +536,6 @@ static void *store_main(void *arg)
 		for (size_t i = 0; i < n; i++)
 			relay_job_free(jobs[i]);
 	}
-	pl_registry_free(s->registry);
 	pl_db_release(&s->db);
 	pl_redis_release(&s->redis);
 	free(s);
@@ -545,8 +547,11 @@ int relay_store_start(struct relay *r, int nthreads)
 	relay_jobs_init(&r->jobs, (size_t)r->cfg->relay_max_jobs,
 			(int)r->cfg->relay_max_jobs_per_connection,
 			&r->metrics.jobs_refused);
+	pthread_mutex_init(&r->registry_lock, NULL);
+	pl_redis_init(&r->registry_redis, r->cfg);
+	r->registry = pl_registry_open(r->cfg, &r->registry_redis);
 	r->stores = calloc((size_t)nthreads, sizeof(*r->stores));
-	if (!r->stores)
+	if (!r->registry || !r->stores)
 		return -1;
 	for (int i = 0; i < nthreads; i++) {
 		struct store *s = calloc(1, sizeof(*s));
@@ -556,9 +561,7 @@ int relay_store_start(struct relay *r, int nthreads)
 		s->r = r;
 		pl_db_init(&s->db, r->cfg);
 		pl_redis_init(&s->redis, r->cfg);
-		s->registry = pl_registry_open(r->cfg, &s->redis);
-		if (!s->registry || pthread_create(&r->stores[i], NULL, store_main, s)) {
-			pl_registry_free(s->registry);
+		if (pthread_create(&r->stores[i], NULL, store_main, s)) {
 			pl_db_release(&s->db);
 			pl_redis_release(&s->redis);
 			free(s);
@@ -577,4 +580,7 @@ void relay_store_stop(struct relay *r)
 		pthread_join(r->stores[i], NULL);
 	free(r->stores);
 	relay_jobs_release(&r->jobs);
+	pl_registry_free(r->registry);
+	pl_redis_release(&r->registry_redis);
+	pthread_mutex_destroy(&r->registry_lock);
 }
