@@ -1,9 +1,6 @@
 /*
  * Presence queries (doc/protocol.md "REST": /presence; doc/architecture.md
- * "Presence"). The relay writes parley:presence:{user_id}: a field
- * "d:{device_id}" per device holding its deadline in epoch milliseconds,
- * and "last_seen" in epoch milliseconds. A user is online while any
- * device's deadline lies ahead.
+ * "Presence"). What the relays write and how it reads is lib/presence.h's.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +9,7 @@
 
 #include "api.h"
 #include "clock.h"
-#include "keys.h"
+#include "presence.h"
 #include "banned.h"
 
 #define PRESENCE_MAX_USERS 100
@@ -24,55 +21,24 @@ static json_t *stamp_ms(long long ms)
 	return ms > 0 ? json_string(pl_clock_rfc3339_ms(ms, out)) : json_null();
 }
 
-/* Reads one HGETALL reply into status and last_seen. */
-static json_t *presence_entry(long long user, redisReply *rep, long long now)
-{
-	int online = 0;
-	long long last_seen = 0;
-
-	for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY &&
-	     i + 1 < rep->elements; i += 2) {
-		const char *field = rep->element[i]->str;
-		long long v = strtoll(rep->element[i + 1]->str, NULL, 10);
-
-		if (!field)
-			continue;
-		if (strncmp(field, "d:", 2) == 0 && v > now)
-			online = 1;
-		else if (strcmp(field, "last_seen") == 0)
-			last_seen = v;
-	}
-	return json_pack("{s:I,s:s,s:o}", "user_id", (json_int_t)user, "status",
-			 online ? "online" : "offline", "last_seen",
-			 online ? stamp_ms(now) : stamp_ms(last_seen));
-}
-
 json_t *api_presence_of(struct api_request *req, const long long *users,
 			size_t n)
 {
 	json_t *out = json_array();
 	long long now = pl_clock_now_ms();
-	size_t queued = 0;
+	struct pl_presence *p = calloc(n ? n : 1, sizeof(*p));
 
-	for (size_t i = 0; i < n; i++) {
-		char key[48];
-		const char *argv[2] = { "HGETALL", key };
-
-		snprintf(key, sizeof(key), PL_KEY_PRESENCE_FMT, users[i]);
-		if (pl_redis_append(&req->w->redis, 2, argv, NULL))
-			break;
-		queued++;
+	if (!p) {
+		json_decref(out);
+		return NULL;
 	}
-	for (size_t i = 0; i < n; i++) {
-		redisReply *rep = NULL;
-
-		/* Redis down: everyone reads as offline, last seen unknown. */
-		if (i < queued && pl_redis_read(&req->w->redis, &rep))
-			queued = i;
-		json_array_append_new(out, presence_entry(users[i], rep, now));
-		if (rep)
-			freeReplyObject(rep);
-	}
+	pl_presence_read(&req->w->redis, users, n, now, p);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(out, json_pack("{s:I,s:s,s:o}", "user_id",
+			(json_int_t)p[i].user_id, "status",
+			p[i].online ? "online" : "offline", "last_seen",
+			stamp_ms(p[i].online ? now : p[i].last_seen_ms)));
+	free(p);
 	return out;
 }
 

@@ -1,6 +1,7 @@
 /* Polling sync (doc/protocol.md "REST": /sync; doc/architecture.md step 6). */
 #include "api.h"
 #include "cursor.h"
+#include "inbox.h"
 #include "banned.h"
 
 /*
@@ -34,12 +35,6 @@ enum pl_err api_sync_get(struct api_request *req)
 	if (rc)
 		return api_fail(req, rc, rc == PL_UNAVAILABLE ?
 				"the database is unavailable; retry" : "database error");
-	return api_sql_reply_json(req, 200,
-		"SELECT json_build_object('events', coalesce(json_agg("
-		"message_out(m, i.seq) ORDER BY i.seq), "
-		"'[]'), 'cursor', coalesce(max(i.seq), $2)) FROM (SELECT * FROM inbox "
-		"WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3) i "
-		"JOIN messages m ON m.conversation_id = i.conversation_id AND "
-		"m.message_id = i.message_id",
-		3, (const char *const[]){ uid, a, api_ll(lim, limit) }, "");
+	return api_sql_reply_json(req, 200, PL_INBOX_SYNC_SQL, 3,
+		(const char *const[]){ uid, a, api_ll(lim, limit) }, "");
 }

@@ -19,12 +19,13 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "bus.h"
+#include "event.h"
+#include "events.h"
 #include "keys.h"
 #include "log.h"
 #include "relay.h"
 #include "banned.h"
-
-#define USER_PREFIX PL_KEY_USER_CHANNEL_PREFIX
 
 /* The channels the bus holds: a small open set of user ids. */
 struct subs {
@@ -100,10 +101,9 @@ static redisContext *bus_connect(struct relay *r)
 
 static void append_sub(redisContext *c, const char *verb, long long id)
 {
-	char ch[48];
+	char ch[PL_EVENT_CHANNEL_BYTES];
 
-	snprintf(ch, sizeof(ch), USER_PREFIX "%lld", id);
-	redisAppendCommand(c, "%s %s", verb, ch);
+	redisAppendCommand(c, "%s %s", verb, pl_event_channel(ch, id));
 }
 
 /* Takes the service thread's requests and queues the commands. */
@@ -138,39 +138,30 @@ static void take_requests(struct relay *r, redisContext *c, struct subs *subs)
 }
 
 /*
- * An event on a user's channel: a "message" comes with its header line
- * (lib/publish.h), whose seq and creation time ride along as the event's a
- * and b so the service thread need not parse the JSON; other events are the
+ * An event on a user's channel (lib/event.h): a "message" comes with its
+ * header line, whose seq and creation time ride along as the event's a and
+ * b so the service thread need not parse the JSON; other events are the
  * frame alone (a = 0).
  */
 static void user_event(struct relay *r, long long user_id, const char *text,
 		       size_t len)
 {
-	const char *nl;
-	char *end;
-	long long seq, created_us;
+	struct pl_event ev;
 
-	if (len > 2 && text[0] == 'M' && text[1] == ' ' &&
-	    (nl = memchr(text, '\n', len)) != NULL) {
-		seq = strtoll(text + 2, &end, 10);
-		created_us = end < nl ? strtoll(end, &end, 10) : 0;
-		if (seq > 0 && end == nl) {
-			relay_post_event(r, EV_USER_FRAME, 0, user_id, seq,
-					 created_us, nl + 1,
-					 len - (size_t)(nl + 1 - text));
-			return;
-		}
+	if (pl_event_decode(text, len, &ev)) {
 		pl_log(PL_LOG_WARN, "bus: bad message header on user %lld",
 		       user_id);
 		return;
 	}
-	relay_post_event(r, EV_USER_FRAME, 0, user_id, 0, 0, text, len);
+	relay_post_event(r, EV_USER_FRAME, 0, user_id, ev.seq, ev.created_us,
+			 ev.frame, ev.frame_len);
 }
 
 /* Hands one pub/sub reply to the service thread. */
 static void dispatch(struct relay *r, redisReply *rep)
 {
 	const char *kind, *ch;
+	long long user_id;
 
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
 	    rep->element[0]->type != REDIS_REPLY_STRING ||
@@ -179,18 +170,16 @@ static void dispatch(struct relay *r, redisReply *rep)
 	kind = rep->element[0]->str;
 	ch = rep->element[1]->str;
 	if (strcmp(kind, "subscribe") == 0 &&
-	    strncmp(ch, USER_PREFIX, strlen(USER_PREFIX)) == 0) {
-		relay_post_event(r, EV_SUBSCRIBED, 0,
-				 strtoll(ch + strlen(USER_PREFIX), NULL, 10), 0, 0,
-				 NULL, 0);
+	    pl_event_channel_user(ch, &user_id) == 0) {
+		relay_post_event(r, EV_SUBSCRIBED, 0, user_id, 0, 0, NULL, 0);
 	} else if (strcmp(kind, "message") == 0 &&
 		   rep->element[2]->type == REDIS_REPLY_STRING) {
 		if (strcmp(ch, PL_KEY_REVOKE_CHANNEL) == 0)
 			relay_post_event(r, EV_REVOKE, 0, 0, 0, 0,
 					 rep->element[2]->str, rep->element[2]->len);
-		else if (strncmp(ch, USER_PREFIX, strlen(USER_PREFIX)) == 0)
-			user_event(r, strtoll(ch + strlen(USER_PREFIX), NULL, 10),
-				   rep->element[2]->str, rep->element[2]->len);
+		else if (pl_event_channel_user(ch, &user_id) == 0)
+			user_event(r, user_id, rep->element[2]->str,
+				   rep->element[2]->len);
 	}
 }
 
@@ -205,95 +194,122 @@ static int flush_out(redisContext *c)
 	return 0;
 }
 
+/* The bus thread's connection and what it holds. */
+struct bus {
+	struct relay *r;
+	struct subs subs;
+	redisContext *c;	/* NULL while disconnected */
+	long delay_ms;		/* backoff before the next connect */
+	int was_down;		/* since the last EV_RESUBSCRIBED */
+};
+
+static void bus_lost(struct bus *b)
+{
+	redisFree(b->c);
+	b->c = NULL;
+	b->was_down = 1;
+}
+
+/*
+ * Connects and subscribes to the revocation channel and every channel held.
+ * Returns 0, or -1 after waiting out the backoff when Redis is down.
+ */
+static int bus_up(struct bus *b)
+{
+	struct relay *r = b->r;
+
+	b->c = bus_connect(r);
+	if (!b->c) {
+		if (!b->was_down)
+			pl_log(PL_LOG_ERR, "bus: cannot connect to redis at '%s:%lld'",
+			       r->cfg->redis_host, r->cfg->redis_port);
+		b->was_down = 1;
+		/* Requests still update the set while down. */
+		take_requests(r, NULL, &b->subs);
+		poll(NULL, 0, (int)b->delay_ms);
+		b->delay_ms = b->delay_ms * 2 > 2000 ? 2000 : b->delay_ms * 2;
+		return -1;
+	}
+	b->delay_ms = 100;
+	redisAppendCommand(b->c, "SUBSCRIBE " PL_KEY_REVOKE_CHANNEL);
+	for (size_t i = 0; i < b->subs.n; i++)
+		append_sub(b->c, "SUBSCRIBE", b->subs.ids[i]);
+	if (b->was_down) {
+		pl_log(PL_LOG_INFO, "bus: reconnected to redis, %zu channels",
+		       b->subs.n);
+		/* Once these subscriptions hold, sockets re-read. */
+		redisAppendCommand(b->c, "PING");
+	}
+	return 0;
+}
+
+/* Whether rep is the answer to the PING after a reconnect. */
+static int is_pong(const redisReply *rep)
+{
+	return rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
+	       rep->element[0]->str && strcmp(rep->element[0]->str, "pong") == 0;
+}
+
+/* Hands every complete reply read to the service thread. */
+static void bus_replies(struct bus *b)
+{
+	for (;;) {
+		void *rep = NULL;
+
+		if (redisGetReplyFromReader(b->c, &rep) != REDIS_OK || !rep)
+			return;
+		/* A refused SUBSCRIBE: start over rather than miss events. */
+		if (((redisReply *)rep)->type == REDIS_REPLY_ERROR) {
+			pl_log(PL_LOG_WARN, "bus: redis refused a command: %s",
+			       ((redisReply *)rep)->str);
+			freeReplyObject(rep);
+			bus_lost(b);
+			return;
+		}
+		/* The PING after a reconnect: every channel is back. */
+		if (is_pong(rep)) {
+			b->was_down = 0;
+			relay_post_event(b->r, EV_RESUBSCRIBED, 0, 0, 0, 0, NULL, 0);
+		} else {
+			dispatch(b->r, rep);
+		}
+		freeReplyObject(rep);
+	}
+}
+
 static void *bus_main(void *arg)
 {
-	struct relay *r = arg;
-	struct subs subs = { 0 };
-	redisContext *c = NULL;
-	long delay_ms = 100;
-	int was_down = 0;
+	struct bus b = { .r = arg, .delay_ms = 100 };
+	struct relay *r = b.r;
 
 	while (!r->bus_stop) {
 		struct pollfd fds[2];
 		int n;
 
-		if (!c) {
-			c = bus_connect(r);
-			if (!c) {
-				if (!was_down)
-					pl_log(PL_LOG_ERR, "bus: cannot connect to redis "
-					       "at '%s:%lld'", r->cfg->redis_host,
-					       r->cfg->redis_port);
-				was_down = 1;
-				/* Requests still update the set while down. */
-				take_requests(r, NULL, &subs);
-				poll(NULL, 0, (int)delay_ms);
-				delay_ms = delay_ms * 2 > 2000 ? 2000 : delay_ms * 2;
-				continue;
-			}
-			delay_ms = 100;
-			redisAppendCommand(c, "SUBSCRIBE " PL_KEY_REVOKE_CHANNEL);
-			for (size_t i = 0; i < subs.n; i++)
-				append_sub(c, "SUBSCRIBE", subs.ids[i]);
-			if (was_down) {
-				pl_log(PL_LOG_INFO, "bus: reconnected to redis, %zu "
-				       "channels", subs.n);
-				/* Once these subscriptions hold, sockets re-read. */
-				redisAppendCommand(c, "PING");
-			}
-		}
-		take_requests(r, c, &subs);
-		if (flush_out(c)) {
-			redisFree(c);
-			c = NULL;
-			was_down = 1;
+		if (!b.c && bus_up(&b))
+			continue;
+		take_requests(r, b.c, &b.subs);
+		if (flush_out(b.c)) {
+			bus_lost(&b);
 			continue;
 		}
-		fds[0] = (struct pollfd){ .fd = c->fd, .events = POLLIN };
+		fds[0] = (struct pollfd){ .fd = b.c->fd, .events = POLLIN };
 		fds[1] = (struct pollfd){ .fd = r->bus_wake_fd, .events = POLLIN };
 		n = poll(fds, 2, 1000);
 		if (n < 0 && errno != EINTR)
 			break;
 		if (n <= 0 || !(fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
-		if (redisBufferRead(c) != REDIS_OK) {
-			pl_log(PL_LOG_WARN, "bus: lost redis: %s", c->errstr);
-			redisFree(c);
-			c = NULL;
-			was_down = 1;
+		if (redisBufferRead(b.c) != REDIS_OK) {
+			pl_log(PL_LOG_WARN, "bus: lost redis: %s", b.c->errstr);
+			bus_lost(&b);
 			continue;
 		}
-		for (;;) {
-			void *rep = NULL;
-
-			if (redisGetReplyFromReader(c, &rep) != REDIS_OK || !rep)
-				break;
-			/* A refused SUBSCRIBE: start over rather than miss events. */
-			if (((redisReply *)rep)->type == REDIS_REPLY_ERROR) {
-				pl_log(PL_LOG_WARN, "bus: redis refused a command: %s",
-				       ((redisReply *)rep)->str);
-				freeReplyObject(rep);
-				redisFree(c);
-				c = NULL;
-				was_down = 1;
-				break;
-			}
-			/* The PING after a reconnect: every channel is back. */
-			if (((redisReply *)rep)->type == REDIS_REPLY_ARRAY &&
-			    ((redisReply *)rep)->elements >= 1 &&
-			    ((redisReply *)rep)->element[0]->str &&
-			    strcmp(((redisReply *)rep)->element[0]->str, "pong") == 0) {
-				was_down = 0;
-				relay_post_event(r, EV_RESUBSCRIBED, 0, 0, 0, 0, NULL, 0);
-			} else {
-				dispatch(r, rep);
-			}
-			freeReplyObject(rep);
-		}
+		bus_replies(&b);
 	}
-	if (c)
-		redisFree(c);
-	free(subs.ids);
+	if (b.c)
+		redisFree(b.c);
+	free(b.subs.ids);
 	return NULL;
 }
 

@@ -21,7 +21,7 @@ static const struct {
 	{ "read", RELAY_FRAME_READ },
 };
 
-static int get_int(json_t *o, const char *name, long long *out)
+int relay_frame_get_int(json_t *o, const char *name, long long *out)
 {
 	json_t *v = json_object_get(o, name);
 
@@ -86,7 +86,7 @@ static enum pl_err parse_send(struct relay_frame *f, char *why, size_t whylen)
 	rc = pl_validate_client_msg_id(f->client_msg_id, why, whylen);
 	if (rc)
 		return rc;
-	if (get_int(f->root, "conversation_id", &f->conversation_id) ||
+	if (relay_frame_get_int(f->root, "conversation_id", &f->conversation_id) ||
 	    f->conversation_id <= 0)
 		return fail(why, whylen, PL_BAD_REQUEST, "'conversation_id' must "
 			    "be a conversation id");
@@ -106,20 +106,20 @@ static enum pl_err parse_fields(struct relay_frame *f, char *why,
 	case RELAY_FRAME_SEND:
 		return parse_send(f, why, whylen);
 	case RELAY_FRAME_ACK:
-		if (get_int(f->root, "seq", &f->seq) || f->seq < 0)
+		if (relay_frame_get_int(f->root, "seq", &f->seq) || f->seq < 0)
 			return fail(why, whylen, PL_BAD_REQUEST,
 				    "'seq' must be an integer");
 		return PL_OK;
 	case RELAY_FRAME_TYPING:
-		if (get_int(f->root, "conversation_id", &f->conversation_id) ||
+		if (relay_frame_get_int(f->root, "conversation_id", &f->conversation_id) ||
 		    f->conversation_id <= 0)
 			return fail(why, whylen, PL_BAD_REQUEST, "'conversation_id' "
 				    "must be a conversation id");
 		return PL_OK;
 	case RELAY_FRAME_READ:
-		if (get_int(f->root, "conversation_id", &f->conversation_id) ||
+		if (relay_frame_get_int(f->root, "conversation_id", &f->conversation_id) ||
 		    f->conversation_id <= 0 ||
-		    get_int(f->root, "message_id", &f->message_id) ||
+		    relay_frame_get_int(f->root, "message_id", &f->message_id) ||
 		    f->message_id < 0)
 			return fail(why, whylen, PL_BAD_REQUEST, "'conversation_id' "
 				    "and 'message_id' must be integers");

@@ -56,6 +56,12 @@ struct relay_frame {
 enum pl_err relay_frame_parse(const char *text, size_t len,
 			      struct relay_frame *f, char *why, size_t whylen);
 
+/*
+ * Reads the integer member name of object o (borrowed) into *out. Returns 0,
+ * or -1 when o is not an object or the member is absent or not an integer.
+ */
+int relay_frame_get_int(json_t *o, const char *name, long long *out);
+
 /* Frees what f owns; safe on a zeroed or released frame. */
 void relay_frame_release(struct relay_frame *f);
 

@@ -4,13 +4,15 @@
  * Starts the store threads and the bus thread, then runs lws on a libev
  * loop (epoll: a wakeup costs the same with 10 or 10,000 idle sockets; lws'
  * own loop is poll(), which scans every socket each time) on this thread,
- * with a 250 ms tick (cursor writes, gap retries; every
- * second the presence sweep, every five the registry refresh). SIGTERM
- * drains: new sockets are refused, open ones are closed with 1001, the
- * registry entry is removed, and the threads stop.
+ * with a 250 ms tick (service.c: cursor writes, gap retries, keepalives,
+ * session checks; every second the presence sweep; on the first tick the
+ * registry entry, refreshed every five seconds). SIGTERM drains: new
+ * sockets are refused, open ones are closed with 1001, the registry entry
+ * is removed, and the threads stop.
  */
 #include <libwebsockets.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -21,7 +23,15 @@
 #include "log.h"
 #include "program.h"
 #include "redis.h"
+#include "bus.h"
+#include "conn.h"
+#include "events.h"
+#include "jobs.h"
 #include "relay.h"
+#include "server.h"
+#include "service.h"
+#include "session.h"
+#include "store.h"
 #include "banned.h"
 
 #define TICK_US (250 * 1000)
@@ -37,24 +47,29 @@ struct ticker {
 
 static struct ticker ticker;
 
+/* Queues the registry job op with the current connection count. */
+static void submit_registry(struct relay *r, enum relay_registry_op op)
+{
+	struct relay_job *j = relay_job_new(JOB_REGISTER, 0, 0);
+
+	if (!j)
+		return;
+	j->as.reg = (struct relay_job_register){ op, r->connections };
+	relay_job_submit(&r->jobs, j);
+}
+
 static void on_tick(lws_sorted_usec_list_t *sul)
 {
 	struct ticker *t = lws_container_of(sul, struct ticker, sul);
 	struct relay *r = t->r;
-	struct relay_job *j;
 
 	t->count++;
-	relay_tick(r);
+	relay_service_tick(r);
 	if (t->count % 4 == 0)
-		relay_job_submit(r, relay_job_new(JOB_SWEEP, 0, 0));
-	if (t->count % 20 == 1 && !r->draining) {
-		j = relay_job_new(JOB_REGISTER, 0, 0);
-		if (j) {
-			j->a = r->connections;
-			j->b = 1;
-			relay_job_submit(r, j);
-		}
-	}
+		relay_job_submit(&r->jobs, relay_job_new(JOB_SWEEP, 0, 0));
+	if (t->count % 20 == 1 && !r->draining)
+		submit_registry(r, t->count == 1 ? RELAY_REGISTRY_REGISTER :
+				RELAY_REGISTRY_REFRESH);
 	lws_sul_schedule(r->ctx, 0, &t->sul, on_tick, TICK_US);
 }
 
@@ -92,7 +107,7 @@ static void drain(struct relay *r)
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	while (r->connections > 0 && elapsed_ms < DRAIN_MS + 1000) {
-		relay_drain(r, (int)batch);
+		relay_service_drain(r, (int)batch);
 		ev_run(r->loop, EVRUN_NOWAIT);
 		usleep(DRAIN_MS * 1000 / DRAIN_SLICES);
 		clock_gettime(CLOCK_MONOTONIC, &now);
@@ -147,46 +162,43 @@ static void relay_id(struct relay *r)
 	snprintf(r->id, sizeof(r->id), "%s-%lld", host, r->cfg->relay_port);
 }
 
-int main(int argc, char **argv)
+/*
+ * Checks what the relay needs before it listens: the token secret, and
+ * PostgreSQL, waited for once so the log says clearly when it is down.
+ * Returns 0; 1 when the relay cannot run; -1 when it was asked to stop
+ * while waiting.
+ */
+static int check_ready(struct relay *r)
 {
-	static struct relay relay;
-	struct relay *r = &relay;
-	struct pl_config cfg;
 	struct pl_db db;
-	struct lws_context_creation_info info;
 	char err[512];
-	int next, status;
-	struct relay_job *j;
+	int rc;
+
+	if (pl_token_key_load(&r->key, r->cfg->auth_secret_file, err,
+			      sizeof(err))) {
+		pl_log(PL_LOG_ERR, "relay: token secret: %s", err);
+		return 1;
+	}
+	pl_db_init(&db, r->cfg);
+	rc = pl_db_wait(&db) ? -1 : 0;
+	pl_db_release(&db);
+	return rc;
+}
+
+/*
+ * Creates the lws context on the relay's own libev loop. Returns 0, or -1
+ * (logged) when it cannot listen.
+ */
+static int start_lws(struct relay *r)
+{
+	const struct pl_config *cfg = r->cfg;
+	struct lws_context_creation_info info;
 	void *foreign_loops[1];
 
-	status = pl_program_start(argc, argv, "parley-relay", NULL, &cfg, &next);
-	if (status >= 0) {
-		pl_config_release(&cfg);
-		return status;
-	}
-	status = 1;
-	r->cfg = &cfg;
-	relay_id(r);
-	pthread_mutex_init(&r->inbox_lock, NULL);
-	r->inbox_tail = &r->inbox;
-	relay_tables_init(r);
-	if (pl_token_key_load(&r->key, cfg.auth_secret_file, err, sizeof(err))) {
-		pl_log(PL_LOG_ERR, "relay: token secret: %s", err);
-		goto out;
-	}
-	/* Wait for PostgreSQL once, so the log says clearly when it is down. */
-	pl_db_init(&db, &cfg);
-	if (pl_db_wait(&db)) {
-		pl_db_release(&db);
-		status = 0;
-		goto out;
-	}
-	pl_db_release(&db);
-
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_to_pl);
-	size_descriptors(cfg.relay_capacity);
+	size_descriptors(cfg->relay_capacity);
 	memset(&info, 0, sizeof(info));
-	info.port = (int)cfg.relay_port;
+	info.port = (int)cfg->relay_port;
 	info.protocols = relay_protocols;
 	info.pvo = &pvo;
 	info.user = r;
@@ -198,7 +210,7 @@ int main(int argc, char **argv)
 	 * lws 4.1.6 binds an IPv6 socket to "::" when given an IPv4 address,
 	 * so an address without ':' gets an IPv4 socket.
 	 */
-	info.iface = cfg.relay_bind[0] ? cfg.relay_bind : NULL;
+	info.iface = cfg->relay_bind[0] ? cfg->relay_bind : NULL;
 	if (info.iface && !strchr(info.iface, ':'))
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	/* A client that dribbles its HTTP request (slowloris) loses it after
@@ -212,7 +224,7 @@ int main(int argc, char **argv)
 	r->loop = ev_loop_new(EVFLAG_AUTO);
 	if (!r->loop) {
 		pl_log(PL_LOG_ERR, "relay: cannot create the event loop");
-		goto out;
+		return -1;
 	}
 	foreign_loops[0] = r->loop;
 	info.foreign_loops = foreign_loops;
@@ -221,17 +233,19 @@ int main(int argc, char **argv)
 	if (!r->ctx) {
 		pl_log(PL_LOG_ERR, "relay: cannot listen on port %lld, or "
 		       "lws has no libev support (package "
-		       "libwebsockets-evlib-ev)", cfg.relay_port);
-		goto out;
+		       "libwebsockets-evlib-ev)", cfg->relay_port);
+		return -1;
 	}
-	if (relay_store_start(r, STORE_THREADS) || relay_bus_start(r)) {
-		pl_log(PL_LOG_ERR, "relay: cannot start threads");
-		goto out;
-	}
+	return 0;
+}
+
+/* Serves until a signal asks to stop, then drains. */
+static void serve(struct relay *r)
+{
 	ticker.r = r;
 	lws_sul_schedule(r->ctx, 0, &ticker.sul, on_tick, TICK_US);
 	pl_log(PL_LOG_INFO, "relay: '%s' listening on port %lld, public url '%s'",
-	       r->id, cfg.relay_port, cfg.relay_public_url);
+	       r->id, r->cfg->relay_port, r->cfg->relay_public_url);
 	/* A signal ends the wait at once; the tick bounds it anyway. */
 	while (!pl_stop_requested)
 		ev_run(r->loop, EVRUN_ONCE);
@@ -241,13 +255,12 @@ int main(int argc, char **argv)
 	drain(r);
 	/* The cursors of the sockets just closed. */
 	relay_cursor_flush(r);
-	j = relay_job_new(JOB_REGISTER, 0, 0);
-	if (j) {
-		j->b = 0;
-		relay_job_submit(r, j);
-	}
-	status = 0;
-out:
+	submit_registry(r, RELAY_REGISTRY_DEREGISTER);
+}
+
+/* Stops what was started, in the reverse order: lws, the threads, the rest. */
+static void stop(struct relay *r)
+{
 	if (r->ctx) {
 		lws_sul_cancel(&ticker.sul);
 		lws_context_destroy(r->ctx);
@@ -259,10 +272,43 @@ out:
 		relay_store_stop(r);
 	if (r->bus_wake_fd > 0)
 		relay_bus_stop(r);
-	relay_handle_events_discard(r);
+	relay_events_release(r);
 	relay_tables_release(r);
 	free(r->cursors);
 	free(r->checks);
+}
+
+int main(int argc, char **argv)
+{
+	static struct relay relay;
+	struct relay *r = &relay;
+	struct pl_config cfg;
+	int next, status;
+
+	status = pl_program_start(argc, argv, "parley-relay", NULL, &cfg, &next);
+	if (status >= 0) {
+		pl_config_release(&cfg);
+		return status;
+	}
+	r->cfg = &cfg;
+	relay_id(r);
+	relay_events_init(r);
+	relay_tables_init(r);
+	status = check_ready(r);
+	if (status == 0) {
+		status = 1;
+		if (start_lws(r) == 0 &&
+		    (relay_store_start(r, STORE_THREADS) == 0 &&
+		     relay_bus_start(r) == 0)) {
+			serve(r);
+			status = 0;
+		} else if (r->ctx) {
+			pl_log(PL_LOG_ERR, "relay: cannot start threads");
+		}
+	} else if (status < 0) {
+		status = 0;
+	}
+	stop(r);
 	pl_config_release(&cfg);
 	return status;
 }

@@ -1,6 +1,7 @@
 /*
- * server: the lws side of the relay: the protocols, the service thread's
- * inbox, and the callbacks that feed session.c.
+ * server: the lws side of the relay: the protocols and their callbacks,
+ * which hand WebSockets to session.c, long-poll and SSE to stream.c, and
+ * the inbox's wake-ups to service.c.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -10,83 +11,17 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "conn.h"
 #include "limits.h"
 #include "log.h"
+#include "metrics.h"
+#include "relay.h"
+#include "server.h"
+#include "service.h"
 #include "session.h"
+#include "stream.h"
 #include "banned.h"
 
-/* lws 4.1 has no name for it. */
-#define HTTP_UPGRADE_REQUIRED 426
-
-struct relay_event *relay_inbox_take(struct relay *r)
-{
-	struct relay_event *list;
-
-	pthread_mutex_lock(&r->inbox_lock);
-	list = r->inbox;
-	r->inbox = NULL;
-	r->inbox_tail = &r->inbox;
-	pthread_mutex_unlock(&r->inbox_lock);
-	return list;
-}
-
-void relay_handle_events_discard(struct relay *r)
-{
-	struct relay_event *ev = relay_inbox_take(r);
-
-	while (ev) {
-		struct relay_event *next = ev->next;
-
-		free(ev->text);
-		free(ev);
-		ev = next;
-	}
-}
-
-void relay_post(struct relay *r, struct relay_event *ev)
-{
-	int was_empty;
-
-	ev->next = NULL;
-	pthread_mutex_lock(&r->inbox_lock);
-	was_empty = r->inbox == NULL;
-	*r->inbox_tail = ev;
-	r->inbox_tail = &ev->next;
-	pthread_mutex_unlock(&r->inbox_lock);
-	/*
-	 * The one lws call other threads may make. The service thread takes
-	 * the whole inbox at once, so only the event that finds it empty needs
-	 * to wake it: a burst costs one wake-up, not one per event.
-	 */
-	if (was_empty && r->ctx)
-		lws_cancel_service(r->ctx);
-}
-
-void relay_post_event(struct relay *r, enum relay_event_kind kind,
-		      uint64_t conn_id, long long user_id, long long a,
-		      long long b, const char *text, size_t len)
-{
-	struct relay_event *ev = calloc(1, sizeof(*ev));
-
-	if (!ev)
-		return;
-	ev->kind = kind;
-	ev->conn_id = conn_id;
-	ev->user_id = user_id;
-	ev->a = a;
-	ev->b = b;
-	if (text) {
-		ev->text = malloc(len + 1);
-		if (!ev->text) {
-			free(ev);
-			return;
-		}
-		memcpy(ev->text, text, len);
-		ev->text[len] = '\0';
-		ev->len = len;
-	}
-	relay_post(r, ev);
-}
 
 static struct relay *relay_of(struct lws *wsi)
 {
@@ -103,7 +38,7 @@ static int receive(struct conn *c, const void *in, size_t len, int final)
 		return -1;
 	}
 	if (!c->rx && final) {
-		relay_conn_frame(c, in, len);
+		relay_session_frame(c, in, len);
 		return 0;
 	}
 	bigger = realloc(c->rx, c->rx_len + len + 1);
@@ -113,7 +48,7 @@ static int receive(struct conn *c, const void *in, size_t len, int final)
 	memcpy(c->rx + c->rx_len, in, len);
 	c->rx_len += len;
 	if (final) {
-		relay_conn_frame(c, (char *)c->rx, c->rx_len);
+		relay_session_frame(c, (char *)c->rx, c->rx_len);
 		free(c->rx);
 		c->rx = NULL;
 		c->rx_len = 0;
@@ -161,56 +96,22 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return pss->conn ? relay_conn_writeable(pss->conn) : -1;
 	case LWS_CALLBACK_TIMER:
 		if (pss->conn)
-			relay_conn_timer(pss->conn);
+			relay_session_timer(pss->conn);
 		return 0;
 	case LWS_CALLBACK_CLOSED:
 		if (pss->conn)
-			relay_conn_closed(pss->conn);
+			relay_session_closed(pss->conn);
 		pss->conn = NULL;
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		/* Fired on every protocol: this one handles the inbox. */
 		r = lws_context_user(lws_get_context(wsi));
 		if (r)
-			relay_handle_events(r);
+			relay_service_events(r);
 		return 0;
 	default:
 		return 0;
 	}
-}
-
-int relay_http_error(struct lws *wsi, int status, enum pl_err code,
-		     const char *message)
-{
-	json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", pl_err_code(code),
-			      "message", message);
-	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	size_t len = text ? strlen(text) : 0;
-	unsigned char buf[LWS_PRE + 1024];
-	unsigned char *start = buf + LWS_PRE, *p = start, *end = start + 512;
-	int rc = -1;
-
-	json_decref(o);
-	if (!text || len > 400)
-		goto out;
-	if (lws_add_http_common_headers(wsi, (unsigned int)status,
-					"application/json", len, &p, end))
-		goto out;
-	/* 426 names the protocol to upgrade to (RFC 9110, 15.5.22). */
-	if (status == HTTP_UPGRADE_REQUIRED &&
-	    lws_add_http_header_by_token(wsi, WSI_TOKEN_UPGRADE,
-					 (const unsigned char *)"websocket", 9,
-					 &p, end))
-		goto out;
-	if (lws_finalize_write_http_header(wsi, start, &p, end))
-		goto out;
-	memcpy(start, text, len);
-	if (lws_write(wsi, start, len, LWS_WRITE_HTTP_FINAL) < (int)len)
-		goto out;
-	rc = 1;
-out:
-	free(text);
-	return rc;
 }
 
 /* Reads a non-negative integer query argument: def when absent, -2 when bad. */
@@ -292,20 +193,58 @@ out:
 	return rc;
 }
 
+/* A stream's query: ?after, ?timeout, ?limit, and Last-Event-ID on SSE. */
+struct stream_args {
+	long long after, timeout_s, limit;
+};
+
+/*
+ * Reads a stream's arguments into a. Returns 0, or -1 with the 400 answer
+ * set in pss.
+ */
+static int stream_args(struct lws *wsi, struct pss *pss, int sse,
+		       struct stream_args *a)
+{
+	char last_id[32];
+
+	a->after = urlarg_int(wsi, "after=", -1, INT64_MAX);
+	a->timeout_s = urlarg_int(wsi, "timeout=", 25, 60);
+	a->limit = urlarg_int(wsi, "limit=", 100, 1000);
+	if (sse && lws_hdr_custom_copy(wsi, last_id, sizeof(last_id),
+				       "last-event-id:", 14) > 0) {
+		char *e;
+		long long v = strtoll(last_id, &e, 10);
+
+		if (*e || v < 0) {
+			set_reply(pss, wsi, 400, PL_BAD_REQUEST,
+				  "Last-Event-ID must be a seq");
+			return -1;
+		}
+		a->after = v;
+	}
+	if (a->after == -2 || a->timeout_s < 0 || a->limit < 1) {
+		set_reply(pss, wsi, 400, PL_BAD_REQUEST, "after, timeout and limit "
+			  "must be integers (timeout at most 60, limit 1 to 1000)");
+		return -1;
+	}
+	return 0;
+}
+
 /* GET /poll and GET /events (doc/protocol.md "Long-poll", "Server-Sent Events"). */
 static int start_http(struct lws *wsi, struct pss *pss, const char *path)
 {
 	struct relay *r = relay_of(wsi);
 	int sse = strcmp(path, "/events") == 0;
-	char token[PL_TOKEN_MAX_BYTES + 1], last_id[32];
-	long long after, timeout, limit;
+	char token[PL_TOKEN_MAX_BYTES + 1];
+	struct stream_args a;
+	struct timeval tv;
 	struct conn *c;
 
 	if (strcmp(path, "/metrics") == 0)
 		return write_metrics(wsi, r);
 	if (strcmp(path, "/ws") == 0) {
 		/* A WebSocket handshake never gets here: lws upgrades it. */
-		set_reply(pss, wsi, HTTP_UPGRADE_REQUIRED, PL_BAD_REQUEST,
+		set_reply(pss, wsi, RELAY_HTTP_UPGRADE_REQUIRED, PL_BAD_REQUEST,
 			  "/ws is a WebSocket endpoint: connect with a WebSocket "
 			  "client and subprotocol parley.v1");
 		return 0;
@@ -318,26 +257,8 @@ static int start_http(struct lws *wsi, struct pss *pss, const char *path)
 		set_reply(pss, wsi, 405, PL_METHOD_NOT_ALLOWED, "use GET");
 		return 0;
 	}
-	after = urlarg_int(wsi, "after=", -1, INT64_MAX);
-	timeout = urlarg_int(wsi, "timeout=", 25, 60);
-	limit = urlarg_int(wsi, "limit=", 100, 1000);
-	if (sse && lws_hdr_custom_copy(wsi, last_id, sizeof(last_id),
-				       "last-event-id:", 14) > 0) {
-		char *e;
-		long long v = strtoll(last_id, &e, 10);
-
-		if (*e || v < 0) {
-			set_reply(pss, wsi, 400, PL_BAD_REQUEST,
-				  "Last-Event-ID must be a seq");
-			return 0;
-		}
-		after = v;
-	}
-	if (after == -2 || timeout < 0 || limit < 1) {
-		set_reply(pss, wsi, 400, PL_BAD_REQUEST, "after, timeout and limit "
-			  "must be integers (timeout at most 60, limit 1 to 1000)");
+	if (stream_args(wsi, pss, sse, &a))
 		return 0;
-	}
 	if (bearer(wsi, sse, token, sizeof(token))) {
 		set_reply(pss, wsi, 401, PL_UNAUTHORIZED,
 			  "an Authorization: Bearer token is required");
@@ -350,17 +271,13 @@ static int start_http(struct lws *wsi, struct pss *pss, const char *path)
 	c = relay_conn_new(r, wsi, sse ? KIND_SSE : KIND_POLL);
 	if (!c)
 		return -1;
-	c->poll_limit = limit;
-	{
-		struct timeval tv;
-
-		gettimeofday(&tv, NULL);
-		c->poll_limit_ms = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000 +
-				   timeout * 1000;
-	}
+	c->poll_limit = a.limit;
+	gettimeofday(&tv, NULL);
+	c->poll_limit_ms = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000 +
+			   a.timeout_s * 1000;
 	pss->conn = c;
-	if (relay_conn_start_http(c, token, after)) {
-		relay_conn_closed(c);
+	if (relay_stream_start(c, token, a.after)) {
+		relay_session_closed(c);
 		pss->conn = NULL;
 		set_reply(pss, wsi, 401, PL_UNAUTHORIZED, "the token is invalid or "
 			  "expired");
@@ -381,11 +298,11 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return start_http(wsi, pss, in);
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		if (pss->conn) {
-			rc = relay_conn_http_writeable(pss->conn);
+			rc = relay_stream_writeable(pss->conn);
 			if (rc == 0)
 				return 0;
 			/* The answer is out (or failed): this request is done. */
-			relay_conn_closed(pss->conn);
+			relay_session_closed(pss->conn);
 			pss->conn = NULL;
 		} else if (pss->reply_status) {
 			int status = pss->reply_status;
@@ -405,7 +322,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return 0;
 	case LWS_CALLBACK_CLOSED_HTTP:
 		if (pss && pss->conn) {
-			relay_conn_closed(pss->conn);
+			relay_session_closed(pss->conn);
 			pss->conn = NULL;
 		}
 		return 0;

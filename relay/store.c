@@ -1,5 +1,6 @@
 /*
- * store: the relay's worker threads for PostgreSQL and Redis work.
+ * store: the relay's worker threads for PostgreSQL and Redis work: each
+ * takes jobs from the queues (jobs.c) and runs them here.
  *
  * Each thread owns one PostgreSQL and one Redis connection and takes jobs
  * from one queue. Sends are batched: a thread that picks a send takes every
@@ -7,14 +8,7 @@
  * stores them in one post_messages() call, so durable throughput follows
  * PostgreSQL's group commit rather than one round trip per message
  * (doc/architecture.md "How a message flows"). Results go back to the service
- * thread as events keyed by connection id.
- *
- * Sends are split into RELAY_SEND_PARTS partitions by conversation, and one
- * thread at a time stores a partition's sends (while the batch before is
- * still being answered and published, in turn). Batches stored at once then
- * mostly touch different conversations and users, so they do not queue on
- * each other's row locks (which made four threads store about one batch at
- * a time), and a conversation's sends are stored in the order they came.
+ * thread as events keyed by connection id (events.h).
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -25,302 +19,28 @@
 
 #include "clock.h"
 #include "db.h"
+#include "inbox.h"
 #include "json.h"
-#include "keys.h"
 #include "limits.h"
 #include "log.h"
 #include "post.h"
+#include "presence.h"
 #include "publish.h"
 #include "ratelimit.h"
 #include "receipt.h"
 #include "redis.h"
+#include "registry.h"
+#include "events.h"
+#include "jobs.h"
 #include "relay.h"
+#include "store.h"
 #include "banned.h"
-
-static unsigned part_of(const struct relay_job *j)
-{
-	return (unsigned)((unsigned long long)j->a % RELAY_SEND_PARTS);
-}
-
-/* The queue a job waits in: hellos, sends by partition, everything else. */
-static struct relay_jobq *queue_of(struct relay *r, const struct relay_job *j)
-{
-	return j->kind == JOB_AUTH ? &r->hellos :
-	       j->kind == JOB_SEND ? &r->sends[part_of(j)] : &r->others;
-}
-
-/* Takes the queue's first job (jobs_lock held); it no longer counts as
- * waiting for the connection that asked for it. */
-static struct relay_job *jobq_pop(struct relay *r, struct relay_jobq *q)
-{
-	struct relay_job *j = q->head;
-
-	if (j) {
-		q->head = j->next;
-		if (!q->head)
-			q->tail = &q->head;
-		j->next = NULL;
-		if (j->count) {
-			atomic_fetch_sub(&j->count->queued, 1);
-			r->jobs_waiting--;
-		}
-	}
-	return j;
-}
-
-/* A send batch grows to this many sends before another may start. */
-#define SEND_FILL 32
-
-/* What take_jobs() took for a send batch. */
-struct relay_take {
-	unsigned long long ticket;	/* its turn to answer and publish */
-	unsigned parts;			/* partitions it holds */
-};
-
-static int jobs_queued(const struct relay *r)
-{
-	int any = r->hellos.head || r->others.head;
-
-	for (int p = 0; p < RELAY_SEND_PARTS; p++)
-		any |= r->sends[p].head != NULL;
-	return any;
-}
 
 struct store {
 	struct relay *r;
 	struct pl_db db;
 	struct pl_redis redis;
 };
-
-struct relay_job *relay_job_new(enum relay_job_kind kind, uint64_t conn_id,
-				long long user_id)
-{
-	struct relay_job *j = calloc(1, sizeof(*j));
-
-	if (j) {
-		j->kind = kind;
-		j->conn_id = conn_id;
-		j->user_id = user_id;
-	}
-	return j;
-}
-
-struct relay_jobcount *relay_jobcount_new(void)
-{
-	struct relay_jobcount *count = calloc(1, sizeof(*count));
-
-	if (count)
-		atomic_init(&count->refs, 1);
-	return count;
-}
-
-void relay_jobcount_release(struct relay_jobcount *count)
-{
-	if (count && atomic_fetch_sub(&count->refs, 1) == 1)
-		free(count);
-}
-
-static void job_free(struct relay_job *j)
-{
-	if (!j)
-		return;
-	relay_jobcount_release(j->count);
-	free(j->text);
-	free(j->text2);
-	free(j->cursors);
-	free(j->sessions);
-	free(j);
-}
-
-/* The free send partition whose next send is oldest, or -1. */
-static int oldest_free_part(const struct relay *r)
-{
-	int best = -1;
-
-	for (int p = 0; p < RELAY_SEND_PARTS; p++) {
-		const struct relay_job *head = r->sends[p].head;
-
-		if (head && !(r->parts_busy & (1u << p)) &&
-		    (best < 0 || head->seq < r->sends[best].head->seq))
-			best = p;
-	}
-	return best;
-}
-
-/* Whether sends may be taken now: a second batch waits for SEND_FILL. */
-static int sends_open(const struct relay *r)
-{
-	return r->sends_storing == 0 || r->sends_queued >= SEND_FILL;
-}
-
-/*
- * Wakes one store thread when there is work it can take (called with
- * jobs_lock held). A send that has to wait for the batch being stored
- * wakes nobody: the thread that stores that batch wakes one at commit.
- */
-static void wake_if_ready(struct relay *r)
-{
-	if (r->hellos.head || r->others.head ||
-	    (sends_open(r) && oldest_free_part(r) >= 0))
-		pthread_cond_signal(&r->jobs_ready);
-}
-
-/* Queues job (jobs_lock held). */
-static void enqueue(struct relay *r, struct relay_job *job)
-{
-	struct relay_jobq *q;
-
-	job->next = NULL;
-	job->seq = r->jobs_submitted++;
-	q = queue_of(r, job);
-	*q->tail = job;
-	q->tail = &job->next;
-	if (job->kind == JOB_SEND)
-		r->sends_queued++;
-	wake_if_ready(r);
-}
-
-void relay_job_submit(struct relay *r, struct relay_job *job)
-{
-	if (!job)
-		return;
-	pthread_mutex_lock(&r->jobs_lock);
-	if (r->jobs_closed) {
-		pthread_mutex_unlock(&r->jobs_lock);
-		job_free(job);
-		return;
-	}
-	enqueue(r, job);
-	pthread_mutex_unlock(&r->jobs_lock);
-}
-
-int relay_job_submit_counted(struct relay *r, struct relay_jobcount *count,
-			     struct relay_job *job)
-{
-	const struct pl_config *cfg = r->cfg;
-
-	if (!job)
-		return -1;
-	pthread_mutex_lock(&r->jobs_lock);
-	if (r->jobs_closed || !count ||
-	    r->jobs_waiting >= (size_t)cfg->relay_max_jobs ||
-	    atomic_load(&count->queued) >= cfg->relay_max_jobs_per_connection) {
-		pthread_mutex_unlock(&r->jobs_lock);
-		atomic_fetch_add(&r->metrics.jobs_refused, 1);
-		job_free(job);
-		return -1;
-	}
-	job->count = count;
-	atomic_fetch_add(&count->refs, 1);
-	atomic_fetch_add(&count->queued, 1);
-	r->jobs_waiting++;
-	enqueue(r, job);
-	pthread_mutex_unlock(&r->jobs_lock);
-	return 0;
-}
-
-/*
- * Takes a batch of sends: the queued sends of the free partition with the
- * oldest, then of the next ones, until SEND_FILL are taken or no free
- * partition has any. The partitions taken are busy until release_sends().
- */
-static size_t take_sends(struct relay *r, int part, struct relay_job **out,
-			 size_t max, struct relay_take *take)
-{
-	size_t n = 0;
-
-	take->parts = 0;
-	while (part >= 0 && n < max) {
-		while (n < max && r->sends[part].head)
-			out[n++] = jobq_pop(r, &r->sends[part]);
-		r->parts_busy |= 1u << part;
-		take->parts |= 1u << part;
-		if (n >= SEND_FILL)
-			break;
-		part = oldest_free_part(r);
-	}
-	r->sends_queued -= n;
-	r->sends_storing++;
-	take->ticket = r->send_tickets++;
-	return n;
-}
-
-/*
- * Takes the next jobs that can run now, in constant time whatever the
- * queues hold: hellos first, in a batch (in a connect storm every socket is
- * welcomed before the replays and presence work the welcomes start); else
- * the older of the next other job and the next send of a partition no
- * thread is storing, which comes with the sends queued behind it
- * (take_sends()). A send batch starts while another is being stored only
- * when SEND_FILL sends wait: below that, one batch at a time takes what
- * came meanwhile, and PostgreSQL's cost per batch is paid once for all of
- * it rather than per partition. Returns the count taken (0 once the queues
- * are closed and empty).
- */
-static size_t take_jobs(struct relay *r, struct relay_job **out, size_t max,
-			struct relay_take *take)
-{
-	size_t n = 0;
-
-	pthread_mutex_lock(&r->jobs_lock);
-	for (;;) {
-		int part = -1;
-
-		if (r->hellos.head) {
-			while (n < max && r->hellos.head)
-				out[n++] = jobq_pop(r, &r->hellos);
-			break;
-		}
-		if (sends_open(r))
-			part = oldest_free_part(r);
-		if (r->others.head && (part < 0 || r->others.head->seq <
-					r->sends[part].head->seq)) {
-			out[n++] = jobq_pop(r, &r->others);
-			break;
-		}
-		if (part >= 0) {
-			n = take_sends(r, part, out, max, take);
-			break;
-		}
-		if (r->jobs_closed && !jobs_queued(r) && r->sends_storing == 0)
-			break;
-		pthread_cond_wait(&r->jobs_ready, &r->jobs_lock);
-	}
-	if (n)
-		wake_if_ready(r);	/* more than this thread takes */
-	pthread_mutex_unlock(&r->jobs_lock);
-	return n;
-}
-
-/* A send batch is committed: its partitions may be taken again. */
-static void release_sends(struct relay *r, const struct relay_take *take)
-{
-	pthread_mutex_lock(&r->jobs_lock);
-	r->parts_busy &= ~take->parts;
-	r->sends_storing--;
-	if (r->jobs_closed)	/* the last batch lets the threads exit */
-		pthread_cond_broadcast(&r->jobs_ready);
-	else
-		wake_if_ready(r);
-	pthread_mutex_unlock(&r->jobs_lock);
-}
-
-/* Waits until the send batches taken before this one are answered. */
-static void wait_turn(struct relay *r, const struct relay_take *take)
-{
-	pthread_mutex_lock(&r->jobs_lock);
-	while (r->send_turn != take->ticket)
-		pthread_cond_wait(&r->turn_done, &r->jobs_lock);
-	pthread_mutex_unlock(&r->jobs_lock);
-}
-
-static void end_turn(struct relay *r)
-{
-	pthread_mutex_lock(&r->jobs_lock);
-	r->send_turn++;
-	pthread_cond_broadcast(&r->turn_done);
-	pthread_mutex_unlock(&r->jobs_lock);
-}
 
 /* Posts an "error" frame for a connection (ref: the client_msg_id or NULL). */
 static void post_error(struct relay *r, uint64_t conn, enum pl_err code,
@@ -348,8 +68,8 @@ static char *id_array(struct relay_job **jobs, size_t n, int field)
 	if (!v)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
-		v[i] = field == 0 ? jobs[i]->session_id :
-		       field == 1 ? jobs[i]->user_id : jobs[i]->device_id;
+		v[i] = field == 0 ? jobs[i]->as.auth.session_id :
+		       field == 1 ? jobs[i]->user_id : jobs[i]->as.auth.device_id;
 	text = pl_db_int_array(v, n);
 	free(v);
 	return text;
@@ -403,24 +123,15 @@ static void do_auths(struct store *s, struct relay_job **jobs, size_t n)
 /* One page of the inbox as frames, one per line (JSON has no raw newline). */
 static void do_replay(struct store *s, struct relay_job *j)
 {
-	char uid[24], after[24], lim[24];
-	const char *params[3] = { uid, after, lim };
 	PGresult *res;
 	size_t len = 0, cap = 0;
 	char *text = NULL;
-	long long last = j->a;
+	long long last = j->as.replay.after_seq;
 	int rows;
 
 	atomic_fetch_add(&s->r->metrics.replays, 1);
-	snprintf(uid, sizeof(uid), "%lld", j->user_id);
-	snprintf(after, sizeof(after), "%lld", j->a);
-	snprintf(lim, sizeof(lim), "%lld", j->b);
-	if (pl_db_exec(&s->db,
-		       "SELECT i.seq, message_out(m, i.seq, 'message') FROM (SELECT * "
-		       "FROM inbox WHERE user_id = $1 AND seq > $2 ORDER BY seq "
-		       "LIMIT $3) i JOIN messages m ON m.conversation_id = "
-		       "i.conversation_id AND m.message_id = i.message_id "
-		       "ORDER BY i.seq", 3, params, 1, &res, NULL)) {
+	if (pl_inbox_page(&s->db, j->user_id, j->as.replay.after_seq,
+			  j->as.replay.limit, &res)) {
 		relay_post_event(s->r, EV_REPLAY_FAIL, j->conn_id, j->user_id, 0, 0,
 				 NULL, 0);
 		return;
@@ -497,44 +208,13 @@ static void post_allowed(struct store *s, const struct pl_post_item *items,
 		results[map[k]] = ok_results[k];
 }
 
-/*
- * Stores a partition's batch, then lets the partition's next batch be
- * stored while this one is answered and published: in turn (the ticket
- * take_jobs() gave it), so the partition's acks and events still go out
- * in the order its batches were taken and committed.
- */
-static void do_sends(struct store *s, struct relay_job **jobs, size_t n,
-		     const struct relay_take *take)
+/* Answers each send of a batch on its connection: "sent", or its error. */
+static void answer_sends(struct store *s, struct relay_job **jobs,
+			 const struct pl_post_item *items,
+			 const struct pl_post_result *results, size_t n)
 {
-	struct pl_post_item items[PL_POST_BATCH_MAX] = { { 0 } };
-	struct pl_post_result results[PL_POST_BATCH_MAX];
-	struct pl_message msgs[PL_POST_BATCH_MAX];
-	const struct pl_delivery *deliveries[PL_POST_BATCH_MAX];
-	size_t n_deliveries[PL_POST_BATCH_MAX], fresh = 0;
-
-	for (size_t i = 0; i < n; i++)
-		items[i] = (struct pl_post_item){
-			.sender_id = jobs[i]->user_id,
-			.conversation_id = jobs[i]->a,
-			.client_msg_id = jobs[i]->text,
-			.body = jobs[i]->text2,
-			.body_len = jobs[i]->text2_len,
-		};
-	{
-		struct timespec t0, t1;
-
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		post_allowed(s, items, n, results);
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		metrics_observe(&s->r->metrics.store,
-				(t1.tv_sec - t0.tv_sec) * 1000000LL +
-				(t1.tv_nsec - t0.tv_nsec) / 1000);
-	}
-	release_sends(s->r, take);
-	wait_turn(s->r, take);
-	/* Answer first: the sender learns of the commit without waiting on Redis. */
 	for (size_t i = 0; i < n; i++) {
-		struct pl_post_result *res = &results[i];
+		const struct pl_post_result *res = &results[i];
 		json_t *o;
 		char *text;
 
@@ -558,6 +238,45 @@ static void do_sends(struct store *s, struct relay_job **jobs, size_t n,
 		free(text);
 		json_decref(o);
 	}
+}
+
+/*
+ * Stores a partition's batch, then lets the partition's next batch be
+ * stored while this one is answered and published: in turn (the ticket
+ * relay_jobs_take() gave it), so the partition's acks and events still go out
+ * in the order its batches were taken and committed.
+ */
+static void do_sends(struct store *s, struct relay_job **jobs, size_t n,
+		     const struct relay_take *take)
+{
+	struct pl_post_item items[PL_POST_BATCH_MAX] = { { 0 } };
+	struct pl_post_result results[PL_POST_BATCH_MAX];
+	struct pl_message msgs[PL_POST_BATCH_MAX];
+	const struct pl_delivery *deliveries[PL_POST_BATCH_MAX];
+	size_t n_deliveries[PL_POST_BATCH_MAX], fresh = 0;
+
+	for (size_t i = 0; i < n; i++)
+		items[i] = (struct pl_post_item){
+			.sender_id = jobs[i]->user_id,
+			.conversation_id = jobs[i]->as.send.conversation_id,
+			.client_msg_id = jobs[i]->as.send.client_msg_id,
+			.body = jobs[i]->as.send.body,
+			.body_len = jobs[i]->as.send.body_len,
+		};
+	{
+		struct timespec t0, t1;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		post_allowed(s, items, n, results);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		metrics_observe(&s->r->metrics.store,
+				(t1.tv_sec - t0.tv_sec) * 1000000LL +
+				(t1.tv_nsec - t0.tv_nsec) / 1000);
+	}
+	relay_jobs_sends_stored(&s->r->jobs, take);
+	relay_jobs_wait_turn(&s->r->jobs, take);
+	/* Answer first: the sender learns of the commit without waiting on Redis. */
+	answer_sends(s, jobs, items, results, n);
 	/* Then every new message to Redis, the batch in one pipeline. */
 	for (size_t i = 0; i < n; i++) {
 		struct pl_post_result *res = &results[i];
@@ -579,7 +298,7 @@ static void do_sends(struct store *s, struct relay_job **jobs, size_t n,
 	if (fresh)
 		pl_publish_messages(&s->redis, msgs, deliveries, n_deliveries,
 				    fresh);
-	end_turn(s->r);
+	relay_jobs_end_turn(&s->r->jobs);
 	pl_post_results_release(results, n);
 }
 
@@ -587,7 +306,7 @@ static void do_cursor(struct store *s, struct relay_job *j)
 {
 	/* A failure leaves the cursors where they were: they only move forward,
 	 * and the device's next ack or close writes them again. */
-	pl_cursor_store(&s->db, j->cursors, j->ncursors);
+	pl_cursor_store(&s->db, j->as.cursors.cursors, j->as.cursors.n);
 }
 
 /* Publishes frame (stolen) to the users listed in column 0 of res. */
@@ -612,7 +331,7 @@ static void do_typing(struct store *s, struct relay_job *j)
 	const char *params[2] = { conv, uid };
 	PGresult *res;
 
-	snprintf(conv, sizeof(conv), "%lld", j->a);
+	snprintf(conv, sizeof(conv), "%lld", j->as.typing.conversation_id);
 	snprintf(uid, sizeof(uid), "%lld", j->user_id);
 	if (pl_db_exec(&s->db,
 		       "SELECT m.user_id, EXISTS (SELECT 1 FROM members x WHERE "
@@ -627,7 +346,8 @@ static void do_typing(struct store *s, struct relay_job *j)
 		return;
 	}
 	publish_rows(s, res, json_pack("{s:s,s:I,s:I}", "type", "typing",
-				       "conversation_id", (json_int_t)j->a,
+				       "conversation_id",
+				       (json_int_t)j->as.typing.conversation_id,
 				       "user_id", (json_int_t)j->user_id));
 	PQclear(res);
 }
@@ -636,13 +356,16 @@ static void do_read(struct store *s, struct relay_job *j)
 {
 	long long upto;
 	int moved = 0;
-	enum pl_err rc = pl_receipt_mark_read(&s->db, &s->redis, j->a, j->user_id,
-					      j->b, &upto, &moved);
+	const struct relay_job_read *rd = &j->as.read;
+	enum pl_err rc = pl_receipt_mark_read(&s->db, &s->redis,
+					      rd->conversation_id, j->user_id,
+					      rd->message_id, &upto, &moved);
 
 	if (rc == PL_OK && !moved) {
 		/* Answered on this socket only: the members know already. */
 		json_t *o = json_pack("{s:s,s:I,s:I,s:I}", "type", "read",
-				      "conversation_id", (json_int_t)j->a,
+				      "conversation_id",
+				      (json_int_t)rd->conversation_id,
 				      "user_id", (json_int_t)j->user_id,
 				      "message_id", (json_int_t)upto);
 		char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -682,162 +405,62 @@ static void announce_presence(struct store *s, long long user, int online,
 }
 
 /*
- * Presence in Redis (doc/architecture.md "Presence"; names in lib/keys.h):
- * a user's hash holds "d:{device}" deadlines, "last_seen" and "state" (what
- * friends were last told); PL_KEY_PRESENCE_DEADLINES orders every device
- * deadline and PL_KEY_PRESENCE_PENDING the users whose last device left,
- * due to be announced offline after the grace period unless one comes back.
+ * A device's heartbeat or its socket gone, in Redis
+ * (lib/presence.h); friends hear of a user who came online at once, of one
+ * who went offline from the sweep after the grace period.
  */
-static const char heartbeat_lua[] =
-	"local key, user, dev = KEYS[1], ARGV[1], ARGV[2]\n"
-	"local deadline, now = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-	"redis.call('HSET', key, 'd:' .. dev, deadline, 'last_seen', now)\n"
-	"redis.call('ZADD', '" PL_KEY_PRESENCE_DEADLINES "', deadline, user .. ':' .. dev)\n"
-	"redis.call('ZREM', '" PL_KEY_PRESENCE_PENDING "', user)\n"
-	"if redis.call('HGET', key, 'state') ~= 'online' then\n"
-	"  redis.call('HSET', key, 'state', 'online') return 1 end\n"
-	"return 0\n";
-
-static const char gone_lua[] =
-	"local key, user, dev = KEYS[1], ARGV[1], ARGV[2]\n"
-	"local now, grace = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-	"redis.call('HDEL', key, 'd:' .. dev)\n"
-	"redis.call('ZREM', '" PL_KEY_PRESENCE_DEADLINES "', user .. ':' .. dev)\n"
-	"local f = redis.call('HGETALL', key)\n"
-	"for i = 1, #f, 2 do\n"
-	"  if string.sub(f[i], 1, 2) == 'd:' and tonumber(f[i + 1]) > now then return 0 end\n"
-	"end\n"
-	"redis.call('HSET', key, 'last_seen', now)\n"
-	"redis.call('ZADD', '" PL_KEY_PRESENCE_PENDING "', now + grace, user)\n"
-	"return 1\n";
-
-/* Returns the users now offline: {user, last_seen, ...}. */
-static const char sweep_lua[] =
-	"local now = tonumber(ARGV[1])\n"
-	"local expired = redis.call('ZRANGEBYSCORE', '" PL_KEY_PRESENCE_DEADLINES "', '-inf', now, 'LIMIT', 0, 1000)\n"
-	"for _, m in ipairs(expired) do\n"
-	"  redis.call('ZREM', '" PL_KEY_PRESENCE_DEADLINES "', m)\n"
-	"  local user, dev = string.match(m, '^(%d+):(%d+)$')\n"
-	"  if user then\n"
-	"    local key = '" PL_KEY_PRESENCE_PREFIX "' .. user\n"
-	"    local d = tonumber(redis.call('HGET', key, 'd:' .. dev))\n"
-	"    if d and d <= now then redis.call('HDEL', key, 'd:' .. dev) end\n"
-	"    redis.call('ZADD', '" PL_KEY_PRESENCE_PENDING "', now, user)\n"
-	"  end\n"
-	"end\n"
-	"local out = {}\n"
-	"local due = redis.call('ZRANGEBYSCORE', '" PL_KEY_PRESENCE_PENDING "', '-inf', now, 'LIMIT', 0, 1000)\n"
-	"for _, user in ipairs(due) do\n"
-	"  redis.call('ZREM', '" PL_KEY_PRESENCE_PENDING "', user)\n"
-	"  local key = '" PL_KEY_PRESENCE_PREFIX "' .. user\n"
-	"  local live = false\n"
-	"  local f = redis.call('HGETALL', key)\n"
-	"  for i = 1, #f, 2 do\n"
-	"    if string.sub(f[i], 1, 2) == 'd:' and tonumber(f[i + 1]) > now then live = true end\n"
-	"  end\n"
-	"  if not live and redis.call('HGET', key, 'state') == 'online' then\n"
-	"    redis.call('HSET', key, 'state', 'offline')\n"
-	"    local seen = redis.call('HGET', key, 'last_seen') or tostring(now)\n"
-	"    table.insert(out, user) table.insert(out, seen)\n"
-	"  end\n"
-	"end\n"
-	"return out\n";
-
 static void do_presence(struct store *s, struct relay_job *j)
 {
 	const struct pl_config *cfg = s->r->cfg;
-	char key[48], user[24], dev[24], a3[24], a4[24];
-	const char *argv[7] = { "EVAL", NULL, "1", key, user, dev, a3 };
-	const char *argv8[8];
-	redisReply *rep;
 	long long now = pl_clock_now_ms();
+	int came_online;
 
-	snprintf(key, sizeof(key), PL_KEY_PRESENCE_FMT, j->user_id);
-	snprintf(user, sizeof(user), "%lld", j->user_id);
-	snprintf(dev, sizeof(dev), "%lld", j->device_id);
-	if (j->a) {
-		snprintf(a3, sizeof(a3), "%lld", now + cfg->presence_timeout_s * 1000);
-		snprintf(a4, sizeof(a4), "%lld", now);
-		argv[1] = heartbeat_lua;
-	} else {
-		snprintf(a3, sizeof(a3), "%lld", now);
-		snprintf(a4, sizeof(a4), "%lld", cfg->presence_grace_s * 1000);
-		argv[1] = gone_lua;
-	}
-	memcpy(argv8, argv, sizeof(argv));
-	argv8[7] = a4;
-	if (pl_redis_command(&s->redis, 8, argv8, NULL, 1, &rep))
+	if (!j->as.presence.online) {
+		pl_presence_gone(&s->redis, j->user_id, j->as.presence.device_id, now,
+				 cfg->presence_grace_s * 1000);
 		return;
-	if (j->a && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1)
+	}
+	if (pl_presence_heartbeat(&s->redis, j->user_id, j->as.presence.device_id,
+				  now,
+				  cfg->presence_timeout_s * 1000,
+				  &came_online) == PL_OK && came_online)
 		announce_presence(s, j->user_id, 1, now);
-	freeReplyObject(rep);
 }
 
 static void do_sweep(struct store *s)
 {
-	char now[24];
-	const char *argv[4] = { "EVAL", sweep_lua, "0", now };
-	redisReply *rep;
+	struct pl_presence *gone;
+	size_t n;
 
-	snprintf(now, sizeof(now), "%lld", pl_clock_now_ms());
-	if (pl_redis_command(&s->redis, 4, argv, NULL, 1, &rep))
+	if (pl_presence_sweep(&s->redis, pl_clock_now_ms(), &gone, &n))
 		return;
-	for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements;
-	     i += 2)
-		announce_presence(s, strtoll(rep->element[i]->str, NULL, 10), 0,
-				  strtoll(rep->element[i + 1]->str, NULL, 10));
-	freeReplyObject(rep);
+	for (size_t i = 0; i < n; i++)
+		announce_presence(s, gone[i].user_id, 0, gone[i].last_seen_ms);
+	free(gone);
 }
 
 /*
- * KEYS[1] the relay's hash, KEYS[2] PL_KEY_RELAYS; ARGV: id, TTL in ms,
- * url, region, connections, capacity. Registers or refreshes the relay in
- * both structures of the registry (lib/keys.h), scored by Redis's clock,
- * and drops the members whose registration has expired.
+ * The relay's entry in the registry /api/v1/discover reads (lib/registry.h):
+ * one registry for the relay, whichever thread runs the job, so a backend
+ * that ties the entry to its connection (a session) keeps one.
  */
-static const char register_lua[] =
-	"local t = redis.call('TIME')\n"
-	"local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
-	"local ttl = tonumber(ARGV[2])\n"
-	"redis.call('HSET', KEYS[1], 'url', ARGV[3], 'region', ARGV[4], "
-	"'connections', ARGV[5], 'capacity', ARGV[6])\n"
-	"redis.call('PEXPIRE', KEYS[1], ttl)\n"
-	"redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])\n"
-	"redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 1)\n"
-	"return 1\n";
-
-/* The relay's entry in the registry /api/v1/discover reads. */
 static void do_register(struct store *s, struct relay_job *j)
 {
 	const struct pl_config *cfg = s->r->cfg;
-	char key[160], conns[24], cap[24], ttl[24];
-	redisReply *rep;
+	struct pl_registry_entry e = { .connections = j->as.reg.connections,
+				       .capacity = cfg->relay_capacity };
 
-	snprintf(key, sizeof(key), PL_KEY_RELAY_FMT, s->r->id);
-	if (!j->b) {
-		const char *del[2] = { "DEL", key };
-		const char *zrem[3] = { "ZREM", PL_KEY_RELAYS, s->r->id };
-
-		if (pl_redis_append(&s->redis, 2, del, NULL) ||
-		    pl_redis_append(&s->redis, 3, zrem, NULL))
-			return;
-		for (int i = 0; i < 2; i++)
-			if (pl_redis_read(&s->redis, &rep) == PL_OK)
-				freeReplyObject(rep);
-		return;
-	}
-	snprintf(conns, sizeof(conns), "%lld", j->a);
-	snprintf(cap, sizeof(cap), "%lld", cfg->relay_capacity);
-	snprintf(ttl, sizeof(ttl), "%d", PL_RELAY_TTL_MS);
-	{
-		const char *argv[11] = { "EVAL", register_lua, "2", key,
-					 PL_KEY_RELAYS, s->r->id, ttl,
-					 cfg->relay_public_url, cfg->relay_region,
-					 conns, cap };
-
-		if (pl_redis_command(&s->redis, 11, argv, NULL, 1, &rep) == PL_OK)
-			freeReplyObject(rep);
-	}
+	snprintf(e.id, sizeof(e.id), "%s", s->r->id);
+	snprintf(e.url, sizeof(e.url), "%s", cfg->relay_public_url);
+	snprintf(e.region, sizeof(e.region), "%s", cfg->relay_region);
+	pthread_mutex_lock(&s->r->registry_lock);
+	if (j->as.reg.op == RELAY_REGISTRY_DEREGISTER)
+		pl_registry_deregister(s->r->registry, s->r->id);
+	else if (j->as.reg.op == RELAY_REGISTRY_REGISTER)
+		pl_registry_register(s->r->registry, &e);
+	else
+		pl_registry_refresh(s->r->registry, &e);
+	pthread_mutex_unlock(&s->r->registry_lock);
 }
 
 /*
@@ -848,14 +471,15 @@ static void do_register(struct store *s, struct relay_job *j)
  */
 static void do_sessions(struct store *s, struct relay_job *j)
 {
-	long long *sids = malloc(j->nsessions * sizeof(*sids));
+	const struct relay_job_sessions *ss = &j->as.sessions;
+	long long *sids = malloc(ss->n * sizeof(*sids));
 	char *ids = NULL;
 	const char *params[1];
 	PGresult *res;
 
-	for (size_t i = 0; sids && i < j->nsessions; i++)
-		sids[i] = j->sessions[i].session_id;
-	ids = sids ? pl_db_int_array(sids, j->nsessions) : NULL;
+	for (size_t i = 0; sids && i < ss->n; i++)
+		sids[i] = ss->refs[i].session_id;
+	ids = sids ? pl_db_int_array(sids, ss->n) : NULL;
 	free(sids);
 	if (!ids)
 		return;
@@ -871,15 +495,15 @@ static void do_sessions(struct store *s, struct relay_job *j)
 	for (int r = 0; r < PQntuples(res); r++) {
 		long long i = strtoll(PQgetvalue(res, r, 0), NULL, 10) - 1;
 
-		if (i >= 0 && (size_t)i < j->nsessions)
-			relay_post_event(s->r, EV_SESSION_GONE,
-					 j->sessions[i].conn_id, 0, 0, 0, NULL, 0);
+		if (i >= 0 && (size_t)i < ss->n)
+			relay_post_event(s->r, EV_SESSION_GONE, ss->refs[i].conn_id,
+					 0, 0, 0, NULL, 0);
 	}
 	PQclear(res);
 	free(ids);
 }
 
-/* Runs what take_jobs() took: a batch of sends or hellos, else one job. */
+/* Runs what relay_jobs_take() took: a batch of sends or hellos, else one job. */
 static void run_jobs(struct store *s, struct relay_job **jobs, size_t n,
 		     const struct relay_take *take)
 {
@@ -906,10 +530,11 @@ static void *store_main(void *arg)
 	struct relay_take take = { 0, 0 };
 	size_t n;
 
-	while ((n = take_jobs(s->r, jobs, PL_POST_BATCH_MAX, &take)) > 0) {
+	while ((n = relay_jobs_take(&s->r->jobs, jobs, PL_POST_BATCH_MAX,
+				    &take)) > 0) {
 		run_jobs(s, jobs, n, &take);
 		for (size_t i = 0; i < n; i++)
-			job_free(jobs[i]);
+			relay_job_free(jobs[i]);
 	}
 	pl_db_release(&s->db);
 	pl_redis_release(&s->redis);
@@ -919,18 +544,14 @@ static void *store_main(void *arg)
 
 int relay_store_start(struct relay *r, int nthreads)
 {
-	pthread_mutex_init(&r->jobs_lock, NULL);
-	pthread_cond_init(&r->jobs_ready, NULL);
-	pthread_cond_init(&r->turn_done, NULL);
-	r->hellos.head = r->others.head = NULL;
-	r->hellos.tail = &r->hellos.head;
-	r->others.tail = &r->others.head;
-	for (int p = 0; p < RELAY_SEND_PARTS; p++) {
-		r->sends[p].head = NULL;
-		r->sends[p].tail = &r->sends[p].head;
-	}
+	relay_jobs_init(&r->jobs, (size_t)r->cfg->relay_max_jobs,
+			(int)r->cfg->relay_max_jobs_per_connection,
+			&r->metrics.jobs_refused);
+	pthread_mutex_init(&r->registry_lock, NULL);
+	pl_redis_init(&r->registry_redis, r->cfg);
+	r->registry = pl_registry_open(r->cfg, &r->registry_redis);
 	r->stores = calloc((size_t)nthreads, sizeof(*r->stores));
-	if (!r->stores)
+	if (!r->registry || !r->stores)
 		return -1;
 	for (int i = 0; i < nthreads; i++) {
 		struct store *s = calloc(1, sizeof(*s));
@@ -953,15 +574,13 @@ int relay_store_start(struct relay *r, int nthreads)
 
 void relay_store_stop(struct relay *r)
 {
-	pthread_mutex_lock(&r->jobs_lock);
-	r->jobs_closed = 1;
-	pthread_cond_broadcast(&r->jobs_ready);
-	pthread_mutex_unlock(&r->jobs_lock);
+	relay_jobs_close(&r->jobs);
 	/* Jobs already queued (cursor writes, the registry removal) still run. */
 	for (int i = 0; i < r->nstores; i++)
 		pthread_join(r->stores[i], NULL);
 	free(r->stores);
-	pthread_cond_destroy(&r->jobs_ready);
-	pthread_cond_destroy(&r->turn_done);
-	pthread_mutex_destroy(&r->jobs_lock);
+	relay_jobs_release(&r->jobs);
+	pl_registry_free(r->registry);
+	pl_redis_release(&r->registry_redis);
+	pthread_mutex_destroy(&r->registry_lock);
 }

@@ -108,18 +108,37 @@ static void test_config_unknown_key_names_file_and_line(void **state)
 	pl_config_release(&cfg);
 }
 
-static void test_config_out_of_range_is_an_error(void **state)
+/* Loads text as a file and expects an error that says want and want2. */
+static void expect_load_error(const char *text, const char *want,
+			      const char *want2)
 {
 	struct pl_config cfg;
 	char err[512];
 
-	(void)state;
-	write_conf("[api]\nthreads = 0\n");
+	write_conf(text);
 	pl_config_init(&cfg);
 	assert_int_equal(pl_config_load(&cfg, path, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, ":2:"));
-	assert_non_null(strstr(err, "out of range"));
+	assert_non_null(strstr(err, want));
+	assert_non_null(strstr(err, want2));
 	pl_config_release(&cfg);
+}
+
+static void test_config_discovery_backend_is_redis_only(void **state)
+{
+	struct pl_config cfg;
+
+	(void)state;
+	pl_config_init(&cfg);
+	assert_string_equal(cfg.discovery_backend, "redis");
+	pl_config_release(&cfg);
+	expect_load_error("[discovery]\nbackend = zookeeper\n",
+			  "[discovery] backend", "zookeeper");
+}
+
+static void test_config_out_of_range_is_an_error(void **state)
+{
+	(void)state;
+	expect_load_error("[api]\nthreads = 0\n", ":2:", "out of range");
 }
 
 static void test_config_bad_env_value_is_an_error(void **state)
@@ -194,6 +213,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_config_reads_file_and_env_wins, teardown),
 		cmocka_unit_test_teardown(test_config_unknown_key_names_file_and_line, teardown),
 		cmocka_unit_test_teardown(test_config_out_of_range_is_an_error, teardown),
+		cmocka_unit_test_teardown(test_config_discovery_backend_is_redis_only,
+					  teardown),
 		cmocka_unit_test_teardown(test_config_bad_env_value_is_an_error, teardown),
 		cmocka_unit_test(test_config_example_documents_every_key),
 	};

@@ -1,0 +1,42 @@
+/*
+ * inbox: the reads of a user's inbox (doc/architecture.md "How a message
+ * flows", step 6): the events after a seq, in seq order, at most a limit.
+ * One definition serves the three readers: the relay's replay and gap fill
+ * (which long-poll and SSE answer from too) and GET /sync.
+ *
+ * Every statement takes the same parameters: $1 the user id, $2 the seq to
+ * read after, $3 the most events to read.
+ */
+#ifndef PL_INBOX_H
+#define PL_INBOX_H
+
+#include <libpq-fe.h>
+
+#include "db.h"
+#include "err.h"
+
+/* The page of the inbox, joined to its messages as m; its rows as i. */
+#define PL_INBOX_PAGE_FROM \
+	"(SELECT * FROM inbox WHERE user_id = $1 AND seq > $2 ORDER BY seq " \
+	"LIMIT $3) i JOIN messages m ON m.conversation_id = i.conversation_id " \
+	"AND m.message_id = i.message_id"
+
+/*
+ * GET /sync's answer in one row and column: {"events": [{seq, ...}],
+ * "cursor": the last seq read, else $2} (doc/protocol.md "REST": /sync).
+ */
+#define PL_INBOX_SYNC_SQL \
+	"SELECT json_build_object('events', coalesce(json_agg(" \
+	"message_out(m, i.seq) ORDER BY i.seq), '[]'), 'cursor', " \
+	"coalesce(max(i.seq), $2)) FROM " PL_INBOX_PAGE_FROM
+
+/*
+ * Reads one page of user_id's inbox after seq `after`, at most limit rows,
+ * each row (seq, the relay's "message" frame as JSON text), in seq order.
+ * On PL_OK *res holds the rows and the caller PQclear()s it; else the error
+ * of pl_db_exec() and *res is NULL.
+ */
+enum pl_err pl_inbox_page(struct pl_db *db, long long user_id,
+			  long long after, long long limit, PGresult **res);
+
+#endif

@@ -1,0 +1,179 @@
+#include "presence.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keys.h"
+#include "banned.h"
+
+static const char heartbeat_lua[] =
+	"local key, user, dev = KEYS[1], ARGV[1], ARGV[2]\n"
+	"local deadline, now = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+	"redis.call('HSET', key, 'd:' .. dev, deadline, 'last_seen', now)\n"
+	"redis.call('ZADD', '" PL_KEY_PRESENCE_DEADLINES "', deadline, user .. ':' .. dev)\n"
+	"redis.call('ZREM', '" PL_KEY_PRESENCE_PENDING "', user)\n"
+	"if redis.call('HGET', key, 'state') ~= 'online' then\n"
+	"  redis.call('HSET', key, 'state', 'online') return 1 end\n"
+	"return 0\n";
+
+static const char gone_lua[] =
+	"local key, user, dev = KEYS[1], ARGV[1], ARGV[2]\n"
+	"local now, grace = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+	"redis.call('HDEL', key, 'd:' .. dev)\n"
+	"redis.call('ZREM', '" PL_KEY_PRESENCE_DEADLINES "', user .. ':' .. dev)\n"
+	"local f = redis.call('HGETALL', key)\n"
+	"for i = 1, #f, 2 do\n"
+	"  if string.sub(f[i], 1, 2) == 'd:' and tonumber(f[i + 1]) > now then return 0 end\n"
+	"end\n"
+	"redis.call('HSET', key, 'last_seen', now)\n"
+	"redis.call('ZADD', '" PL_KEY_PRESENCE_PENDING "', now + grace, user)\n"
+	"return 1\n";
+
+/* Returns the users now offline: {user, last_seen, ...}. */
+static const char sweep_lua[] =
+	"local now = tonumber(ARGV[1])\n"
+	"local expired = redis.call('ZRANGEBYSCORE', '" PL_KEY_PRESENCE_DEADLINES "', '-inf', now, 'LIMIT', 0, 1000)\n"
+	"for _, m in ipairs(expired) do\n"
+	"  redis.call('ZREM', '" PL_KEY_PRESENCE_DEADLINES "', m)\n"
+	"  local user, dev = string.match(m, '^(%d+):(%d+)$')\n"
+	"  if user then\n"
+	"    local key = '" PL_KEY_PRESENCE_PREFIX "' .. user\n"
+	"    local d = tonumber(redis.call('HGET', key, 'd:' .. dev))\n"
+	"    if d and d <= now then redis.call('HDEL', key, 'd:' .. dev) end\n"
+	"    redis.call('ZADD', '" PL_KEY_PRESENCE_PENDING "', now, user)\n"
+	"  end\n"
+	"end\n"
+	"local out = {}\n"
+	"local due = redis.call('ZRANGEBYSCORE', '" PL_KEY_PRESENCE_PENDING "', '-inf', now, 'LIMIT', 0, 1000)\n"
+	"for _, user in ipairs(due) do\n"
+	"  redis.call('ZREM', '" PL_KEY_PRESENCE_PENDING "', user)\n"
+	"  local key = '" PL_KEY_PRESENCE_PREFIX "' .. user\n"
+	"  local live = false\n"
+	"  local f = redis.call('HGETALL', key)\n"
+	"  for i = 1, #f, 2 do\n"
+	"    if string.sub(f[i], 1, 2) == 'd:' and tonumber(f[i + 1]) > now then live = true end\n"
+	"  end\n"
+	"  if not live and redis.call('HGET', key, 'state') == 'online' then\n"
+	"    redis.call('HSET', key, 'state', 'offline')\n"
+	"    local seen = redis.call('HGET', key, 'last_seen') or tostring(now)\n"
+	"    table.insert(out, user) table.insert(out, seen)\n"
+	"  end\n"
+	"end\n"
+	"return out\n";
+
+/* Runs a device script: KEYS[1] the user's hash; ARGV user, device, a3, a4. */
+static enum pl_err device_script(struct pl_redis *r, const char *script,
+				 long long user_id, long long device_id,
+				 long long a3, long long a4, redisReply **rep)
+{
+	char key[48], user[24], dev[24], s3[24], s4[24];
+	const char *argv[8] = { "EVAL", script, "1", key, user, dev, s3, s4 };
+
+	snprintf(key, sizeof(key), PL_KEY_PRESENCE_FMT, user_id);
+	snprintf(user, sizeof(user), "%lld", user_id);
+	snprintf(dev, sizeof(dev), "%lld", device_id);
+	snprintf(s3, sizeof(s3), "%lld", a3);
+	snprintf(s4, sizeof(s4), "%lld", a4);
+	return pl_redis_command(r, 8, argv, NULL, 1, rep);
+}
+
+enum pl_err pl_presence_heartbeat(struct pl_redis *r, long long user_id,
+				  long long device_id, long long now_ms,
+				  long long timeout_ms, int *came_online)
+{
+	redisReply *rep;
+	enum pl_err rc = device_script(r, heartbeat_lua, user_id, device_id,
+				       now_ms + timeout_ms, now_ms, &rep);
+
+	*came_online = 0;
+	if (rc)
+		return rc;
+	*came_online = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+	freeReplyObject(rep);
+	return PL_OK;
+}
+
+enum pl_err pl_presence_gone(struct pl_redis *r, long long user_id,
+			     long long device_id, long long now_ms,
+			     long long grace_ms)
+{
+	redisReply *rep;
+	enum pl_err rc = device_script(r, gone_lua, user_id, device_id, now_ms,
+				       grace_ms, &rep);
+
+	if (rc == PL_OK)
+		freeReplyObject(rep);
+	return rc;
+}
+
+enum pl_err pl_presence_sweep(struct pl_redis *r, long long now_ms,
+			      struct pl_presence **out, size_t *n)
+{
+	char now[24];
+	const char *argv[4] = { "EVAL", sweep_lua, "0", now };
+	redisReply *rep;
+	enum pl_err rc;
+
+	*out = NULL;
+	*n = 0;
+	snprintf(now, sizeof(now), "%lld", now_ms);
+	rc = pl_redis_command(r, 4, argv, NULL, 1, &rep);
+	if (rc)
+		return rc;
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2)
+		*out = calloc(rep->elements / 2, sizeof(**out));
+	for (size_t i = 0; *out && i + 1 < rep->elements; i += 2)
+		(*out)[(*n)++] = (struct pl_presence){
+			.user_id = strtoll(rep->element[i]->str, NULL, 10),
+			.online = 0,
+			.last_seen_ms = strtoll(rep->element[i + 1]->str, NULL, 10),
+		};
+	freeReplyObject(rep);
+	return PL_OK;
+}
+
+/* Reads one HGETALL reply (or NULL) into p. */
+static void presence_of(long long user, const redisReply *rep, long long now,
+			struct pl_presence *p)
+{
+	*p = (struct pl_presence){ .user_id = user };
+	for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY &&
+	     i + 1 < rep->elements; i += 2) {
+		const char *field = rep->element[i]->str;
+		long long v = strtoll(rep->element[i + 1]->str, NULL, 10);
+
+		if (!field)
+			continue;
+		if (strncmp(field, "d:", 2) == 0 && v > now)
+			p->online = 1;
+		else if (strcmp(field, "last_seen") == 0)
+			p->last_seen_ms = v;
+	}
+}
+
+void pl_presence_read(struct pl_redis *r, const long long *users, size_t n,
+		      long long now_ms, struct pl_presence *out)
+{
+	size_t queued = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char key[48];
+		const char *argv[2] = { "HGETALL", key };
+
+		snprintf(key, sizeof(key), PL_KEY_PRESENCE_FMT, users[i]);
+		if (pl_redis_append(r, 2, argv, NULL))
+			break;
+		queued++;
+	}
+	for (size_t i = 0; i < n; i++) {
+		redisReply *rep = NULL;
+
+		/* Redis down: everyone reads as offline, last seen unknown. */
+		if (i < queued && pl_redis_read(r, &rep))
+			queued = i;
+		presence_of(users[i], rep, now_ms, &out[i]);
+		if (rep)
+			freeReplyObject(rep);
+	}
+}
