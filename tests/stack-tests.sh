@@ -6,6 +6,7 @@
 # its own PostgreSQL, Redis, parley-api, parley-relay, parley-notify and
 # nginx, on the ports scripts/stacks gives it or PARLEY_*_PORT, from fresh
 # data), then runs one TAP test each:
+#   - scripts/sql-current --check: sql/current/ is what the migrations leave;
 #   - tests/db/test_post of the build dir (cmocka, against PostgreSQL), if built;
 #   - every tests/e2e/NN-*.py in name order, with /usr/bin/python3;
 #   - every tests/browser/NN-*.mjs (the web client in headless Chromium),
@@ -116,6 +117,10 @@ trap on_signal INT TERM HUP
 
 tests=()
 names=()
+# First, before any test adds to the database: sql/current/ matches what
+# the migrations leave (sql/README).
+tests+=("sqlcurrent:$top_srcdir/scripts/sql-current")
+names+=("db/sql-current")
 if [ -x "$PARLEY_BUILDDIR/tests/db/test_post" ]; then
 	tests+=("$PARLEY_BUILDDIR/tests/db/test_post")
 	names+=("db/test_post")
@@ -204,6 +209,7 @@ for i in "${!tests[@]}"; do
 			/usr/bin/python3 "${tests[$i]#apache:}")
 		;;
 	faults:*) cmd=(/usr/bin/python3 "${tests[$i]#faults:}" --reduced) ;;
+	sqlcurrent:*) cmd=(/usr/bin/python3 "${tests[$i]#sqlcurrent:}" --check) ;;
 	*.py) cmd=(/usr/bin/python3 "${tests[$i]}") ;;
 	*.mjs) cmd=("$node" "${tests[$i]}") ;;
 	skip:*)
