@@ -14,12 +14,12 @@ set -euo pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 N=${1:-2000}
-RUNDIR=${PARLEY_RUNDIR:-/var/tmp/parley-test}
-HTTP_PORT=${PARLEY_HTTP_PORT:-18080}
-PG_PORT=${PARLEY_PG_PORT:-15491}
-REDIS_PORT=${PARLEY_REDIS_PORT:-16391}
-FAKE=https://127.0.0.1:${PARLEY_PUSHFAKE_PORT:-$((HTTP_PORT + 2))}
-METRICS=http://127.0.0.1:${PARLEY_NOTIFY_METRICS_PORT:-$((HTTP_PORT + 3))}/metrics
+# The test stack's runtime dir and ports (scripts/stacks, PARLEY_* overrides).
+# shellcheck source=scripts/stacks
+. "$TOP/scripts/stacks"
+stack_ports test
+FAKE=https://127.0.0.1:$PUSHFAKE_PORT
+METRICS=http://127.0.0.1:$NOTIFY_METRICS_PORT/metrics
 CA=$RUNDIR/etc/push/tls.crt
 export PARLEY_STACK=test
 

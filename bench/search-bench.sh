@@ -23,7 +23,10 @@ set -euo pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 N=${1:-1000000}
-PG_PORT=${PARLEY_PG_PORT:-15491}
+# The test stack's PostgreSQL (scripts/stacks, PARLEY_PG_PORT overrides it).
+# shellcheck source=scripts/stacks
+. "$TOP/scripts/stacks"
+stack_ports test
 DB=parley_search_bench
 QUERIES=("e" "th" "ok" "a" "to" "the" "and" "meeting" "zzz" "xq")
 

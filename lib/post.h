@@ -3,10 +3,9 @@
  *
  * The relay (WebSocket sends) and the API (POST .../messages) both store
  * messages by handing a batch to pl_post_batch(), which drives the
- * post_messages() function in one transaction (defined in
- * sql/007_post_messages_sets_scratch.sql, which hands the batch to
- * post_messages_sets(), whose live definition is the one in
- * sql/010_lighter_posting.sql; the migrations before them hold older ones):
+ * post_messages() function in one transaction (its current definition,
+ * and that of post_messages_sets(), which it hands the batch to, are in
+ * sql/current/functions/, generated from the migrations; see sql/README):
  * validate before locking, per-item answers, one global lock order, gapless
  * per-conversation message ids and per-user seqs committed in order
  * (doc/architecture.md "How a message flows", step 2). The caller publishes the

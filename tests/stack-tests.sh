@@ -4,8 +4,9 @@
 #
 # Brings up the throwaway "test" stack (scripts/dev with PARLEY_STACK=test:
 # its own PostgreSQL, Redis, parley-api, parley-relay, parley-notify and
-# nginx, on ports 15491, 16391, 18091 and 18080, from fresh data), then runs
-# one TAP test each:
+# nginx, on the ports scripts/stacks gives it or PARLEY_*_PORT, from fresh
+# data), then runs one TAP test each:
+#   - scripts/sql-current --check: sql/current/ is what the migrations leave;
 #   - tests/db/test_post of the build dir (cmocka, against PostgreSQL), if built;
 #   - every tests/e2e/NN-*.py in name order, with /usr/bin/python3;
 #   - every tests/browser/NN-*.mjs (the web client in headless Chromium),
@@ -57,14 +58,20 @@ for server in /usr/lib/postgresql/15/bin/postgres /usr/bin/redis-server /usr/sbi
 done
 
 export PARLEY_DEV=$dev
-export PARLEY_TEST_URL=http://127.0.0.1:${PARLEY_HTTP_PORT:-18080}
-export PARLEY_TEST_RELAY=ws://127.0.0.1:${PARLEY_RELAY_PORT:-18091}/ws
-export PARLEY_TEST_RELAY2=ws://127.0.0.1:${PARLEY_RELAY2_PORT:-$((${PARLEY_RELAY_PORT:-18091} + 1))}/ws
-export PARLEY_TEST_PG="host=127.0.0.1 port=${PARLEY_PG_PORT:-15491} dbname=parley user=parley"
-export PARLEY_TEST_PUSHFAKE=https://127.0.0.1:${PARLEY_PUSHFAKE_PORT:-$((${PARLEY_HTTP_PORT:-18080} + 2))}
-export PARLEY_TEST_NOTIFY_METRICS=http://127.0.0.1:${PARLEY_NOTIFY_METRICS_PORT:-$((${PARLEY_HTTP_PORT:-18080} + 3))}/metrics
+# The test stack's runtime dir and ports (scripts/stacks, and the PARLEY_*
+# overrides), exported for scripts/dev and the tests.
+# shellcheck source=scripts/stacks
+. "$top_srcdir/scripts/stacks"
+stack_ports test
+stack_export
+export PARLEY_TEST_URL=http://127.0.0.1:$HTTP_PORT
+export PARLEY_TEST_RELAY=ws://127.0.0.1:$RELAY_PORT/ws
+export PARLEY_TEST_RELAY2=ws://127.0.0.1:$RELAY2_PORT/ws
+export PARLEY_TEST_PG="host=127.0.0.1 port=$PG_PORT dbname=parley user=parley"
+export PARLEY_TEST_PUSHFAKE=https://127.0.0.1:$PUSHFAKE_PORT
+export PARLEY_TEST_NOTIFY_METRICS=http://127.0.0.1:$NOTIFY_METRICS_PORT/metrics
 export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
-rundir=${PARLEY_RUNDIR:-/var/tmp/parley-test}
+rundir=$RUNDIR
 test_timeout=${PARLEY_TEST_TIMEOUT:-300}
 
 # Turns output into TAP comments (lines already starting with '#' stay).
@@ -110,6 +117,10 @@ trap on_signal INT TERM HUP
 
 tests=()
 names=()
+# First, before any test adds to the database: sql/current/ matches what
+# the migrations leave (sql/README).
+tests+=("sqlcurrent:$top_srcdir/scripts/sql-current")
+names+=("db/sql-current")
 if [ -x "$PARLEY_BUILDDIR/tests/db/test_post" ]; then
 	tests+=("$PARLEY_BUILDDIR/tests/db/test_post")
 	names+=("db/test_post")
@@ -194,10 +205,11 @@ for i in "${!tests[@]}"; do
 			run "$dev" start apache || echo "# apache did not start" >&2
 			apache_up=1
 		fi
-		cmd=(env PARLEY_TEST_URL="http://127.0.0.1:${PARLEY_APACHE_PORT:-$((${PARLEY_HTTP_PORT:-18080} + 1))}"
+		cmd=(env PARLEY_TEST_URL="http://127.0.0.1:$APACHE_PORT"
 			/usr/bin/python3 "${tests[$i]#apache:}")
 		;;
 	faults:*) cmd=(/usr/bin/python3 "${tests[$i]#faults:}" --reduced) ;;
+	sqlcurrent:*) cmd=(/usr/bin/python3 "${tests[$i]#sqlcurrent:}" --check) ;;
 	*.py) cmd=(/usr/bin/python3 "${tests[$i]}") ;;
 	*.mjs) cmd=("$node" "${tests[$i]}") ;;
 	skip:*)

@@ -19,7 +19,7 @@ import parley_test
 from parley_test import assert_error
 from rest import Client, direct, expect, new_user, parse_time, send
 
-PG = "host=127.0.0.1 port=15491 dbname=parley user=parley"
+PG = parley_test.PG
 MESSAGE_FIELDS = {"conversation_id", "message_id", "sender_id", "body", "created_at", "client_msg_id"}
 
 A = B = C = D = None
@@ -313,14 +313,15 @@ def test_concurrent_senders_get_gapless_ids_exactly_once():
                 due = t0 + max(0.0, (n - 180) / 45.0)
                 pause = due - time.monotonic()
                 if pause > 0:
-                    time.sleep(pause)
+                    time.sleep(pause)  # pacing the load under the limit, not synchronizing
                 cmid = "s%d-%d" % (index, n)
                 for attempt in range(20):
                     status, headers, body = client.request(
                         "POST", "/conversations/%d/messages" % conv,
                         {"client_msg_id": cmid, "body": "load %d from %d" % (n, index)}, token=user.token)
                     if status in (429, 503) and attempt < 19:
-                        # Retry with the same client_msg_id, as the contract says.
+                        # Retry with the same client_msg_id, as the contract says,
+                        # after the Retry-After it names: the wait is the behaviour.
                         with lock:
                             retried[status] += 1
                         time.sleep(float(headers.get("Retry-After") or 1) if status == 429 else 0.2)

@@ -17,7 +17,6 @@ relay is stopped for a moment (scripts/dev stop relay) and started again.
 Discovery reads only those keys, never the keyspace: with 50,000 unrelated
 keys in Redis it issues no SCAN (INFO commandstats) and answers at once."""
 
-import os
 import secrets
 import subprocess
 import time
@@ -26,7 +25,7 @@ import parley_test
 from parley_test import assert_error
 from rest import call, direct, expect, new_user, parse_time
 
-REDIS_PORT = os.environ.get("PARLEY_REDIS_PORT", "16391")
+REDIS_PORT = parley_test.REDIS_PORT
 RUN = secrets.token_hex(4)
 
 A = B = C = D = None

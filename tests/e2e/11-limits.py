@@ -20,7 +20,7 @@ from parley_test import assert_error
 from rest import PASSWORD, Client, call, direct, expect, new_user, signup, uniq
 
 OTHER_ADDRESS = "127.0.0.99"
-API_SOCKET = os.path.join(os.environ.get("PARLEY_RUNDIR", "/var/tmp/parley-test"), "run", "api.sock")
+API_SOCKET = os.path.join(parley_test.RUNDIR, "run", "api.sock")
 
 
 def assert_rate_limited(response):

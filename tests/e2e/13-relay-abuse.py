@@ -256,7 +256,7 @@ def relay_rss_kib():
 
 
 def redis_calls(command):
-    out = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", os.environ.get("PARLEY_REDIS_PORT", "16391"),
+    out = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", parley_test.REDIS_PORT,
                           "INFO", "commandstats"], capture_output=True, text=True, timeout=10).stdout
     for line in out.splitlines():
         if line.startswith("cmdstat_%s:" % command):

@@ -120,7 +120,7 @@ def served_meanwhile(seconds):
             worst = max(worst, took)
             assert took < 2, "a round took %.2f s while slow clients were connected" % took
             i += 1
-            time.sleep(0.5)
+            time.sleep(0.5)  # pacing the rounds, not synchronizing
     finally:
         a.close()
         b.close()

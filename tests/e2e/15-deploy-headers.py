@@ -22,7 +22,7 @@ import urllib.parse
 import parley_test
 from parley_test import assert_error, request
 
-RUNDIR = os.environ.get("PARLEY_RUNDIR", "/var/tmp/parley-test")
+RUNDIR = parley_test.RUNDIR
 RELAY_URL = urllib.parse.urlsplit(parley_test.RELAY_URL)
 
 

@@ -15,10 +15,10 @@ import threading
 import time
 
 import parley_test
-from parley_test import assert_error, request
+from parley_test import assert_error, request, wait_for
 from rest import PASSWORD, Client, expect, new_user, uniq
 
-RUNDIR = os.environ.get("PARLEY_RUNDIR", "/var/tmp/parley-test")
+RUNDIR = parley_test.RUNDIR
 CONF = os.path.join(RUNDIR, "etc", "parley.conf")
 HEAVY = "\n[auth]\nhash_concurrency = 1\nhash_ops = 3\nhash_memory_kib = 65536\n"
 # Addresses of their own, so the storm does not use up the per-address
@@ -59,8 +59,13 @@ def test_busy_hash_pool_answers_503_with_retry_after():
         for t in threads:
             t.start()
         go.set()
-        # Meanwhile other requests find a free thread.
-        time.sleep(0.3)
+
+        def slots_taken():
+            with lock:
+                return any(r[0][0] == 503 for r in answers)
+        # Once every hashing slot is taken (a login was refused busy), other
+        # requests still find a free thread.
+        wait_for(slots_taken, 30, "a login refused with every hashing slot taken")
         health = []
         for _ in range(5):
             started = time.monotonic()

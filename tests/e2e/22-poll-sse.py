@@ -3,12 +3,14 @@ the WebSocket (doc/protocol.md "Long-poll" and "Server-Sent Events")."""
 
 import http.client
 import json
+import re
 import threading
 import time
 import urllib.parse
 
 import parley_test
 import rest
+from parley_test import wait_for
 from rest import expect
 
 A = rest.new_user("pa")
@@ -28,6 +30,17 @@ def get(path, token=None, via=RELAY, headers=None, timeout=70):
     body = resp.read()
     conn.close()
     return resp.status, resp.getheader("Content-Type"), json.loads(body) if body else None
+
+
+def relay_sockets():
+    """The relay's open WebSocket, long-poll and SSE connections (/metrics)."""
+    conn = http.client.HTTPConnection(RELAY.hostname, RELAY.port, timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    return int(re.search(r"(?m)^parley_relay_sockets (\d+)$", text).group(1))
 
 
 def head_seq():
@@ -52,9 +65,11 @@ def test_poll_holds_until_a_message_arrives():
         out["answer"] = get("/poll?after=%d&timeout=20" % after, B.token)
         out["at"] = time.monotonic()
 
+    before = relay_sockets()
     t = threading.Thread(target=waiter)
     t.start()
-    time.sleep(0.5)  # let the poll park (a real client would be waiting)
+    # The poll is parked once the relay counts its connection.
+    wait_for(lambda: relay_sockets() > before, 10, "the relay to hold the poll")
     sent_at = time.monotonic()
     m = rest.send(A, CONV, "wake up")
     t.join(25)

@@ -15,7 +15,7 @@ import rest
 import ws
 from parley_test import dev, wait_for
 
-RELAY2 = os.environ.get("PARLEY_TEST_RELAY2", "ws://127.0.0.1:18092/ws")
+RELAY2 = os.environ.get("PARLEY_TEST_RELAY2", "ws://127.0.0.1:%d/ws" % (int(parley_test.STACK["relay"]) + 1))
 A = rest.new_user("sa")
 B = rest.new_user("sb")
 CONV = rest.direct(A, B)
@@ -134,7 +134,7 @@ def test_session_revoked_without_a_publish_closes_the_socket():
     s = ws.connect(d)
     claims = rest.token_claims(d.token)
     out = subprocess.run(["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
-                          os.environ.get("PARLEY_TEST_PG", "host=127.0.0.1 port=15491 dbname=parley user=parley"),
+                          parley_test.PG,
                           "-c", "UPDATE sessions SET revoked_at = now() WHERE id = %d" % claims["sid"]],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr

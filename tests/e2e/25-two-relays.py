@@ -15,8 +15,8 @@ from parley_test import dev, wait_for
 from rest import expect
 
 RELAY1 = parley_test.RELAY_URL
-RELAY2 = os.environ.get("PARLEY_TEST_RELAY2", "ws://127.0.0.1:18092/ws")
-RUNDIR = os.environ.get("PARLEY_RUNDIR", "/var/tmp/parley-test")
+RELAY2 = os.environ.get("PARLEY_TEST_RELAY2", "ws://127.0.0.1:%d/ws" % (int(parley_test.STACK["relay"]) + 1))
+RUNDIR = parley_test.RUNDIR
 A = rest.new_user("ta")
 B = rest.new_user("tb")
 CONV = rest.direct(A, B)

@@ -42,7 +42,7 @@ def test_kill_9_mid_batch_loses_nothing_and_repeats_nothing():
         assert any(r.get("answered") for r in rs), rs
     wait_for(lambda: push.pending() == 0, 15, "the taken-over jobs to be acknowledged")
     # Nothing acknowledged before the crash comes back, even after a further
-    # takeover period.
+    # takeover period: waiting that period out is the behaviour under test.
     time.sleep(push.CLAIM_IDLE_S + 1.5)
     for t in fast_toks:
         assert len(push.requests(token=t)) == 1, "an acknowledged job was sent again"

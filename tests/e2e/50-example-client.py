@@ -29,7 +29,7 @@ from rest import expect
 
 CHAT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "chat.py")
 PYTHON = "/usr/bin/python3"  # Debian's, which sees python3-websockets
-RELAY2_URL = os.environ.get("PARLEY_TEST_RELAY2", "ws://127.0.0.1:18092/ws")
+RELAY2_URL = os.environ.get("PARLEY_TEST_RELAY2", "ws://127.0.0.1:%d/ws" % (int(parley_test.STACK["relay"]) + 1))
 STATE_DIR = tempfile.mkdtemp(prefix="parley-chat-")
 ALICE, BOB = rest.uniq("alice"), rest.uniq("bob")
 MESSAGE = r"^\[(\d+)\] (\S+): (.*)$"
@@ -296,7 +296,7 @@ def test_heartbeats_keep_a_quiet_client_online():
     deadline = time.monotonic() + 7
     while time.monotonic() < deadline:
         assert bob_status() == ["online"], "bob went offline; output:\n%s" % bob.output()
-        time.sleep(0.2)
+        time.sleep(0.2)  # sampling for 7 s: staying online that long is the behaviour
     bob.proc.send_signal(signal.SIGINT)  # Ctrl-C
     assert bob.finish(10) == 0, bob.output()
 

@@ -11,12 +11,15 @@ The functions run in the order they are defined; each prints "# ok NAME" or
 "# FAIL NAME: reason"; the script exits 1 if any failed. Tests talk to the
 stack as a client would, through nginx (PARLEY_TEST_URL) or the relay
 (PARLEY_TEST_RELAY), and wait for state changes with wait_for(), never with
-bare sleeps. Only the standard library is used (python3-websocket comes in
-for the WebSocket tests).
+bare sleeps: a time.sleep() is left only where the waiting is the behaviour
+under test or paces a load, and says so in a comment. Only the standard
+library is used (python3-websocket comes in for the WebSocket tests).
 
-Environment (set by stack-tests.sh; defaults match the test stack):
-  PARLEY_TEST_URL    http://127.0.0.1:18080     nginx in front of the stack
-  PARLEY_TEST_RELAY  ws://127.0.0.1:18091/ws    the relay's own WebSocket URL
+Environment (set by stack-tests.sh; defaults are the test stack's row of
+scripts/stacks, with the PARLEY_*_PORT and PARLEY_RUNDIR overrides):
+  PARLEY_TEST_URL    http://127.0.0.1:HTTP      nginx in front of the stack
+  PARLEY_TEST_RELAY  ws://127.0.0.1:RELAY/ws    the relay's own WebSocket URL
+  PARLEY_TEST_PG     host=127.0.0.1 port=PG dbname=parley user=parley
   PARLEY_DEV         path of scripts/dev
 """
 
@@ -31,12 +34,35 @@ import time
 import traceback
 import urllib.parse
 
-BASE_URL = os.environ.get("PARLEY_TEST_URL", "http://127.0.0.1:18080").rstrip("/")
-RELAY_URL = os.environ.get("PARLEY_TEST_RELAY", "ws://127.0.0.1:18091/ws")
-DEV = os.environ.get(
-    "PARLEY_DEV",
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "dev"),
-)
+TOP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
+
+def _stack(name):
+    """A stack's row of scripts/stacks ({"rundir", "http", "relay", "pg",
+    "redis"}), with the PARLEY_* overrides scripts/dev honours."""
+    inside, row = False, None
+    with open(os.path.join(TOP, "scripts", "stacks")) as f:
+        for line in f:
+            if line.startswith("#STACKS-"):
+                inside = line.startswith("#STACKS-BEGIN")
+                continue
+            cols = line[1:].split()
+            if inside and len(cols) == 6 and cols[0] == name:
+                row = dict(zip(("rundir", "http", "relay", "pg", "redis"), cols[1:]))
+    assert row, "no stack named %r in scripts/stacks" % name
+    for key, var in (("rundir", "PARLEY_RUNDIR"), ("http", "PARLEY_HTTP_PORT"), ("relay", "PARLEY_RELAY_PORT"),
+                     ("pg", "PARLEY_PG_PORT"), ("redis", "PARLEY_REDIS_PORT")):
+        row[key] = os.environ.get(var) or row[key]
+    return row
+
+
+STACK = _stack("test")
+RUNDIR = STACK["rundir"]
+REDIS_PORT = STACK["redis"]
+BASE_URL = os.environ.get("PARLEY_TEST_URL", "http://127.0.0.1:%s" % STACK["http"]).rstrip("/")
+RELAY_URL = os.environ.get("PARLEY_TEST_RELAY", "ws://127.0.0.1:%s/ws" % STACK["relay"])
+PG = os.environ.get("PARLEY_TEST_PG", "host=127.0.0.1 port=%s dbname=parley user=parley" % STACK["pg"])
+DEV = os.environ.get("PARLEY_DEV", os.path.join(TOP, "scripts", "dev"))
 
 
 def request(method, path, body=None, token=None, headers=None, timeout=10):
@@ -119,8 +145,7 @@ def dev(*args, check=True, timeout=120):
 
 def service_pid(service):
     """The pid of a test stack service's process (scripts/supervise's pid file)."""
-    rundir = os.environ.get("PARLEY_RUNDIR", "/var/tmp/parley-test")
-    with open(os.path.join(rundir, "run", service + ".child.pid")) as f:
+    with open(os.path.join(RUNDIR, "run", service + ".child.pid")) as f:
         return int(f.read())
 
 

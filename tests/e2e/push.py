@@ -5,7 +5,7 @@ devices with push tokens, the notifier's process and the push stream.
 Environment (set by stack-tests.sh; defaults match the test stack):
   PARLEY_TEST_PUSHFAKE         https://127.0.0.1:18082
   PARLEY_TEST_NOTIFY_METRICS   http://127.0.0.1:18083/metrics
-  PARLEY_TEST_PG               host=127.0.0.1 port=15491 dbname=parley user=parley
+  PARLEY_TEST_PG               host=127.0.0.1 port=PG dbname=parley user=parley (scripts/stacks)
   PARLEY_RUNDIR, PARLEY_REDIS_PORT
 """
 
@@ -18,14 +18,15 @@ import subprocess
 import urllib.parse
 import urllib.request
 
+import parley_test
 import rest
 from parley_test import wait_for
 
 FAKE = os.environ.get("PARLEY_TEST_PUSHFAKE", "https://127.0.0.1:18082")
 METRICS = os.environ.get("PARLEY_TEST_NOTIFY_METRICS", "http://127.0.0.1:18083/metrics")
 RUNDIR = rest.RUNDIR
-REDIS_PORT = os.environ.get("PARLEY_REDIS_PORT", "16391")
-PG = os.environ.get("PARLEY_TEST_PG", "host=127.0.0.1 port=15491 dbname=parley user=parley")
+REDIS_PORT = parley_test.REDIS_PORT
+PG = parley_test.PG
 # The test stack's [apns] token_lifetime_s and [notify] claim_idle_ms.
 JWT_LIFETIME_S = 4
 CLAIM_IDLE_S = 2.0

@@ -21,11 +21,12 @@ import re
 import secrets
 import urllib.parse
 
+import parley_test
 from parley_test import BASE_URL, request
 
 API = "/api/v1"
 PASSWORD = "correct horse battery staple"
-RUNDIR = os.environ.get("PARLEY_RUNDIR", "/var/tmp/parley-test")
+RUNDIR = parley_test.RUNDIR
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|\+00:00)$")
 

@@ -60,8 +60,8 @@ import ws  # noqa: E402
 from parley_test import dev, wait_for  # noqa: E402
 
 RELAY1 = parley_test.RELAY_URL
-RELAY2 = os.environ.get("PARLEY_TEST_RELAY2", "ws://127.0.0.1:18092/ws")
-RUNDIR = os.environ.get("PARLEY_RUNDIR", "/var/tmp/parley-test")
+RELAY2 = os.environ.get("PARLEY_TEST_RELAY2", "ws://127.0.0.1:%d/ws" % (int(parley_test.STACK["relay"]) + 1))
+RUNDIR = parley_test.RUNDIR
 
 
 def port_of(url):

@@ -6,9 +6,9 @@ messages over REST and WebSocket, typing, read, ack, presence, long-poll and
 SSE, search and sync, a push to an offline user through the fake push
 server (APNs and FCM), refused input (bad JSON, a bad token, an oversized
 frame), logout and device removal. Exits 0 when the session went through;
-the leak verdict is scripts/dev's, from the daemons' logs after they stop.
+the leak verdict is tests/leaks/run's, from the daemons' logs after they stop.
 
-Run by scripts/dev with the environment of tests/stack-tests.sh."""
+Run by tests/leaks/run with the environment of tests/stack-tests.sh."""
 
 import http.client
 import os
@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.parse
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "e2e"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
 
 import parley_test  # noqa: E402
 import push  # noqa: E402
