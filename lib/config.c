@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "registry.h"
 #include "banned.h"
 
 #ifndef PL_SYSCONFDIR
@@ -110,6 +112,8 @@ static const struct key keys[] = {
 	    relay_session_check_interval_s,
 	    "seconds between checks of each open socket's session against the "
 	    "database (revoked or expired sessions are closed with 4003)"),
+	STR("discovery", "backend", "redis", discovery_backend,
+	    "where relays register and parley-api finds them: redis"),
 	INT("notify", "grace_ms", 3000, 0, 600000, notify_grace_ms,
 	    "milliseconds a push waits for the user to read the message"),
 	INT("notify", "claim_idle_ms", 30000, 100, 3600000, notify_claim_idle_ms,
@@ -287,6 +291,11 @@ static int finish(struct pl_config *cfg, char *err, size_t errlen)
 	if (pl_log_level_parse(cfg->log_level, &cfg->log_level_value)) {
 		snprintf(err, errlen, "[log] level: '%s' is not one of err, "
 			 "warn, info, debug", cfg->log_level);
+		return -1;
+	}
+	if (!pl_registry_backend_known(cfg->discovery_backend)) {
+		snprintf(err, errlen, "[discovery] backend: '%s' is not one of "
+			 "redis", cfg->discovery_backend);
 		return -1;
 	}
 	return 0;

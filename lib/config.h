@@ -56,6 +56,8 @@ struct pl_config {
 	long long relay_max_jobs;
 	long long relay_max_jobs_per_connection;
 	long long relay_session_check_interval_s;
+	/* [discovery] */
+	char *discovery_backend;
 	/* [notify] */
 	long long notify_grace_ms;
 	long long notify_claim_idle_ms;

@@ -5,14 +5,10 @@
 #include <string.h>
 
 #include "clock.h"
+#include "event.h"
 #include "keys.h"
 #include "log.h"
 #include "banned.h"
-
-static void channel(char *out, size_t outlen, long long user_id)
-{
-	snprintf(out, outlen, PL_KEY_USER_CHANNEL_FMT, user_id);
-}
 
 static void queue_push(struct pl_redis *r, const struct pl_message *m,
 		       const struct pl_delivery *d)
@@ -95,21 +91,17 @@ static int publish_batch(struct pl_redis *r, const struct pl_message *m,
 		long long created_us = pl_clock_parse_rfc3339_us(m[k].created_at);
 
 		for (size_t i = 0; i < n_deliveries[k]; i++) {
-			char ch[40];
+			char ch[PL_EVENT_CHANNEL_BYTES];
 			char *frame = pl_json_message_frame(&m[k], deliveries[k][i].seq);
-			char *payload = NULL;
-			const char *argv[3] = { "PUBLISH", ch, NULL };
+			char *payload = frame ? pl_event_encode_message(
+				deliveries[k][i].seq, created_us, frame) : NULL;
+			const char *argv[3] = { "PUBLISH", ch, payload };
 
-			/* Out of memory: that one is left to the inbox. */
-			if (!frame || asprintf(&payload, "M %lld %lld\n%s",
-					       deliveries[k][i].seq, created_us,
-					       frame) < 0) {
-				free(frame);
-				continue;
-			}
 			free(frame);
-			argv[2] = payload;
-			channel(ch, sizeof(ch), deliveries[k][i].user_id);
+			/* Out of memory: that one is left to the inbox. */
+			if (!payload)
+				continue;
+			pl_event_channel(ch, deliveries[k][i].user_id);
 			/* Fails only with the connection, replies and all. */
 			if (pl_redis_append(r, 3, argv, NULL)) {
 				free(payload);
@@ -182,10 +174,10 @@ void pl_publish_frame(struct pl_redis *r, const long long *users, size_t n,
 		size_t queued = 0, got = 0;
 
 		for (size_t i = 0; i < n; i++) {
-			char ch[40];
+			char ch[PL_EVENT_CHANNEL_BYTES];
 			const char *argv[3] = { "PUBLISH", ch, frame };
 
-			channel(ch, sizeof(ch), users[i]);
+			pl_event_channel(ch, users[i]);
 			if (pl_redis_append(r, 3, argv, NULL))
 				break;
 			queued++;
@@ -205,14 +197,11 @@ void pl_publish_frame(struct pl_redis *r, const long long *users, size_t n,
 void pl_publish_revoke(struct pl_redis *r, long long session_id,
 		       long long device_id)
 {
-	json_t *o = json_pack("{s:I,s:I}", "session_id", (json_int_t)session_id,
-			      "device_id", (json_int_t)device_id);
-	char *frame = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	char *frame = pl_event_encode_revoke(session_id, device_id);
 	const char *argv[3] = { "PUBLISH", PL_KEY_REVOKE_CHANNEL, frame };
 	redisReply *rep;
 
 	if (frame && pl_redis_command(r, 3, argv, NULL, 1, &rep) == PL_OK)
 		freeReplyObject(rep);
 	free(frame);
-	json_decref(o);
 }

@@ -12,10 +12,8 @@
  * sent once more: nothing else would bring them to a socket that gets no
  * later event.
  *
- * A "message" event goes out as one header line, "M <seq> <created_at in
- * epoch microseconds>\n", then the frame's JSON, so that a relay delivers it
- * (and a group's hundred copies of it) without parsing the JSON; every other
- * event is the frame's JSON alone.
+ * What an event looks like on the bus (the "message" header line, the
+ * revocation) is lib/event.h's.
  */
 #ifndef PL_PUBLISH_H
 #define PL_PUBLISH_H

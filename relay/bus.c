@@ -19,12 +19,11 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "event.h"
 #include "keys.h"
 #include "log.h"
 #include "relay.h"
 #include "banned.h"
-
-#define USER_PREFIX PL_KEY_USER_CHANNEL_PREFIX
 
 /* The channels the bus holds: a small open set of user ids. */
 struct subs {
@@ -100,10 +99,9 @@ static redisContext *bus_connect(struct relay *r)
 
 static void append_sub(redisContext *c, const char *verb, long long id)
 {
-	char ch[48];
+	char ch[PL_EVENT_CHANNEL_BYTES];
 
-	snprintf(ch, sizeof(ch), USER_PREFIX "%lld", id);
-	redisAppendCommand(c, "%s %s", verb, ch);
+	redisAppendCommand(c, "%s %s", verb, pl_event_channel(ch, id));
 }
 
 /* Takes the service thread's requests and queues the commands. */
@@ -138,39 +136,30 @@ static void take_requests(struct relay *r, redisContext *c, struct subs *subs)
 }
 
 /*
- * An event on a user's channel: a "message" comes with its header line
- * (lib/publish.h), whose seq and creation time ride along as the event's a
- * and b so the service thread need not parse the JSON; other events are the
+ * An event on a user's channel (lib/event.h): a "message" comes with its
+ * header line, whose seq and creation time ride along as the event's a and
+ * b so the service thread need not parse the JSON; other events are the
  * frame alone (a = 0).
  */
 static void user_event(struct relay *r, long long user_id, const char *text,
 		       size_t len)
 {
-	const char *nl;
-	char *end;
-	long long seq, created_us;
+	struct pl_event ev;
 
-	if (len > 2 && text[0] == 'M' && text[1] == ' ' &&
-	    (nl = memchr(text, '\n', len)) != NULL) {
-		seq = strtoll(text + 2, &end, 10);
-		created_us = end < nl ? strtoll(end, &end, 10) : 0;
-		if (seq > 0 && end == nl) {
-			relay_post_event(r, EV_USER_FRAME, 0, user_id, seq,
-					 created_us, nl + 1,
-					 len - (size_t)(nl + 1 - text));
-			return;
-		}
+	if (pl_event_decode(text, len, &ev)) {
 		pl_log(PL_LOG_WARN, "bus: bad message header on user %lld",
 		       user_id);
 		return;
 	}
-	relay_post_event(r, EV_USER_FRAME, 0, user_id, 0, 0, text, len);
+	relay_post_event(r, EV_USER_FRAME, 0, user_id, ev.seq, ev.created_us,
+			 ev.frame, ev.frame_len);
 }
 
 /* Hands one pub/sub reply to the service thread. */
 static void dispatch(struct relay *r, redisReply *rep)
 {
 	const char *kind, *ch;
+	long long user_id;
 
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
 	    rep->element[0]->type != REDIS_REPLY_STRING ||
@@ -179,18 +168,16 @@ static void dispatch(struct relay *r, redisReply *rep)
 	kind = rep->element[0]->str;
 	ch = rep->element[1]->str;
 	if (strcmp(kind, "subscribe") == 0 &&
-	    strncmp(ch, USER_PREFIX, strlen(USER_PREFIX)) == 0) {
-		relay_post_event(r, EV_SUBSCRIBED, 0,
-				 strtoll(ch + strlen(USER_PREFIX), NULL, 10), 0, 0,
-				 NULL, 0);
+	    pl_event_channel_user(ch, &user_id) == 0) {
+		relay_post_event(r, EV_SUBSCRIBED, 0, user_id, 0, 0, NULL, 0);
 	} else if (strcmp(kind, "message") == 0 &&
 		   rep->element[2]->type == REDIS_REPLY_STRING) {
 		if (strcmp(ch, PL_KEY_REVOKE_CHANNEL) == 0)
 			relay_post_event(r, EV_REVOKE, 0, 0, 0, 0,
 					 rep->element[2]->str, rep->element[2]->len);
-		else if (strncmp(ch, USER_PREFIX, strlen(USER_PREFIX)) == 0)
-			user_event(r, strtoll(ch + strlen(USER_PREFIX), NULL, 10),
-				   rep->element[2]->str, rep->element[2]->len);
+		else if (pl_event_channel_user(ch, &user_id) == 0)
+			user_event(r, user_id, rep->element[2]->str,
+				   rep->element[2]->len);
 	}
 }
 

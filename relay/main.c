@@ -51,7 +51,7 @@ static void on_tick(lws_sorted_usec_list_t *sul)
 		j = relay_job_new(JOB_REGISTER, 0, 0);
 		if (j) {
 			j->a = r->connections;
-			j->b = 1;
+			j->b = t->count == 1 ? 1 : 2;
 			relay_job_submit(r, j);
 		}
 	}

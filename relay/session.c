@@ -20,6 +20,7 @@
 #include <sys/time.h>
 
 #include "clock.h"
+#include "event.h"
 #include "frame.h"
 #include "limits.h"
 #include "log.h"
@@ -1084,14 +1085,9 @@ static void on_replay(struct conn *c, struct relay_event *ev)
 
 static void on_revoke(struct relay *r, struct relay_event *ev)
 {
-	json_error_t jerr;
-	json_t *o = json_loads(ev->text, 0, &jerr);
-	long long sid = 0;
+	long long sid;
 
-	if (o)
-		get_int(o, "session_id", &sid);
-	json_decref(o);
-	if (sid <= 0)
+	if (pl_event_decode_revoke(ev->text, ev->len, &sid))
 		return;
 	for (size_t b = 0; b < TABLE_SIZE; b++)
 		for (struct conn *c = r->tables->conns[b]; c; c = c->next_in_table)

@@ -34,6 +34,7 @@
 #include "ratelimit.h"
 #include "receipt.h"
 #include "redis.h"
+#include "registry.h"
 #include "relay.h"
 #include "banned.h"
 
@@ -90,6 +91,7 @@ struct store {
 	struct relay *r;
 	struct pl_db db;
 	struct pl_redis redis;
+	struct pl_registry *registry;	/* over redis */
 };
 
 struct relay_job *relay_job_new(enum relay_job_kind kind, uint64_t conn_id,
@@ -790,54 +792,28 @@ static void do_sweep(struct store *s)
 }
 
 /*
- * KEYS[1] the relay's hash, KEYS[2] PL_KEY_RELAYS; ARGV: id, TTL in ms,
- * url, region, connections, capacity. Registers or refreshes the relay in
- * both structures of the registry (lib/keys.h), scored by Redis's clock,
- * and drops the members whose registration has expired.
+ * The relay's entry in the registry /api/v1/discover reads: b = 1 registers
+ * (a = connections), b = 2 refreshes it, b = 0 removes it.
  */
-static const char register_lua[] =
-	"local t = redis.call('TIME')\n"
-	"local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
-	"local ttl = tonumber(ARGV[2])\n"
-	"redis.call('HSET', KEYS[1], 'url', ARGV[3], 'region', ARGV[4], "
-	"'connections', ARGV[5], 'capacity', ARGV[6])\n"
-	"redis.call('PEXPIRE', KEYS[1], ttl)\n"
-	"redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])\n"
-	"redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 1)\n"
-	"return 1\n";
-
-/* The relay's entry in the registry /api/v1/discover reads. */
 static void do_register(struct store *s, struct relay_job *j)
 {
 	const struct pl_config *cfg = s->r->cfg;
-	char key[160], conns[24], cap[24], ttl[24];
-	redisReply *rep;
+	struct pl_registry_entry e = { .connections = j->a,
+				       .capacity = cfg->relay_capacity };
 
-	snprintf(key, sizeof(key), PL_KEY_RELAY_FMT, s->r->id);
+	if (!s->registry)
+		return;
 	if (!j->b) {
-		const char *del[2] = { "DEL", key };
-		const char *zrem[3] = { "ZREM", PL_KEY_RELAYS, s->r->id };
-
-		if (pl_redis_append(&s->redis, 2, del, NULL) ||
-		    pl_redis_append(&s->redis, 3, zrem, NULL))
-			return;
-		for (int i = 0; i < 2; i++)
-			if (pl_redis_read(&s->redis, &rep) == PL_OK)
-				freeReplyObject(rep);
+		pl_registry_deregister(s->registry, s->r->id);
 		return;
 	}
-	snprintf(conns, sizeof(conns), "%lld", j->a);
-	snprintf(cap, sizeof(cap), "%lld", cfg->relay_capacity);
-	snprintf(ttl, sizeof(ttl), "%d", PL_RELAY_TTL_MS);
-	{
-		const char *argv[11] = { "EVAL", register_lua, "2", key,
-					 PL_KEY_RELAYS, s->r->id, ttl,
-					 cfg->relay_public_url, cfg->relay_region,
-					 conns, cap };
-
-		if (pl_redis_command(&s->redis, 11, argv, NULL, 1, &rep) == PL_OK)
-			freeReplyObject(rep);
-	}
+	snprintf(e.id, sizeof(e.id), "%s", s->r->id);
+	snprintf(e.url, sizeof(e.url), "%s", cfg->relay_public_url);
+	snprintf(e.region, sizeof(e.region), "%s", cfg->relay_region);
+	if (j->b == 1)
+		pl_registry_register(s->registry, &e);
+	else
+		pl_registry_refresh(s->registry, &e);
 }
 
 /*
@@ -911,6 +887,7 @@ static void *store_main(void *arg)
 		for (size_t i = 0; i < n; i++)
 			job_free(jobs[i]);
 	}
+	pl_registry_free(s->registry);
 	pl_db_release(&s->db);
 	pl_redis_release(&s->redis);
 	free(s);
@@ -940,7 +917,9 @@ int relay_store_start(struct relay *r, int nthreads)
 		s->r = r;
 		pl_db_init(&s->db, r->cfg);
 		pl_redis_init(&s->redis, r->cfg);
-		if (pthread_create(&r->stores[i], NULL, store_main, s)) {
+		s->registry = pl_registry_open(r->cfg, &s->redis);
+		if (!s->registry || pthread_create(&r->stores[i], NULL, store_main, s)) {
+			pl_registry_free(s->registry);
 			pl_db_release(&s->db);
 			pl_redis_release(&s->redis);
 			free(s);
