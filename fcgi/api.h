@@ -18,6 +18,7 @@
 #include "err.h"
 #include "password.h"
 #include "redis.h"
+#include "registry.h"
 #include "token.h"
 
 /* What all workers share: read-only after startup, but for the pool. */
@@ -27,6 +28,9 @@ struct api_shared {
 	struct pl_password_pool passwords;	/* thread-safe */
 	/* The hash of a random password, verified for unknown users. */
 	char dummy_hash[PL_PASSWORD_HASH_BYTES];
+	/* The relay registry every worker uses when its backend is
+	 * thread-safe (pl_registry_is_shared), else NULL. Owned. */
+	struct pl_registry *registry;
 };
 
 struct api_worker {
@@ -35,6 +39,9 @@ struct api_worker {
 	struct api_shared *shared;	/* borrowed */
 	struct pl_db db;
 	struct pl_redis redis;
+	/* The relay registry: the shared one, or the worker's own over redis
+	 * (owned when it is not shared->registry). */
+	struct pl_registry *registry;
 };
 
 #define API_MAX_PARAMS 4

@@ -107,7 +107,34 @@ static int shared_init(struct api_shared *shared, struct pl_config *cfg)
 	/* From here on a login finding every slot busy waits only so long. */
 	pl_password_pool_set_wait(&shared->passwords, cfg->auth_hash_wait_ms,
 				  cfg->auth_hash_queue);
+	if (pl_registry_is_shared(cfg)) {
+		shared->registry = pl_registry_open(cfg, NULL);
+		if (!shared->registry)
+			return -1;
+	}
 	return 0;
+}
+
+/*
+ * Gives worker w its relay registry: the shared one, or its own over its
+ * Redis connection. Returns 0, or -1 (logged).
+ */
+static int worker_registry_open(struct api_worker *w)
+{
+	w->registry = w->shared->registry;
+	if (!w->registry)
+		w->registry = pl_registry_open(w->cfg, &w->redis);
+	return w->registry ? 0 : -1;
+}
+
+/* Releases what start_workers() gave worker w. */
+static void worker_release(struct api_worker *w)
+{
+	if (w->registry != w->shared->registry)
+		pl_registry_free(w->registry);
+	w->registry = NULL;
+	pl_db_release(&w->db);
+	pl_redis_release(&w->redis);
 }
 
 /*
@@ -142,10 +169,10 @@ static long long start_workers(struct worker_thread *threads, long long n,
 		pl_db_init(&t->w.db, cfg);
 		pl_db_set_statement_timeout(&t->w.db, cfg->db_statement_timeout_ms);
 		pl_redis_init(&t->w.redis, cfg);
-		if (pthread_create(&t->thread, NULL, worker_main, t) != 0) {
+		if (worker_registry_open(&t->w) != 0 ||
+		    pthread_create(&t->thread, NULL, worker_main, t) != 0) {
 			pl_log(PL_LOG_ERR, "api: cannot start worker thread");
-			pl_db_release(&t->w.db);
-			pl_redis_release(&t->w.redis);
+			worker_release(&t->w);
 			pl_stop_requested = 1;
 			break;
 		}
@@ -181,8 +208,7 @@ static int stop_workers(struct worker_thread *threads, long long started,
 				continue;
 			if (pthread_timedjoin_np(threads[i].thread, NULL, &deadline) == 0) {
 				threads[i].done = 1;
-				pl_db_release(&threads[i].w.db);
-				pl_redis_release(&threads[i].w.redis);
+				worker_release(&threads[i].w);
 			} else if (round == 0 && threads[i].fcgx.ipcFd >= 0) {
 				shutdown(threads[i].fcgx.ipcFd, SHUT_RD);
 			}
@@ -197,7 +223,7 @@ static int stop_workers(struct worker_thread *threads, long long started,
 int main(int argc, char **argv)
 {
 	struct pl_config cfg;
-	struct api_shared shared;
+	struct api_shared shared = { 0 };
 	struct worker_thread *threads = NULL;
 	int next, fd, status = 1;
 	long long started;
@@ -235,6 +261,7 @@ int main(int argc, char **argv)
 	status = 0;
 	if (!all_joined)
 		return status;	/* exit() ends the stragglers; their memory stays */
+	pl_registry_free(shared.registry);
 out:
 	free(threads);
 	pl_config_release(&cfg);

@@ -113,7 +113,17 @@ static const struct key keys[] = {
 	    "seconds between checks of each open socket's session against the "
 	    "database (revoked or expired sessions are closed with 4003)"),
 	STR("discovery", "backend", "redis", discovery_backend,
-	    "where relays register and parley-api finds them: redis"),
+	    "where relays register and parley-api finds them: redis or "
+	    "zookeeper"),
+	STR("discovery", "zookeeper", "", discovery_zookeeper,
+	    "the ZooKeeper ensemble, host:port,host:port,... (backend "
+	    "zookeeper)"),
+	INT("discovery", "zookeeper_session_timeout_ms", 6000, 1000, 60000,
+	    discovery_zookeeper_session_timeout_ms,
+	    "milliseconds ZooKeeper keeps a silent session; a relay's entry "
+	    "goes this long after the relay"),
+	STR("discovery", "region", "", discovery_region,
+	    "the region GET /api/v1/discover prefers when a request names none"),
 	INT("notify", "grace_ms", 3000, 0, 600000, notify_grace_ms,
 	    "milliseconds a push waits for the user to read the message"),
 	INT("notify", "claim_idle_ms", 30000, 100, 3600000, notify_claim_idle_ms,
@@ -295,7 +305,13 @@ static int finish(struct pl_config *cfg, char *err, size_t errlen)
 	}
 	if (!pl_registry_backend_known(cfg->discovery_backend)) {
 		snprintf(err, errlen, "[discovery] backend: '%s' is not one of "
-			 "redis", cfg->discovery_backend);
+			 "redis, zookeeper", cfg->discovery_backend);
+		return -1;
+	}
+	if (strcmp(cfg->discovery_backend, "zookeeper") == 0 &&
+	    !cfg->discovery_zookeeper[0]) {
+		snprintf(err, errlen, "[discovery] zookeeper: the backend "
+			 "zookeeper needs its servers, host:port,...");
 		return -1;
 	}
 	return 0;

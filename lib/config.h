@@ -58,6 +58,9 @@ struct pl_config {
 	long long relay_session_check_interval_s;
 	/* [discovery] */
 	char *discovery_backend;
+	char *discovery_zookeeper;
+	long long discovery_zookeeper_session_timeout_ms;
+	char *discovery_region;
 	/* [notify] */
 	long long notify_grace_ms;
 	long long notify_claim_idle_ms;

@@ -14,6 +14,7 @@ struct pl_registry {
 /* Every backend [discovery] backend may name. */
 static const struct pl_registry_ops *const backends[] = {
 	&pl_registry_redis_ops,
+	&pl_registry_zk_ops,
 };
 
 static const struct pl_registry_ops *find_backend(const char *name)
@@ -27,6 +28,25 @@ static const struct pl_registry_ops *find_backend(const char *name)
 int pl_registry_backend_known(const char *name)
 {
 	return name && find_backend(name) != NULL;
+}
+
+int pl_registry_is_shared(const struct pl_config *cfg)
+{
+	const struct pl_registry_ops *ops = find_backend(cfg->discovery_backend);
+
+	return ops && ops->thread_safe;
+}
+
+int pl_registry_two_choices(const struct pl_config *cfg)
+{
+	const struct pl_registry_ops *ops = find_backend(cfg->discovery_backend);
+
+	return ops && ops->two_choices;
+}
+
+long long pl_registry_unreachable_ms(struct pl_registry *reg)
+{
+	return reg->ops->unreachable_ms ? reg->ops->unreachable_ms(reg->state) : 0;
 }
 
 struct pl_registry *pl_registry_open(const struct pl_config *cfg,

@@ -39,6 +39,14 @@ struct pl_registry;
 /* A backend. State is the backend's own, made by open and freed by close. */
 struct pl_registry_ops {
 	const char *name;	/* the [discovery] backend value */
+	/* 1 when one registry serves every thread of a process (its
+	 * functions are thread-safe and it keeps state worth sharing). */
+	int thread_safe;
+	/* 1 when discovery takes the less loaded of two random relays (power
+	 * of two choices) instead of the least loaded: the load figures of
+	 * a backend copied into many processes lag (up to 10 s), and "least
+	 * loaded" would send every client of a dead relay to the same one. */
+	int two_choices;
 	/* Returns new state or NULL when out of memory. redis: borrowed. */
 	void *(*open)(const struct pl_config *cfg, struct pl_redis *redis);
 	void (*close)(void *state);
@@ -50,10 +58,21 @@ struct pl_registry_ops {
 	/* At most max live entries, in a new array (*out, freed by the caller). */
 	enum pl_err (*list)(void *state, size_t max,
 			    struct pl_registry_entry **out, size_t *n);
+	/* Milliseconds the backend has been unreachable, 0 while reachable;
+	 * NULL for a backend whose reachability is its caller's to see. */
+	long long (*unreachable_ms)(void *state);
 };
 
 /* The Redis backend (lib/registry_redis.c). */
 extern const struct pl_registry_ops pl_registry_redis_ops;
+
+/*
+ * The ZooKeeper backend (lib/registry_zk.c): an ephemeral sequential znode
+ * per relay under /parley/relays, which goes with the relay's session, and
+ * in parley-api a watched copy of the list, so no request waits on
+ * ZooKeeper. Thread-safe: one per process.
+ */
+extern const struct pl_registry_ops pl_registry_zk_ops;
 
 /*
  * Opens the registry cfg's [discovery] backend names. redis is borrowed for
@@ -69,6 +88,23 @@ void pl_registry_free(struct pl_registry *reg);
 
 /* Whether name is a backend [discovery] backend may name: 1 or 0. */
 int pl_registry_backend_known(const char *name);
+
+/*
+ * Whether cfg's backend is thread-safe, so a process opens one registry for
+ * all its threads (parley-api's workers share it) instead of one a thread.
+ */
+int pl_registry_is_shared(const struct pl_config *cfg);
+
+/* Whether discovery picks by two random choices with cfg's backend (see
+ * struct pl_registry_ops): 1 or 0. */
+int pl_registry_two_choices(const struct pl_config *cfg);
+
+/*
+ * How long, in milliseconds, reg's backend has been unreachable; 0 while it
+ * is reachable, or when the backend cannot tell (Redis: its caller sees
+ * that on its own connection). A relay fences itself on this.
+ */
+long long pl_registry_unreachable_ms(struct pl_registry *reg);
 
 /* Relay side: registers e once at start (e borrowed). */
 enum pl_err pl_registry_register(struct pl_registry *reg,
