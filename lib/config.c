@@ -108,6 +108,10 @@ static const struct key keys[] = {
 	    relay_max_jobs_per_connection,
 	    "jobs one connection may have queued at most; past it its frames "
 	    "are refused with an error 'unavailable'"),
+	INT("relay", "fence_after_ms", 10000, 0, 600000, relay_fence_after_ms,
+	    "milliseconds without Redis or the registry after which the relay "
+	    "closes its sockets with 1001 and deregisters, until both are back "
+	    "(0: never)"),
 	INT("relay", "session_check_interval", 60, 1, 3600,
 	    relay_session_check_interval_s,
 	    "seconds between checks of each open socket's session against the "

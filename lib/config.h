@@ -56,6 +56,7 @@ struct pl_config {
 	long long relay_max_jobs;
 	long long relay_max_jobs_per_connection;
 	long long relay_session_check_interval_s;
+	long long relay_fence_after_ms;
 	/* [discovery] */
 	char *discovery_backend;
 	char *discovery_zookeeper;

@@ -35,6 +35,11 @@
 #define PL_KEY_USER_CHANNEL_PREFIX "parley:u:"
 #define PL_KEY_USER_CHANNEL_FMT PL_KEY_USER_CHANNEL_PREFIX "%lld"
 
+/* A relay's own probe channel: its bus publishes here every second and
+ * must see the probe come back on its subscription (relay/bus.c); %s is
+ * the relay id. */
+#define PL_KEY_PROBE_CHANNEL_FMT "parley:probe:%s"
+
 /* Pub/sub channel announcing revoked sessions to the relays. */
 #define PL_KEY_REVOKE_CHANNEL "parley:revoke"
 

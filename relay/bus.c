@@ -9,6 +9,14 @@
  * reconnects with backoff, subscribes again to every channel it held, and
  * posts EV_RESUBSCRIBED so every socket re-reads its inbox: events published
  * meanwhile are found there (doc/architecture.md step 5).
+ *
+ * A connection can look alive and be dead: a host cut off by a partition
+ * sends no reset. So every second the bus publishes a probe to its own
+ * channel (PL_KEY_PROBE_CHANNEL_FMT), on a second connection, and must see
+ * it come back on its subscription: a probe not back within
+ * PROBE_TIMEOUT_MS drops the subscription connection and subscribes anew.
+ * When a probe last came back is r->redis_seen_ms, on which the relay
+ * fences itself (registration.c).
  */
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -20,12 +28,16 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "clock.h"
 #include "event.h"
 #include "events.h"
 #include "keys.h"
 #include "log.h"
 #include "relay.h"
 #include "banned.h"
+
+#define PROBE_EVERY_MS 1000
+#define PROBE_TIMEOUT_MS 3000
 
 /* The channels the bus holds: a small open set of user ids. */
 struct subs {
@@ -65,7 +77,12 @@ static void subs_remove(struct subs *s, long long id)
 		s->ids[i] = s->ids[--s->n];
 }
 
-static redisContext *bus_connect(struct relay *r)
+/*
+ * Connects to Redis once it answers PING. The connection keeps the
+ * [redis] timeout_ms on every reply if blocking, else it has none (reads
+ * then happen only when poll() says so).
+ */
+static redisContext *bus_connect(struct relay *r, int blocking)
 {
 	const struct pl_config *cfg = r->cfg;
 	struct timeval tv = { cfg->redis_timeout_ms / 1000,
@@ -94,8 +111,8 @@ static redisContext *bus_connect(struct relay *r)
 		return NULL;
 	}
 	freeReplyObject(pong);
-	/* Reads happen only when poll() says so: no blocking, no timeout. */
-	redisSetTimeout(c, (struct timeval){ 0, 0 });
+	if (!blocking)
+		redisSetTimeout(c, (struct timeval){ 0, 0 });
 	return c;
 }
 
@@ -201,6 +218,10 @@ struct bus {
 	redisContext *c;	/* NULL while disconnected */
 	long delay_ms;		/* backoff before the next connect */
 	int was_down;		/* since the last EV_RESUBSCRIBED */
+	redisContext *pub;	/* the probe's, blocking; NULL while down */
+	char probe_ch[192];
+	long long probe_sent_ms;	/* when the last probe went out */
+	long long probe_pending_ms;	/* oldest probe not back yet, or 0 */
 };
 
 static void bus_lost(struct bus *b)
@@ -218,7 +239,7 @@ static int bus_up(struct bus *b)
 {
 	struct relay *r = b->r;
 
-	b->c = bus_connect(r);
+	b->c = bus_connect(r, 0);
 	if (!b->c) {
 		if (!b->was_down)
 			pl_log(PL_LOG_ERR, "bus: cannot connect to redis at '%s:%lld'",
@@ -231,7 +252,9 @@ static int bus_up(struct bus *b)
 		return -1;
 	}
 	b->delay_ms = 100;
+	b->probe_pending_ms = 0;
 	redisAppendCommand(b->c, "SUBSCRIBE " PL_KEY_REVOKE_CHANNEL);
+	redisAppendCommand(b->c, "SUBSCRIBE %s", b->probe_ch);
 	for (size_t i = 0; i < b->subs.n; i++)
 		append_sub(b->c, "SUBSCRIBE", b->subs.ids[i]);
 	if (b->was_down) {
@@ -241,6 +264,47 @@ static int bus_up(struct bus *b)
 		redisAppendCommand(b->c, "PING");
 	}
 	return 0;
+}
+
+/* Whether rep is a probe of this relay's coming back. */
+static int is_probe(const struct bus *b, const redisReply *rep)
+{
+	return rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
+	       rep->element[0]->str && strcmp(rep->element[0]->str, "message") == 0 &&
+	       rep->element[1]->str && strcmp(rep->element[1]->str, b->probe_ch) == 0;
+}
+
+/*
+ * Publishes a probe when one is due, and gives up on a subscription whose
+ * probe has not come back in time. Connected only.
+ */
+static void probe(struct bus *b)
+{
+	long long now = pl_clock_mono_ms();
+	redisReply *rep;
+
+	if (b->probe_pending_ms && now - b->probe_pending_ms > PROBE_TIMEOUT_MS) {
+		pl_log(PL_LOG_WARN, "bus: probe not back within %d ms: "
+		       "subscribing again", PROBE_TIMEOUT_MS);
+		bus_lost(b);
+		return;
+	}
+	if (now - b->probe_sent_ms < PROBE_EVERY_MS)
+		return;
+	b->probe_sent_ms = now;
+	if (!b->pub)
+		b->pub = bus_connect(b->r, 1);
+	if (!b->pub)
+		return;
+	rep = redisCommand(b->pub, "PUBLISH %s %lld", b->probe_ch, now);
+	if (!rep || rep->type == REDIS_REPLY_ERROR) {
+		redisFree(b->pub);
+		b->pub = NULL;
+	} else if (!b->probe_pending_ms) {
+		b->probe_pending_ms = now;
+	}
+	if (rep)
+		freeReplyObject(rep);
 }
 
 /* Whether rep is the answer to the PING after a reconnect. */
@@ -266,8 +330,11 @@ static void bus_replies(struct bus *b)
 			bus_lost(b);
 			return;
 		}
-		/* The PING after a reconnect: every channel is back. */
-		if (is_pong(rep)) {
+		if (is_probe(b, rep)) {
+			b->probe_pending_ms = 0;
+			atomic_store(&b->r->redis_seen_ms, pl_clock_mono_ms());
+		} else if (is_pong(rep)) {
+			/* The PING after a reconnect: every channel is back. */
 			b->was_down = 0;
 			relay_post_event(b->r, EV_RESUBSCRIBED, 0, 0, 0, 0, NULL, 0);
 		} else {
@@ -282,6 +349,7 @@ static void *bus_main(void *arg)
 	struct bus b = { .r = arg, .delay_ms = 100 };
 	struct relay *r = b.r;
 
+	snprintf(b.probe_ch, sizeof(b.probe_ch), PL_KEY_PROBE_CHANNEL_FMT, r->id);
 	while (!r->bus_stop) {
 		struct pollfd fds[2];
 		int n;
@@ -289,6 +357,9 @@ static void *bus_main(void *arg)
 		if (!b.c && bus_up(&b))
 			continue;
 		take_requests(r, b.c, &b.subs);
+		probe(&b);
+		if (!b.c)
+			continue;
 		if (flush_out(b.c)) {
 			bus_lost(&b);
 			continue;
@@ -309,6 +380,8 @@ static void *bus_main(void *arg)
 	}
 	if (b.c)
 		redisFree(b.c);
+	if (b.pub)
+		redisFree(b.pub);
 	free(b.subs.ids);
 	return NULL;
 }
@@ -319,6 +392,8 @@ int relay_bus_start(struct relay *r)
 	if (r->bus_wake_fd < 0)
 		return -1;
 	pthread_mutex_init(&r->bus_lock, NULL);
+	/* Redis counts as seen at start: the fence waits for a first outage. */
+	atomic_store(&r->redis_seen_ms, pl_clock_mono_ms());
 	return pthread_create(&r->bus, NULL, bus_main, r) ? -1 : 0;
 }
 

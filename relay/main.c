@@ -27,6 +27,7 @@
 #include "conn.h"
 #include "events.h"
 #include "jobs.h"
+#include "registration.h"
 #include "relay.h"
 #include "server.h"
 #include "service.h"
@@ -47,17 +48,6 @@ struct ticker {
 
 static struct ticker ticker;
 
-/* Queues the registry job op with the current connection count. */
-static void submit_registry(struct relay *r, enum relay_registry_op op)
-{
-	struct relay_job *j = relay_job_new(JOB_REGISTER, 0, 0);
-
-	if (!j)
-		return;
-	j->as.reg = (struct relay_job_register){ op, r->connections };
-	relay_job_submit(&r->jobs, j);
-}
-
 static void on_tick(lws_sorted_usec_list_t *sul)
 {
 	struct ticker *t = lws_container_of(sul, struct ticker, sul);
@@ -67,9 +57,7 @@ static void on_tick(lws_sorted_usec_list_t *sul)
 	relay_service_tick(r);
 	if (t->count % 4 == 0)
 		relay_job_submit(&r->jobs, relay_job_new(JOB_SWEEP, 0, 0));
-	if (t->count % 20 == 1 && !r->draining)
-		submit_registry(r, t->count == 1 ? RELAY_REGISTRY_REGISTER :
-				RELAY_REGISTRY_REFRESH);
+	relay_registration_tick(r, t->count);
 	lws_sul_schedule(r->ctx, 0, &t->sul, on_tick, TICK_US);
 }
 
@@ -255,7 +243,7 @@ static void serve(struct relay *r)
 	drain(r);
 	/* The cursors of the sockets just closed. */
 	relay_cursor_flush(r);
-	submit_registry(r, RELAY_REGISTRY_DEREGISTER);
+	relay_registration_submit(r, RELAY_REGISTRY_DEREGISTER);
 }
 
 /* Stops what was started, in the reverse order: lws, the threads, the rest. */

@@ -25,6 +25,7 @@
 
 #include <libwebsockets.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <ev.h>
 
@@ -59,6 +60,10 @@ struct relay {
 	pthread_mutex_t registry_lock;
 	struct pl_redis registry_redis;
 	struct pl_registry *registry;
+	/* When the bus last saw its probe come back (monotonic ms): Redis
+	 * and the relay's subscription work (bus.c; registration.c fences on it). */
+	atomic_llong redis_seen_ms;
+	int fenced;				/* service thread (registration.c) */
 
 	/* Bus commands: subscribe (+id) and unsubscribe (-id) (bus.c). */
 	pthread_mutex_t bus_lock;

@@ -70,6 +70,15 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 					 (unsigned char *)"server going away", 17);
 			return -1;
 		}
+		/* Fenced (registry.c): cut off from its stores. */
+		if (r->fenced) {
+			static const char why[] = "relay cut off from its "
+						  "stores: try again later";
+
+			lws_close_reason(wsi, 1013, (unsigned char *)why,
+					 sizeof(why) - 1);
+			return -1;
+		}
 		/*
 		 * A full relay refuses with "try again later" (the client asks
 		 * discover for another relay) rather than taking sockets until
@@ -266,6 +275,11 @@ static int start_http(struct lws *wsi, struct pss *pss, const char *path)
 	}
 	if (r->connections >= r->cfg->relay_capacity) {
 		set_reply(pss, wsi, 503, PL_UNAVAILABLE, "relay full: try again later");
+		return 0;
+	}
+	if (r->fenced) {
+		set_reply(pss, wsi, 503, PL_UNAVAILABLE, "relay cut off from its "
+			  "stores: try again later");
 		return 0;
 	}
 	c = relay_conn_new(r, wsi, sse ? KIND_SSE : KIND_POLL);

@@ -123,7 +123,7 @@ static void expect_load_error(const char *text, const char *want,
 	pl_config_release(&cfg);
 }
 
-static void test_config_discovery_backend_is_redis_only(void **state)
+static void test_config_discovery_backend_is_redis_or_zookeeper(void **state)
 {
 	struct pl_config cfg;
 
@@ -131,8 +131,15 @@ static void test_config_discovery_backend_is_redis_only(void **state)
 	pl_config_init(&cfg);
 	assert_string_equal(cfg.discovery_backend, "redis");
 	pl_config_release(&cfg);
+	expect_load_error("[discovery]\nbackend = etcd\n",
+			  "[discovery] backend", "etcd");
+}
+
+static void test_config_zookeeper_backend_needs_its_servers(void **state)
+{
+	(void)state;
 	expect_load_error("[discovery]\nbackend = zookeeper\n",
-			  "[discovery] backend", "zookeeper");
+			  "[discovery] zookeeper", "host:port");
 }
 
 static void test_config_out_of_range_is_an_error(void **state)
@@ -213,7 +220,9 @@ int main(void)
 		cmocka_unit_test_teardown(test_config_reads_file_and_env_wins, teardown),
 		cmocka_unit_test_teardown(test_config_unknown_key_names_file_and_line, teardown),
 		cmocka_unit_test_teardown(test_config_out_of_range_is_an_error, teardown),
-		cmocka_unit_test_teardown(test_config_discovery_backend_is_redis_only,
+		cmocka_unit_test_teardown(test_config_discovery_backend_is_redis_or_zookeeper,
+					  teardown),
+		cmocka_unit_test_teardown(test_config_zookeeper_backend_needs_its_servers,
 					  teardown),
 		cmocka_unit_test_teardown(test_config_bad_env_value_is_an_error, teardown),
 		cmocka_unit_test(test_config_example_documents_every_key),
