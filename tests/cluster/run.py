@@ -18,7 +18,8 @@ the other relays in turn). Faults:
   partition     iptables in h3 drops everything between h3 and h1, h2, db
                 (not nginx on lb, nor the clients on the host) for 20 s
   slow-network  on h3's link for 20 s: 3 % of packets dropped each way
-                (iptables statistic) and a 1 Mbit/s cap (tc tbf, which queues)
+                (iptables statistic) and a 256 kbit/s cap (tc tbf, which queues
+                up to 1 s of packets, then drops)
 
 One line per fault, as tests/faults/run.py prints, with the time to recover:
 
@@ -43,6 +44,7 @@ PARLEY_CLUSTER_RUNDIR, PARLEY_CLUSTER, PARLEY_CLUSTER_DISCOVERY.
 """
 
 import argparse
+import logging
 import os
 import re
 import signal
@@ -81,6 +83,9 @@ EXPIRY_S = 15.0 if DISCOVERY == "redis" else float(os.environ.get("PARLEY_CLUSTE
 EXPIRY_SLACK_S = 2.0
 REWELCOME_S = 15.0
 FAULT_CHAIN = "PARLEY_FAULT"
+# kazoo logs every refused connection while a node is down: expected here.
+logging.getLogger("kazoo").addHandler(logging.NullHandler())
+logging.getLogger("kazoo").propagate = False
 
 
 def sh(*args, check=True, timeout=60):
@@ -360,6 +365,20 @@ def fault_rules(ns, rules):
         in_ns(ns, "iptables", "-w", "-I", chain, "1", "-j", FAULT_CHAIN)
 
 
+def dropped(ns):
+    """Packets the fault chain of ns dropped so far."""
+    out = in_ns(ns, "iptables", "-w", "-L", FAULT_CHAIN, "-v", "-x", "-n", check=False)
+    return sum(int(line.split()[0]) for line in out.splitlines() if line.strip()[:1].isdigit())
+
+
+def tbf_stats(dev, ns=None):
+    """(packets sent, dropped, overlimits) of dev's root tbf."""
+    cmd = ("tc", "-s", "qdisc", "show", "dev", dev)
+    out = in_ns(ns, *cmd, check=False) if ns else sh(*cmd, check=False)
+    m = re.search(r"Sent \d+ bytes (\d+) pkt \(dropped (\d+), overlimits (\d+)", out)
+    return tuple(int(x) for x in m.groups()) if m else (0, 0, 0)
+
+
 def clear_rules(ns):
     for chain in ("INPUT", "OUTPUT"):
         while in_ns(ns, "iptables", "-w", "-D", chain, "-j", FAULT_CHAIN, check=False) == "":
@@ -376,6 +395,7 @@ def fault_partition(load, st):
     st["cleanup"] = lambda: clear_rules("h3")
     try:
         time.sleep(20)
+        st["notes"].append("h3 cut off for 20 s: %d packets dropped" % dropped("h3"))
     finally:
         clear_rules("h3")
         st["end"] = time.monotonic()
@@ -387,7 +407,7 @@ def fault_partition(load, st):
 
 def fault_slow_network(load, st):
     fault_rules("h3", [("-m", "statistic", "--mode", "random", "--probability", "0.03", "-j", "DROP")])
-    tbf = ("tbf", "rate", "1mbit", "burst", "32kb", "latency", "400ms")
+    tbf = ("tbf", "rate", "256kbit", "burst", "8kb", "latency", "1s")
 
     def undo():
         in_ns("h3", "tc", "qdisc", "del", "dev", "eth0", "root", check=False)
@@ -400,6 +420,10 @@ def fault_slow_network(load, st):
         st["ready"] = lambda: st["end"] is not None
         st["start"] = time.monotonic()
         time.sleep(20)
+        out_, in_ = tbf_stats("eth0", "h3"), tbf_stats("plc-h3")
+        st["notes"].append("h3's link for 20 s: %d packets lost at random; tbf from h3 sent %d pkt, "
+                           "%d dropped, %d over the limit; to h3 sent %d pkt, %d dropped, %d over the limit"
+                           % ((dropped("h3"),) + out_ + in_))
     finally:
         undo()
         st["end"] = time.monotonic()
@@ -516,6 +540,9 @@ def run_fault(name, fn, cfg, probe):
         print("#   %s: %s" % (name, n), flush=True)
     for p in problems[:20]:
         print("#   %s: PROBLEM %s" % (name, p), flush=True)
+    if st["start"] and st["end"] and rec_s is not None:
+        print("#   %s: the fault lasted %.1fs; every client served again %.1fs after it began, %.1fs after it ended"
+              % (name, st["end"] - st["start"], rec_s, max(0.0, recovery.at - st["end"])), flush=True)
     print("#   %s took %.1fs; %d reconnects, %d sends retried" % (
         name, time.monotonic() - t0, sum(len(d.sockets) - 1 for d in load.devices),
         load.retries()), flush=True)
