@@ -76,6 +76,7 @@ class Device(threading.Thread):
         self.discover = discover  # None, or a function: a relay URL or None
         self.url = None  # the URL of the current socket
         self.welcomed_at = None  # time.monotonic() of its welcome
+        self.closes = []  # per lost socket: (time.monotonic(), close code or None)
         self.cursor = None  # the last seq this device was given
         self.sockets = []  # per socket: the (conversation_id, message_id) it got
         self.got = {}  # (conversation_id, message_id) -> (client_msg_id, body, sender_id)
@@ -152,7 +153,8 @@ class Device(threading.Thread):
                 continue
             try:
                 self.step()
-            except WS_ERRORS:
+            except WS_ERRORS as e:
+                self.closes.append((time.monotonic(), getattr(e, "code", None)))
                 self.drop()
         self.drop()
 
