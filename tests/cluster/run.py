@@ -47,7 +47,8 @@ partition's notes say what the relay did.
 Environment (set by scripts/cluster env): PARLEY_TEST_URL,
 PARLEY_CLUSTER_RUNDIR, PARLEY_CLUSTER, PARLEY_CLUSTER_DISCOVERY; and
 PARLEY_CLUSTER_ZK_SESSION_S (the relays' ZooKeeper session timeout, 10),
-PARLEY_CLUSTER_EXPECT_FENCING.
+PARLEY_CLUSTER_EXPECT_FENCING, PARLEY_CLUSTER_DISCOVER_ONLY (=1: devices
+reconnect only to the relay discover hands out, never to one they know).
 """
 
 import argparse
@@ -95,6 +96,9 @@ REWELCOME_S = 15.0
 # expects discover to drop the relay by then too.
 FENCE_S = 10.0
 EXPECT_FENCING = os.environ.get("PARLEY_CLUSTER_EXPECT_FENCING") == "1"
+# Devices reconnect to the relay discover hands out, else to the relays they
+# know; PARLEY_CLUSTER_DISCOVER_ONLY=1: to discover's only.
+DISCOVER_ONLY = os.environ.get("PARLEY_CLUSTER_DISCOVER_ONLY") == "1"
 FAULT_CHAIN = "PARLEY_FAULT"
 # kazoo logs every refused connection while a node is down: expected here.
 logging.getLogger("kazoo").addHandler(logging.NullHandler())
@@ -187,6 +191,27 @@ def zk_write(hosts):
                 c.close()
             except Exception:  # noqa: BLE001
                 pass
+
+
+def zk_relays():
+    """The relay ids registered under /parley/relays (the ZooKeeper
+    discovery backend: ephemeral znodes holding {id, url, ...})."""
+    import json
+    from kazoo.client import KazooClient
+    zk = KazooClient(hosts=",".join("%s:2181" % ADDR[h] for h in HOSTS), timeout=4)
+    zk.start(timeout=6)
+    try:
+        ids = set()
+        for child in (zk.get_children("/parley/relays") if zk.exists("/parley/relays") else []):
+            try:
+                data, _ = zk.get("/parley/relays/" + child)
+                ids.add(json.loads(data)["id"])
+            except Exception:  # noqa: BLE001 - gone meanwhile, or not ours
+                pass
+        return ids
+    finally:
+        zk.stop()
+        zk.close()
 
 
 # Watching the bed while a fault runs
@@ -317,13 +342,29 @@ def fault_host_kill(load, st):
         pass
     late = [d.name for d in victims if not (d.live and d.welcomed_at and d.welcomed_at > st["start"])]
     slow = max([d.welcomed_at - st["start"] for d in victims if d.name not in late] or [0])
-    st["notes"].append("%d sockets were on h2; welcomed again elsewhere after at most %.1fs"
-                       % (len(victims), slow))
+    landed = {}
+    for d in victims:
+        landed[HOST_OF.get(d.url, "-")] = landed.get(HOST_OF.get(d.url, "-"), 0) + 1
+    st["notes"].append("%d sockets were on h2; welcomed again elsewhere after at most %.1fs (%s)"
+                       % (len(victims), slow, ", ".join("on %s: %d" % kv for kv in sorted(landed.items()))))
+    sent_dead = [t - st["start"] for d in victims for t, url in d.discovered
+                 if url == RELAYS["h2"] and t > st["start"]]
+    if sent_dead:
+        st["notes"].append("discover sent them to the dead h2 %d times (the last %.1fs after the kill)%s"
+                           % (len(sent_dead), max(sent_dead),
+                              "" if DISCOVER_ONLY else "; they went on to relays they knew"))
     if late or slow > REWELCOME_S:
         problems.append("h2's sockets not all welcomed again within %ds: %.1fs, still without: %s"
                         % (REWELCOME_S, slow, " ".join(late) or "-"))
     if not victims:
         problems.append("no load device was on h2 when it was killed")
+    if DISCOVERY == "zookeeper":
+        # The relay's ephemeral znode goes with its session.
+        try:
+            wait_for(lambda: "h2-relay" not in zk_relays(), EXPIRY_S + EXPIRY_SLACK_S,
+                     "h2's relay znode to vanish with its session", interval_s=0.5)
+        except AssertionError as e:
+            problems.append(str(e))
     # h2 stays down until discovery must have forgotten its relay, and a
     # little longer, so the watch sees what discover hands out then.
     time.sleep(max(0.0, st["start"] + EXPIRY_S + EXPIRY_SLACK_S + 3 - time.monotonic()))
@@ -515,7 +556,7 @@ def run_fault(name, fn, cfg, probe):
     t0 = time.monotonic()
     logs = Logs()
     load = loadmod.Load(name.replace("-", "")[:6], [RELAYS[h] for h in HOSTS], pairs=cfg["pairs"],
-                        interval_s=cfg["interval_s"], discover=discover)
+                        interval_s=cfg["interval_s"], discover=discover, discover_only=DISCOVER_ONLY)
     watch = DiscoverWatch()
     recovery = RecoveryWatch(load, Probe(), st)
     try:
@@ -556,8 +597,11 @@ def run_fault(name, fn, cfg, probe):
             if late:
                 problems.append("discover handed out %s's relay %d times after its registration expired "
                                 "(first %.1fs after the fault began)" % (host, len(late), late[0] + gone_s))
-            st["notes"].append("discover: %d answers, %s's relay last handed out %.1fs after the fault began"
-                               % (len(watch.seen), host,
+            by = {}
+            for _, u in watch.seen:
+                by[HOST_OF.get(u, u)] = by.get(HOST_OF.get(u, u), 0) + 1
+            st["notes"].append("discover: %d answers (%s), %s's relay last handed out %.1fs after the fault began"
+                               % (len(watch.seen), ", ".join("%s %d" % kv for kv in sorted(by.items())), host,
                                   max([t - start for t, u in watch.seen
                                        if HOST_OF.get(u) == host and start <= t < end] or [0])))
     except Exception as e:  # noqa: BLE001 - the load itself could not run

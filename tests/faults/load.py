@@ -74,6 +74,8 @@ class Device(threading.Thread):
         self.load, self.user, self.user_id = load, user, user_id
         self.urls, self.send_conv = list(urls), send_conv
         self.discover = discover  # None, or a function: a relay URL or None
+        self.discover_only = False  # on a reconnect, no relay but discover's
+        self.discovered = []  # (time.monotonic(), URL) per discover answer
         self.url = None  # the URL of the current socket
         self.welcomed_at = None  # time.monotonic() of its welcome
         self.closes = []  # per lost socket: (time.monotonic(), close code or None)
@@ -105,7 +107,10 @@ class Device(threading.Thread):
             except Exception:  # noqa: BLE001 - discover down: the known relays
                 found = None
             if found:
+                self.discovered.append((time.monotonic(), found))
                 urls = [found] + [u for u in urls if u != found]
+            if self.discover_only:
+                urls = [found] if found else []
         for url in urls:
             s = None
             try:
@@ -364,9 +369,11 @@ class Load:
     pause between sends. proxies: devices of the first pair go through these
     (one per relay) so their network can be cut. discover: a function
     returning the relay URL GET /discover hands out (or None), which devices
-    try first when they reconnect."""
+    try first when they reconnect; with discover_only, the only relay they
+    try (none when discover fails: they ask again after a pause)."""
 
-    def __init__(self, tag, relays, pairs=2, interval_s=0.2, proxies=(), discover=None):
+    def __init__(self, tag, relays, pairs=2, interval_s=0.2, proxies=(), discover=None,
+                 discover_only=False):
         self.book = Book()
         self.done = threading.Event()
         self.sending = False
@@ -375,6 +382,7 @@ class Load:
         self.rest_senders = []
         self.members = {}  # conversation_id -> [user]
         self.relays, self.discover, self.nusers = list(relays), discover, 0
+        self.discover_only = discover_only
         assert len(self.relays) >= 2, "the load needs two relays or more"
         proxied = list(proxies)
         for i in range(pairs):
@@ -403,8 +411,9 @@ class Load:
             own = (k + n) % n_relays
             others = [self.relays[(own + i) % n_relays] for i in range(1, n_relays)]
             urls = [proxied[n].url] + others if proxied else [self.relays[own]] + others
-            self.devices.append(Device(self, u, user.id, "%s%d" % (name, n), urls,
-                                       conv if n == 0 else None, self.discover))
+            d = Device(self, u, user.id, "%s%d" % (name, n), urls, conv if n == 0 else None, self.discover)
+            d.discover_only = self.discover_only
+            self.devices.append(d)
 
     def start(self, timeout_s=60):
         for d in self.devices:
