@@ -1,12 +1,14 @@
 """The load of the fault suite: users chatting across both relays, and the
 book of what was sent, acknowledged and delivered.
 
-Every user has two devices, one on each relay (relay and relay2). A device
+Every user has two devices, one on each relay (relay and relay2; with more
+relays, as tests/cluster gives, users' devices spread over all of them). A device
 is one thread that keeps one WebSocket as an app does: it says hello with
 the cursor it keeps (the last seq it was given), records every message
 frame, acks now and then, and after any disconnection reconnects (to the
-other relay first when its own refuses) with that cursor, so the relay's
-replay must fill whatever it missed. Its own sends wait in an outbox until
+other relay first when its own refuses, or first to the relay GET
+/discover hands out when the load is given a discover function) with that
+cursor, so the relay's replay must fill whatever it missed. Its own sends wait in an outbox until
 "sent" answers them, and go again with the same client_msg_id after a
 reconnect or an "unavailable", as doc/protocol.md tells apps to retry. Some
 users send over REST instead (201, or 200 for a retry the server had
@@ -15,8 +17,9 @@ already stored).
 Load.verify() then holds the streams against doc/protocol.md: each socket is
 sent seq = last + 1 from its welcome cursor on (no gap, no repeat, in
 order); each device's stream, socket after socket, holds every acknowledged
-message of its conversations exactly once; and every acknowledged message
-is in the conversation's history (nothing was acked that is not stored).
+message of its conversations exactly once; every acknowledged message is in
+the conversation's history (nothing was acked that is not stored), once;
+and a conversation's history is message_ids 1, 2, 3, ... without a gap.
 """
 
 import json
@@ -66,10 +69,16 @@ class Book:
 class Device(threading.Thread):
     """One device of a user, holding one WebSocket at a time."""
 
-    def __init__(self, load, user, user_id, name, urls, send_conv=None):
+    def __init__(self, load, user, user_id, name, urls, send_conv=None, discover=None):
         super().__init__(name=name, daemon=True)
         self.load, self.user, self.user_id = load, user, user_id
         self.urls, self.send_conv = list(urls), send_conv
+        self.discover = discover  # None, or a function: a relay URL or None
+        self.discover_only = False  # on a reconnect, no relay but discover's
+        self.discovered = []  # (time.monotonic(), URL) per discover answer
+        self.url = None  # the URL of the current socket
+        self.welcomed_at = None  # time.monotonic() of its welcome
+        self.closes = []  # per lost socket: (time.monotonic(), close code or None)
         self.cursor = None  # the last seq this device was given
         self.sockets = []  # per socket: the (conversation_id, message_id) it got
         self.got = {}  # (conversation_id, message_id) -> (client_msg_id, body, sender_id)
@@ -88,8 +97,21 @@ class Device(threading.Thread):
     # The socket
 
     def connect(self):
-        """Says hello on the first relay that takes it; False if none did."""
-        for url in self.urls:
+        """Says hello on the first relay that takes it (on a reconnect, the
+        one discover hands out first, when there is a discover); False if
+        none did."""
+        urls = list(self.urls)
+        if self.discover is not None and self.sockets:
+            try:
+                found = self.discover()
+            except Exception:  # noqa: BLE001 - discover down: the known relays
+                found = None
+            if found:
+                self.discovered.append((time.monotonic(), found))
+                urls = [found] + [u for u in urls if u != found]
+            if self.discover_only:
+                urls = [found] if found else []
+        for url in urls:
             s = None
             try:
                 s = ws.Socket(url, timeout=10)
@@ -107,8 +129,10 @@ class Device(threading.Thread):
                                        % (self.name, self.cursor, welcome["cursor"]))
             self.cursor = welcome["cursor"]
             self.sock, self.live = s, True
+            self.url, self.welcomed_at = url, time.monotonic()
             self.sockets.append(set())
-            self.urls.remove(url)  # this relay first next time, if it lives
+            if url in self.urls:  # this relay first next time, if it lives
+                self.urls.remove(url)
             self.urls.insert(0, url)
             self.resend()
             return True
@@ -117,7 +141,7 @@ class Device(threading.Thread):
     def drop(self):
         if self.sock is not None:
             self.sock.close()
-        self.sock, self.live = None, False
+        self.sock, self.live, self.url = None, False, None
 
     def run(self):
         load = self.load
@@ -134,7 +158,8 @@ class Device(threading.Thread):
                 continue
             try:
                 self.step()
-            except WS_ERRORS:
+            except WS_ERRORS as e:
+                self.closes.append((time.monotonic(), getattr(e, "code", None)))
                 self.drop()
         self.drop()
 
@@ -335,13 +360,20 @@ def reset(sock):
 
 
 class Load:
-    """Users in direct pairs and one group, two devices each (one per relay).
+    """Users in direct pairs and one group, two devices each (on two
+    different relays).
 
-    pairs: how many direct conversations; interval_s: each sender's pause
-    between sends. proxies: devices of the first pair go through these
-    (one per relay) so their network can be cut."""
+    relays: two relay URLs or more; user j's devices go to relays 2j and
+    2j + 1 (mod their number), so with two relays every user has one on
+    each. pairs: how many direct conversations; interval_s: each sender's
+    pause between sends. proxies: devices of the first pair go through these
+    (one per relay) so their network can be cut. discover: a function
+    returning the relay URL GET /discover hands out (or None), which devices
+    try first when they reconnect; with discover_only, the only relay they
+    try (none when discover fails: they ask again after a pause)."""
 
-    def __init__(self, tag, relays, pairs=2, interval_s=0.2, proxies=()):
+    def __init__(self, tag, relays, pairs=2, interval_s=0.2, proxies=(), discover=None,
+                 discover_only=False):
         self.book = Book()
         self.done = threading.Event()
         self.sending = False
@@ -349,32 +381,39 @@ class Load:
         self.devices = []
         self.rest_senders = []
         self.members = {}  # conversation_id -> [user]
-        r1, r2 = relays
+        self.relays, self.discover, self.nusers = list(relays), discover, 0
+        self.discover_only = discover_only
+        assert len(self.relays) >= 2, "the load needs two relays or more"
         proxied = list(proxies)
         for i in range(pairs):
             a, b = rest.new_user("f%sa" % tag), rest.new_user("f%sb" % tag)
             conv = rest.direct(a, b)
             self.members[conv] = [a, b]
-            self.add_devices(a, "%s-p%da" % (tag, i), (r1, r2), conv, proxied)
-            self.add_devices(b, "%s-p%db" % (tag, i), (r1, r2), None, proxied)
+            self.add_devices(a, "%s-p%da" % (tag, i), conv, proxied)
+            self.add_devices(b, "%s-p%db" % (tag, i), None, proxied)
             self.rest_senders.append(RestSender(self, b, conv, "%s-p%db-rest" % (tag, i)))
             proxied = []
         g = [rest.new_user("f%sg" % tag) for _ in range(3)]
         conv = rest.group(g[0], g[1:], title="fault load")
         self.members[conv] = g
         for i, u in enumerate(g):
-            self.add_devices(u, "%s-g%d" % (tag, i), (r1, r2), conv if i < 2 else None, [])
+            self.add_devices(u, "%s-g%d" % (tag, i), conv if i < 2 else None, [])
         self.rest_senders.append(RestSender(self, g[2], conv, "%s-g2-rest" % tag))
 
-    def add_devices(self, user, name, relays, conv, proxied):
-        """Two devices of user: the first on relay 1, the second on relay 2
-        (through the proxies when given); the first sends to conv."""
+    def add_devices(self, user, name, conv, proxied):
+        """Two devices of user, on two different relays (through the proxies
+        when given); the first sends to conv. Each falls back on the other
+        relays in turn."""
         second = ws.device(user)
-        for n, (u, own, other) in enumerate(((user, relays[0], relays[1]),
-                                             (second, relays[1], relays[0]))):
-            urls = [proxied[n].url, other] if proxied else [own, other]
-            self.devices.append(Device(self, u, user.id, "%s%d" % (name, n), urls,
-                                       conv if n == 0 else None))
+        k, n_relays = 2 * self.nusers, len(self.relays)
+        self.nusers += 1
+        for n, u in enumerate((user, second)):
+            own = (k + n) % n_relays
+            others = [self.relays[(own + i) % n_relays] for i in range(1, n_relays)]
+            urls = [proxied[n].url] + others if proxied else [self.relays[own]] + others
+            d = Device(self, u, user.id, "%s%d" % (name, n), urls, conv if n == 0 else None, self.discover)
+            d.discover_only = self.discover_only
+            self.devices.append(d)
 
     def start(self, timeout_s=60):
         for d in self.devices:
@@ -454,12 +493,20 @@ class Load:
                 if got is not None and got != (cmid, body, sender):
                     book.anomaly("%s got message %d of %d as %r, acked as %r" % (d.name, mid, conv, got, cmid))
         # A message the server stored under a client_msg_id the load sent is
-        # fine unacked (the answer was lost); one it never sent is not.
+        # fine unacked (the answer was lost); one it never sent is not, nor
+        # one stored twice. message_ids run 1, 2, 3, ... (doc/protocol.md).
         for conv, msgs in stored.items():
+            cmids = {}
             for m in msgs.values():
                 if m["client_msg_id"] not in book.sent:
                     book.anomaly("message %d of %d has a client_msg_id the load never sent: %r"
                                  % (m["message_id"], conv, m["client_msg_id"]))
+                elif cmids.setdefault(m["client_msg_id"], m["message_id"]) != m["message_id"]:
+                    book.anomaly("%r is stored twice in %d: messages %d and %d"
+                                 % (m["client_msg_id"], conv, cmids[m["client_msg_id"]], m["message_id"]))
+            if msgs and sorted(msgs) != list(range(1, max(msgs) + 1)):
+                book.anomaly("the message_ids of %d have gaps: %d stored, the highest %d"
+                             % (conv, len(msgs), max(msgs)))
         return {"sent": len(book.sent), "acked": len(book.acked),
                 "delivered": len(book.acked) - len(lost), "lost": len(lost),
                 "duplicated": sum(d.duplicated for d in self.devices)}

@@ -1,0 +1,663 @@
+#!/usr/bin/python3
+"""The cluster faults: while a load of sends runs across the bed's three
+hosts (scripts/cluster), each fault in turn, then the books are checked.
+
+  run.py [FAULT...]      (through: scripts/cluster faults [FAULT...])
+
+The load is tests/faults/load.py's, on the three relays' public URLs
+through nginx: every user has two devices on two different hosts, senders
+resend with the same client_msg_id, and a device that loses its socket
+reconnects with its cursor to the relay GET /discover hands out (else to
+the other relays in turn). Faults:
+
+  host-kill     SIGKILL every process of h2 (its ZooKeeper node, parley-api
+                and parley-relay, and their supervisors); h2 stays down
+                until discovery must have dropped its relay, then starts again
+  zk-node-kill  SIGKILL the ZooKeeper leader (and its supervisor) for 10 s;
+                the other two must elect a leader and take writes meanwhile
+  partition     iptables in h3 drops everything between h3 and h1, h2, db
+                (not nginx on lb, nor the clients on the host) for 20 s
+  slow-network  on h3's link for 20 s: 3 % of packets dropped each way
+                (iptables statistic) and a 256 kbit/s cap (tc tbf, which queues
+                up to 1 s of packets, then drops)
+
+One line per fault, as tests/faults/run.py prints, with the time to recover:
+
+  fault=NAME sent=N acked=N delivered=N lost=N duplicated=N recovered=yes|no recover_s=S
+
+recover_s: from the fault's start until every load device has a socket
+again, a message sent over REST reaches a fresh socket on every running
+relay, and (zk-node-kill) the ensemble takes a write. recovered: after the
+load settled, every service of the bed runs, the ensemble has all three
+nodes, every relay takes a hello and delivers, within 60 s. Problems found
+follow as "#" lines. Checked besides load.verify() (every acknowledged
+message in every member device's stream and in history exactly once, seqs
+and message_ids in order without gaps, nothing stored that was not sent):
+GET /discover never hands out a relay that is dead or cut off once its
+registration must have expired (the Redis registry's 15 s, or the
+ZooKeeper session timeout); a killed host's sockets are welcomed again
+elsewhere within 15 s; no service exits unless the fault killed it.
+Exits 1 if any fault failed.
+
+Not checked unless asked: that a cut-off relay fences itself (closes its
+sockets with 1001 after 10 s without Redis or ZooKeeper, and deregisters);
+PARLEY_CLUSTER_EXPECT_FENCING=1 makes the partition fail without it. The
+partition's notes say what the relay did.
+
+Environment (set by scripts/cluster env): PARLEY_TEST_URL,
+PARLEY_CLUSTER_RUNDIR, PARLEY_CLUSTER, PARLEY_CLUSTER_DISCOVERY; and
+PARLEY_CLUSTER_ZK_SESSION_S (the relays' ZooKeeper session timeout, 10),
+PARLEY_CLUSTER_EXPECT_FENCING, PARLEY_CLUSTER_DISCOVER_ONLY (=1: devices
+reconnect only to the relay discover hands out, never to one they know).
+"""
+
+import argparse
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
+sys.path.insert(0, os.path.join(HERE, "..", "faults"))
+
+import load as loadmod  # noqa: E402
+import parley_test  # noqa: E402
+import rest  # noqa: E402
+import ws  # noqa: E402
+from parley_test import wait_for  # noqa: E402
+
+BASE = parley_test.BASE_URL  # nginx on lb
+RUNDIR = os.environ.get("PARLEY_CLUSTER_RUNDIR", "/var/tmp/parley-cluster")
+CLUSTER = os.environ.get("PARLEY_CLUSTER", os.path.join(HERE, "..", "..", "scripts", "cluster"))
+DISCOVERY = os.environ.get("PARLEY_CLUSTER_DISCOVERY", "redis")
+NET = "10.77.0"
+HOSTS = ("h1", "h2", "h3")
+ADDR = {"h1": NET + ".11", "h2": NET + ".12", "h3": NET + ".13", "db": NET + ".20", "lb": NET + ".2"}
+WS_BASE = BASE.replace("http://", "ws://", 1)
+RELAYS = {h: "%s/r/%s/ws" % (WS_BASE, h[1:]) for h in HOSTS}
+HOST_OF = {url: h for h, url in RELAYS.items()}
+SERVICES = {"db": ("postgres", "redis"), "h1": ("zk", "api", "relay"), "h2": ("zk", "api", "relay"),
+            "h3": ("zk", "api", "relay"), "lb": ("nginx", "notify")}
+# How long after a relay stops refreshing its registration discover may
+# still hand it out: the Redis registry's time to live (lib/keys.h
+# PL_RELAY_TTL_MS), or the ZooKeeper session timeout the relays ask for.
+EXPIRY_S = 15.0 if DISCOVERY == "redis" else float(os.environ.get("PARLEY_CLUSTER_ZK_SESSION_S", "10"))
+EXPIRY_SLACK_S = 2.0
+REWELCOME_S = 15.0
+# A relay cut off from Redis or ZooKeeper for FENCE_S closes its sockets with
+# 1001 and deregisters (SCALE-OUT.md "Self-fencing"). Not built yet: the
+# partition checks it only with PARLEY_CLUSTER_EXPECT_FENCING=1, and then
+# expects discover to drop the relay by then too.
+FENCE_S = 10.0
+EXPECT_FENCING = os.environ.get("PARLEY_CLUSTER_EXPECT_FENCING") == "1"
+# Devices reconnect to the relay discover hands out, else to the relays they
+# know; PARLEY_CLUSTER_DISCOVER_ONLY=1: to discover's only.
+DISCOVER_ONLY = os.environ.get("PARLEY_CLUSTER_DISCOVER_ONLY") == "1"
+FAULT_CHAIN = "PARLEY_FAULT"
+# kazoo logs every refused connection while a node is down: expected here.
+logging.getLogger("kazoo").addHandler(logging.NullHandler())
+logging.getLogger("kazoo").propagate = False
+
+
+def sh(*args, check=True, timeout=60):
+    """Runs a command; returns its stdout (raises on failure with check)."""
+    p = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise RuntimeError("%s exited %d: %s" % (" ".join(args), p.returncode, p.stdout.strip()[-500:]))
+    return p.stdout
+
+
+def in_ns(ns, *args, check=True):
+    return sh("ip", "netns", "exec", ns, *args, check=check)
+
+
+def ns_pids(ns):
+    return [int(p) for p in sh("ip", "netns", "pids", ns, check=False).split()]
+
+
+def read_pid(path):
+    try:
+        with open(path) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def cluster(*args, timeout=180):
+    return sh(CLUSTER, *args, timeout=timeout)
+
+
+def discover():
+    """The relay URL GET /discover hands out, or None."""
+    status, _, body = parley_test.request("GET", "/api/v1/discover", timeout=5)
+    if status == 200 and isinstance(body, dict):
+        return body["relay"]["url"]
+    return None
+
+
+# ZooKeeper
+
+def zk4(host, word, timeout=2):
+    """A four-letter word's answer from host's node ('' if it does not answer)."""
+    try:
+        with socket.create_connection((ADDR[host], 2181), timeout=timeout) as s:
+            s.sendall(word.encode())
+            out = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return out.decode()
+                out += chunk
+    except OSError:
+        return ""
+
+
+def zk_modes():
+    out = {}
+    for h in HOSTS:
+        m = re.search(r"^Mode: (\S+)", zk4(h, "srvr"), re.M)
+        out[h] = m.group(1) if m else "down"
+    return out
+
+
+def zk_write(hosts):
+    """True if the ensemble, reached through hosts, takes a write that a
+    second client (on the last of hosts) reads back."""
+    from kazoo.client import KazooClient
+    from kazoo.handlers.threading import KazooTimeoutError
+    servers = ",".join("%s:2181" % ADDR[h] for h in hosts)
+    a = KazooClient(hosts=servers, timeout=4, connection_retry={"max_tries": 1})
+    b = KazooClient(hosts="%s:2181" % ADDR[hosts[-1]], timeout=4, connection_retry={"max_tries": 1})
+    try:
+        a.start(timeout=4)
+        b.start(timeout=4)
+        a.ensure_path("/parley-bed")
+        path = a.create("/parley-bed/probe-", b"x", ephemeral=True, sequence=True)
+        b.sync("/parley-bed")
+        return b.exists(path) is not None
+    except (KazooTimeoutError, Exception):  # noqa: BLE001 - "no" is the answer
+        return False
+    finally:
+        for c in (a, b):
+            try:
+                c.stop()
+                c.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def zk_relays():
+    """The relay ids registered under /parley/relays (the ZooKeeper
+    discovery backend: ephemeral znodes holding {id, url, ...})."""
+    import json
+    from kazoo.client import KazooClient
+    zk = KazooClient(hosts=",".join("%s:2181" % ADDR[h] for h in HOSTS), timeout=4)
+    zk.start(timeout=6)
+    try:
+        ids = set()
+        for child in (zk.get_children("/parley/relays") if zk.exists("/parley/relays") else []):
+            try:
+                data, _ = zk.get("/parley/relays/" + child)
+                ids.add(json.loads(data)["id"])
+            except Exception:  # noqa: BLE001 - gone meanwhile, or not ours
+                pass
+        return ids
+    finally:
+        zk.stop()
+        zk.close()
+
+
+# Watching the bed while a fault runs
+
+class DiscoverWatch(threading.Thread):
+    """Asks GET /discover every 0.25 s and keeps (time, url) of each answer."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.seen = []
+        self.stopped = threading.Event()
+
+    def run(self):
+        while not self.stopped.wait(0.25):
+            try:
+                url = discover()
+            except OSError:
+                continue
+            if url:
+                self.seen.append((time.monotonic(), url))
+
+    def handed_out(self, host, start, end):
+        """Times (seconds after start) discover handed out host's relay in [start, end)."""
+        return [t - start for t, url in self.seen if HOST_OF.get(url) == host and start <= t < end]
+
+
+class Probe:
+    """A user pair outside the load: a send over REST must reach a fresh
+    socket on each given relay."""
+
+    def __init__(self):
+        self.a, self.b = rest.new_user("cpa"), rest.new_user("cpb")
+        self.conv = rest.direct(self.a, self.b)
+        self.n = 0
+
+    def delivers(self, hosts, timeout_s=5):
+        socks = []
+        try:
+            for h in hosts:
+                socks.append(ws.connect(self.b, url=RELAYS[h]))
+            self.n += 1
+            sent = rest.send(self.a, self.conv, "probe %d" % self.n)
+            for s in socks:
+                if s.expect("message", timeout=timeout_s)["message_id"] != sent["message_id"]:
+                    return False
+            return True
+        except Exception:  # noqa: BLE001 - not serving yet
+            return False
+        finally:
+            for s in socks:
+                s.close()
+
+
+def services_running():
+    return subprocess.run([CLUSTER, "status"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+
+
+def whole(load, probe):
+    """The bed serves every client again (see recover_s)."""
+    return (all(d.live for d in load.devices) and
+            probe.delivers([h for h in HOSTS if ns_pids(h) and alive_relay(h)]))
+
+
+def alive_relay(host):
+    pid = read_pid(os.path.join(RUNDIR, host, "run", "relay.child.pid"))
+    return pid is not None and os.path.exists("/proc/%d" % pid)
+
+
+class Logs:
+    """The bed's service logs from a point on: what exited meanwhile."""
+
+    CRASH = re.compile(r"^supervise: (\S+) exited with status (\d+)|ERROR: (AddressSanitizer|LeakSanitizer)"
+                       r"|runtime error: ", re.M)
+
+    def __init__(self):
+        self.offsets = {}
+        for ns, svcs in SERVICES.items():
+            for s in svcs:
+                try:
+                    self.offsets[(ns, s)] = os.path.getsize(self.path(ns, s))
+                except OSError:
+                    self.offsets[(ns, s)] = 0
+
+    @staticmethod
+    def path(ns, svc):
+        return os.path.join(RUNDIR, ns, "log", svc + ".log")
+
+    def crashes(self, killed):
+        out = []
+        for (ns, svc), offset in self.offsets.items():
+            try:
+                with open(self.path(ns, svc), "rb") as f:
+                    f.seek(offset)
+                    text = f.read().decode("utf-8", "replace")
+            except OSError:
+                continue
+            for m in self.CRASH.finditer(text):
+                if (ns, svc) in killed:
+                    continue
+                line = text[m.start():text.find("\n", m.start())]
+                out.append("%s/%s.log: %s" % (ns, svc, line[:200]))
+        return out
+
+
+# The faults. Each gets the load, the run's state (a dict: it sets "start",
+# the moment the disruption began, "end", when it was undone, and "ready",
+# a function that is true once the fault's own recovery condition holds, for
+# recover_s) and returns a list of problems of its own.
+
+def fault_host_kill(load, st):
+    victims = [d for d in load.devices if d.url == RELAYS["h2"] and d.live]
+    pids = ns_pids("h2")
+    st["killed"] = {("h2", s) for s in SERVICES["h2"]}
+    # Recovered once the killed host's sockets were all welcomed again.
+    st["ready"] = lambda: all(d.live and d.welcomed_at > st["start"] for d in victims)
+    st["start"] = time.monotonic()
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    problems = []
+    wait_for(lambda: not ns_pids("h2"), 10, "every process of h2 to die")
+    try:
+        wait_for(lambda: all(d.live and d.welcomed_at > st["start"] for d in victims), 30,
+                 "the killed host's sockets to be welcomed again")
+    except AssertionError:
+        pass
+    late = [d.name for d in victims if not (d.live and d.welcomed_at and d.welcomed_at > st["start"])]
+    slow = max([d.welcomed_at - st["start"] for d in victims if d.name not in late] or [0])
+    landed = {}
+    for d in victims:
+        landed[HOST_OF.get(d.url, "-")] = landed.get(HOST_OF.get(d.url, "-"), 0) + 1
+    st["notes"].append("%d sockets were on h2; welcomed again elsewhere after at most %.1fs (%s)"
+                       % (len(victims), slow, ", ".join("on %s: %d" % kv for kv in sorted(landed.items()))))
+    sent_dead = [t - st["start"] for d in victims for t, url in d.discovered
+                 if url == RELAYS["h2"] and t > st["start"]]
+    if sent_dead:
+        st["notes"].append("discover sent them to the dead h2 %d times (the last %.1fs after the kill)%s"
+                           % (len(sent_dead), max(sent_dead),
+                              "" if DISCOVER_ONLY else "; they went on to relays they knew"))
+    if late or slow > REWELCOME_S:
+        problems.append("h2's sockets not all welcomed again within %ds: %.1fs, still without: %s"
+                        % (REWELCOME_S, slow, " ".join(late) or "-"))
+    if not victims:
+        problems.append("no load device was on h2 when it was killed")
+    if DISCOVERY == "zookeeper":
+        # The relay's ephemeral znode goes with its session.
+        try:
+            wait_for(lambda: "h2-relay" not in zk_relays(), EXPIRY_S + EXPIRY_SLACK_S,
+                     "h2's relay znode to vanish with its session", interval_s=0.5)
+        except AssertionError as e:
+            problems.append(str(e))
+    # h2 stays down until discovery must have forgotten its relay, and a
+    # little longer, so the watch sees what discover hands out then.
+    time.sleep(max(0.0, st["start"] + EXPIRY_S + EXPIRY_SLACK_S + 3 - time.monotonic()))
+    st["dead"] = ("h2", st["start"], time.monotonic())
+    cluster("start", "h2")
+    st["end"] = time.monotonic()
+    return problems
+
+
+def fault_zk_node_kill(load, st):
+    modes = zk_modes()
+    leader = next((h for h, m in modes.items() if m == "leader"), None)
+    if leader is None:
+        return ["no ZooKeeper leader before the fault: %r" % modes]
+    sup = read_pid(os.path.join(RUNDIR, leader, "run", "zk.pid"))
+    child = read_pid(os.path.join(RUNDIR, leader, "run", "zk.child.pid"))
+    st["killed"] = {(leader, "zk")}
+    st["ready"] = lambda: st.get("zk_ok")
+    st["start"] = time.monotonic()
+    for p in (sup, child):
+        if p:
+            os.kill(p, signal.SIGKILL)
+    others = [h for h in HOSTS if h != leader]
+    problems = []
+    try:
+        t = wait_for(lambda: zk_write(others) and time.monotonic(), 20,
+                     "the two other ZooKeeper nodes to take a write", interval_s=0.5)
+        st["notes"].append("killed the leader on %s; %s elected %s and took a write after %.1fs"
+                           % (leader, "+".join(others),
+                              next((h for h, m in zk_modes().items() if m == "leader"), "?"),
+                              t - st["start"]))
+        st["zk_ok"] = True
+    except AssertionError as e:
+        problems.append("quorum lost with one node down: %s" % e)
+    time.sleep(max(0.0, st["start"] + 10 - time.monotonic()))
+    cluster("start", leader)
+    st["end"] = time.monotonic()
+    try:
+        wait_for(lambda: all(m in ("leader", "follower") for m in zk_modes().values()), 30,
+                 "the killed node to rejoin the ensemble", interval_s=0.5)
+    except AssertionError as e:
+        problems.append(str(e))
+    return problems
+
+
+def fault_rules(ns, rules):
+    """Jumps from INPUT and OUTPUT of ns to a chain of its own holding rules."""
+    in_ns(ns, "iptables", "-w", "-N", FAULT_CHAIN)
+    for r in rules:
+        in_ns(ns, "iptables", "-w", "-A", FAULT_CHAIN, *r)
+    for chain in ("INPUT", "OUTPUT"):
+        in_ns(ns, "iptables", "-w", "-I", chain, "1", "-j", FAULT_CHAIN)
+
+
+def dropped(ns):
+    """Packets the fault chain of ns dropped so far."""
+    out = in_ns(ns, "iptables", "-w", "-L", FAULT_CHAIN, "-v", "-x", "-n", check=False)
+    return sum(int(line.split()[0]) for line in out.splitlines() if line.strip()[:1].isdigit())
+
+
+def tbf_stats(dev, ns=None):
+    """(packets sent, dropped, overlimits) of dev's root tbf."""
+    cmd = ("tc", "-s", "qdisc", "show", "dev", dev)
+    out = in_ns(ns, *cmd, check=False) if ns else sh(*cmd, check=False)
+    m = re.search(r"Sent \d+ bytes (\d+) pkt \(dropped (\d+), overlimits (\d+)", out)
+    return tuple(int(x) for x in m.groups()) if m else (0, 0, 0)
+
+
+def clear_rules(ns):
+    for chain in ("INPUT", "OUTPUT"):
+        while in_ns(ns, "iptables", "-w", "-D", chain, "-j", FAULT_CHAIN, check=False) == "":
+            pass
+    in_ns(ns, "iptables", "-w", "-F", FAULT_CHAIN, check=False)
+    in_ns(ns, "iptables", "-w", "-X", FAULT_CHAIN, check=False)
+
+
+def fault_partition(load, st):
+    victims = [d for d in load.devices if d.url == RELAYS["h3"] and d.live]
+    cut = ",".join(ADDR[h] for h in ("h1", "h2", "db"))
+    fault_rules("h3", [("-s", cut, "-j", "DROP"), ("-d", cut, "-j", "DROP")])
+    st["ready"] = lambda: st["end"] is not None  # sockets stay open meanwhile
+    st["start"] = time.monotonic()
+    st["cleanup"] = lambda: clear_rules("h3")
+    try:
+        time.sleep(20)
+        st["notes"].append("h3 cut off for 20 s: %d packets dropped" % dropped("h3"))
+    finally:
+        clear_rules("h3")
+        st["end"] = time.monotonic()
+    # h3's relay cannot refresh its registration while cut off: discover
+    # must stop handing it out once that expired.
+    st["dead"] = ("h3", st["start"], st["end"])
+    return fencing(victims, st)
+
+
+def fencing(victims, st):
+    """Notes what became of the cut-off relay's sockets. With
+    PARLEY_CLUSTER_EXPECT_FENCING=1, a problem unless the relay closed every
+    one with 1001 within FENCE_S (+ slack) and each was welcomed again on
+    another relay before the partition ended (SCALE-OUT.md "Self-fencing")."""
+    start, end = st["start"], st["end"]
+    fenced = {d.name: t - start for d in victims for t, code in d.closes if code == 1001 and start <= t < end}
+    moved = [d.name for d in victims if d.welcomed_at and start < d.welcomed_at < end and d.url != RELAYS["h3"]]
+    st["notes"].append("%d sockets were on h3: %d closed by it with 1001 during the partition%s, %d welcomed "
+                       "elsewhere before it ended"
+                       % (len(victims), len(fenced),
+                          " (after %.1f-%.1fs)" % (min(fenced.values()), max(fenced.values())) if fenced else "",
+                          len(moved)))
+    if not EXPECT_FENCING:
+        return []
+    problems = []
+    late = [d.name for d in victims if fenced.get(d.name, 1e9) > FENCE_S + EXPIRY_SLACK_S]
+    if late:
+        problems.append("h3's relay did not fence itself: sockets not closed with 1001 within %.0fs: %s"
+                        % (FENCE_S + EXPIRY_SLACK_S, " ".join(late)))
+    stuck = [d.name for d in victims if d.name not in moved]
+    if stuck:
+        problems.append("sockets of the cut-off relay not welcomed elsewhere during the partition: %s"
+                        % " ".join(stuck))
+    return problems
+
+
+def fault_slow_network(load, st):
+    fault_rules("h3", [("-m", "statistic", "--mode", "random", "--probability", "0.03", "-j", "DROP")])
+    tbf = ("tbf", "rate", "256kbit", "burst", "8kb", "latency", "1s")
+
+    def undo():
+        in_ns("h3", "tc", "qdisc", "del", "dev", "eth0", "root", check=False)
+        sh("tc", "qdisc", "del", "dev", "plc-h3", "root", check=False)
+        clear_rules("h3")
+    st["cleanup"] = undo
+    try:
+        in_ns("h3", "tc", "qdisc", "add", "dev", "eth0", "root", *tbf)  # from h3
+        sh("tc", "qdisc", "add", "dev", "plc-h3", "root", *tbf)  # to h3
+        st["ready"] = lambda: st["end"] is not None
+        st["start"] = time.monotonic()
+        time.sleep(20)
+        out_, in_ = tbf_stats("eth0", "h3"), tbf_stats("plc-h3")
+        st["notes"].append("h3's link for 20 s: %d packets lost at random; tbf from h3 sent %d pkt, "
+                           "%d dropped, %d over the limit; to h3 sent %d pkt, %d dropped, %d over the limit"
+                           % ((dropped("h3"),) + out_ + in_))
+    finally:
+        undo()
+        st["end"] = time.monotonic()
+    return []
+
+
+# name, function
+FAULTS = [
+    ("host-kill", fault_host_kill),
+    ("zk-node-kill", fault_zk_node_kill),
+    ("partition", fault_partition),
+    ("slow-network", fault_slow_network),
+]
+
+
+def bed_recovered(probe):
+    """Every service runs, the ensemble is whole, every relay delivers."""
+    modes = zk_modes()
+    return (services_running() and list(modes.values()).count("leader") == 1
+            and all(m in ("leader", "follower") for m in modes.values())
+            and probe.delivers(HOSTS))
+
+
+class RecoveryWatch(threading.Thread):
+    """From the fault's start on, notes when the bed first serves every
+    client again (whole()), after every disruption of the fault began."""
+
+    def __init__(self, load, probe, st):
+        super().__init__(daemon=True)
+        self.load, self.probe, self.st = load, probe, st
+        self.at = None
+        self.stopped = threading.Event()
+
+    def run(self):
+        while not self.stopped.wait(0.5):
+            if self.st.get("start") is None or not self.st["ready"]():
+                continue
+            t = time.monotonic()
+            if whole(self.load, self.probe):
+                self.at = t
+                return
+
+
+def run_fault(name, fn, cfg, probe):
+    st = {"notes": [], "killed": set(), "start": None, "end": None, "ready": lambda: True}
+    problems = []
+    recovered = False
+    t0 = time.monotonic()
+    logs = Logs()
+    load = loadmod.Load(name.replace("-", "")[:6], [RELAYS[h] for h in HOSTS], pairs=cfg["pairs"],
+                        interval_s=cfg["interval_s"], discover=discover, discover_only=DISCOVER_ONLY)
+    watch = DiscoverWatch()
+    recovery = RecoveryWatch(load, Probe(), st)
+    try:
+        load.start()
+        watch.start()
+        time.sleep(cfg["before_s"])  # the load runs before the fault
+        recovery.start()
+        try:
+            problems += fn(load, st) or []
+        except Exception as e:  # noqa: BLE001 - reported as the fault's failure
+            problems.append("the fault failed: %s: %s" % (type(e).__name__, e))
+            if st.get("cleanup"):
+                st["cleanup"]()
+        time.sleep(cfg["after_s"])  # and goes on after it
+        load.stop_sending()
+        settled = load.settle(cfg["settle_s"])
+        recovery.join(max(0.0, 60 - (time.monotonic() - (st["end"] or t0))))
+        recovery.stopped.set()
+        watch.stopped.set()
+        try:
+            wait_for(lambda: bed_recovered(probe), 60, "the bed to serve again", interval_s=1)
+            recovered = True
+        except AssertionError as e:
+            problems.append(str(e))
+        if not all(d.live for d in load.devices):
+            recovered = False
+            problems.append("load devices without a socket: %s"
+                            % " ".join(d.name for d in load.devices if not d.live))
+        if not settled:
+            problems.append("not settled within %ds: %d acked messages missing somewhere, %d sends unanswered"
+                            % (cfg["settle_s"], len(load.missing()),
+                               sum(len(d.outbox) for d in load.devices)
+                               + sum(len(s.pending) for s in load.rest_senders)))
+        if st.get("dead"):
+            host, start, end = st["dead"]
+            gone_s = (FENCE_S if EXPECT_FENCING and name == "partition" else EXPIRY_S) + EXPIRY_SLACK_S
+            late = watch.handed_out(host, start + gone_s, end)
+            if late:
+                problems.append("discover handed out %s's relay %d times after its registration expired "
+                                "(first %.1fs after the fault began)" % (host, len(late), late[0] + gone_s))
+            by = {}
+            for _, u in watch.seen:
+                by[HOST_OF.get(u, u)] = by.get(HOST_OF.get(u, u), 0) + 1
+            st["notes"].append("discover: %d answers (%s), %s's relay last handed out %.1fs after the fault began"
+                               % (len(watch.seen), ", ".join("%s %d" % kv for kv in sorted(by.items())), host,
+                                  max([t - start for t, u in watch.seen
+                                       if HOST_OF.get(u) == host and start <= t < end] or [0])))
+    except Exception as e:  # noqa: BLE001 - the load itself could not run
+        problems.append("%s: %s" % (type(e).__name__, e))
+    finally:
+        watch.stopped.set()
+        recovery.stopped.set()
+        load.finish()
+    counts = load.verify()
+    problems += load.book.anomalies
+    killed = set(st["killed"])
+    problems += logs.crashes(killed)
+    rec_s = (recovery.at - st["start"]) if recovery.at and st["start"] else None
+    if rec_s is None:
+        problems.append("the bed did not serve every client again within 60 s of the fault")
+    print("fault=%s sent=%d acked=%d delivered=%d lost=%d duplicated=%d recovered=%s recover_s=%s"
+          % (name, counts["sent"], counts["acked"], counts["delivered"], counts["lost"],
+             counts["duplicated"], "yes" if recovered and rec_s is not None else "no",
+             "%.1f" % rec_s if rec_s is not None else "-"), flush=True)
+    for n in st["notes"]:
+        print("#   %s: %s" % (name, n), flush=True)
+    for p in problems[:20]:
+        print("#   %s: PROBLEM %s" % (name, p), flush=True)
+    if st["start"] and st["end"] and rec_s is not None:
+        print("#   %s: the fault lasted %.1fs; every client served again %.1fs after it began, %.1fs after it ended"
+              % (name, st["end"] - st["start"], rec_s, max(0.0, recovery.at - st["end"])), flush=True)
+    print("#   %s took %.1fs; %d reconnects, %d sends retried" % (
+        name, time.monotonic() - t0, sum(len(d.sockets) - 1 for d in load.devices),
+        load.retries()), flush=True)
+    return (counts["lost"] == 0 and counts["duplicated"] == 0 and recovered and rec_s is not None
+            and not problems and counts["acked"] > 0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("faults", nargs="*", help="run only these (default: all, in this order: %s)"
+                    % " ".join(f[0] for f in FAULTS))
+    args = ap.parse_args()
+    known = [f[0] for f in FAULTS]
+    for f in args.faults:
+        if f not in known:
+            ap.error("unknown fault %r (known: %s)" % (f, " ".join(known)))
+    cfg = {"pairs": 3, "interval_s": 0.2, "before_s": 3, "after_s": 8, "settle_s": 90}
+    probe = Probe()
+    if not bed_recovered(probe):
+        print("# faults: the bed does not serve before any fault (scripts/cluster status)", flush=True)
+        sys.exit(1)
+    ok = True
+    t0 = time.monotonic()
+    for name, fn in FAULTS:
+        if args.faults and name not in args.faults:
+            continue
+        ok = run_fault(name, fn, cfg, probe) and ok
+    print("# faults: %s in %.0fs" % ("all passed" if ok else "FAILED", time.monotonic() - t0), flush=True)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
