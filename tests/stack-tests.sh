@@ -178,6 +178,16 @@ if [ -f "$here/faults/run.py" ]; then
 	tests+=("faults:$here/faults/run.py")
 	names+=("faults/run.py --reduced")
 fi
+# Then the cluster bed's reduced run (scripts/cluster check: three hosts in
+# network namespaces, ZooKeeper discovery, a host killed and one cut off),
+# which needs root for the namespaces.
+if [ "$(id -u)" -eq 0 ]; then
+	tests+=("cluster:$here/../scripts/cluster")
+	names+=("cluster: scripts/cluster check")
+else
+	tests+=("skip:the cluster bed needs root (network namespaces)")
+	names+=("cluster: scripts/cluster check")
+fi
 if [ ${#tests[@]} -eq 0 ]; then
 	echo "1..0 # SKIP no stack tests found"
 	exit 0
@@ -209,6 +219,7 @@ for i in "${!tests[@]}"; do
 			/usr/bin/python3 "${tests[$i]#apache:}")
 		;;
 	faults:*) cmd=(/usr/bin/python3 "${tests[$i]#faults:}" --reduced) ;;
+	cluster:*) cmd=("${tests[$i]#cluster:}" check) ;;
 	sqlcurrent:*) cmd=(/usr/bin/python3 "${tests[$i]#sqlcurrent:}" --check) ;;
 	*.py) cmd=(/usr/bin/python3 "${tests[$i]}") ;;
 	*.mjs) cmd=("$node" "${tests[$i]}") ;;

@@ -29,8 +29,11 @@ export async function getBrowser() {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
+      // The app is served over plain HTTP; notifications need a secure
+      // context, which loopback is and the cluster bed's address is not.
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+        '--disable-background-networking', '--disable-component-update', '--disable-sync',
+        `--unsafely-treat-insecure-origin-as-secure=${new URL(BASE_URL).origin}`],
     });
   }
   return browser;

@@ -1,9 +1,10 @@
 #!/bin/bash
-# tests/cluster/e2e.sh: the REST e2e suites against the cluster bed's nginx
-# ("scripts/cluster e2e", which sets PARLEY_TEST_URL and the rest; see
-# scripts/cluster env).
+# tests/cluster/e2e.sh: the REST e2e suites and the web client's browser
+# tests against the cluster bed's nginx ("scripts/cluster e2e", which sets
+# PARLEY_TEST_URL and the rest; see scripts/cluster env).
 #
-#   e2e.sh [SUITE...]    e.g. 02-auth 05-messages (default: the list below)
+#   e2e.sh [SUITE...]    e.g. 02-auth 05-messages browser/01-chat
+#                        (default: the lists below)
 #
 # The suites are those tests/stack-tests.sh also runs through Apache (the
 # REST surface), with health and authorization, and the live and resume
@@ -31,16 +32,30 @@ SKIP=(
 	test_metrics_count_what_happened          # 20: the relay's own /metrics
 )
 
+# Every browser test but 09-server-down, which stops a local stack's API.
+BROWSER=(01-chat 02-resume 03-history-search 04-group 05-long-poll
+	06-messages-ux 07-notifications 08-friends-live)
+for b in "${BROWSER[@]}"; do SUITES+=("browser/$b"); done
 [ $# -eq 0 ] || SUITES=("$@")
+# The browser tests' node and Chromium, as tests/stack-tests.sh picks them.
+node=${PARLEY_NODE:-}
+[ -n "$node" ] || { [ -x /usr/bin/node ] && node=/usr/bin/node; } || node=$(command -v node || true)
 export PARLEY_TEST_SKIP="${SKIP[*]}" PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 # No local stack: rest.py and others must not find one's files.
 export PARLEY_RUNDIR=${PARLEY_CLUSTER_RUNDIR:-/var/tmp/parley-cluster}
 pass=0 fail=0
 for s in "${SUITES[@]}"; do
-	f=$e2e/${s%.py}.py
+	case $s in
+	browser/*) f=$here/../browser/${s#browser/}; f=${f%.mjs}.mjs ;;
+	*) f=$e2e/${s%.py}.py ;;
+	esac
 	[ -f "$f" ] || { echo "e2e: no suite $f" >&2; fail=$((fail + 1)); continue; }
 	t0=$SECONDS
-	out=$(timeout 600 /usr/bin/python3 "$f" 2>&1)
+	if [[ $s == browser/* ]]; then
+		out=$(cd "$here/../browser" && timeout 600 "$node" run.mjs "${f##*/}" 2>&1)
+	else
+		out=$(timeout 600 /usr/bin/python3 "$f" 2>&1)
+	fi
 	rc=$?
 	printf 'e2e: %-22s %s  (%d ok, %d skipped, %d failed, %d s)\n' "${s%.py}" \
 		"$([ $rc -eq 0 ] && echo pass || echo FAIL)" "$(grep -c '^# ok' <<<"$out")" \
