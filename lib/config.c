@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "registry.h"
 #include "banned.h"
 
 #ifndef PL_SYSCONFDIR
@@ -285,6 +284,22 @@ static void env_name(const struct key *k, char *out, size_t outlen)
 }
 
 /* Applies the environment overrides, then the checks across keys. */
+/*
+ * The values [discovery] backend takes: the names of lib/registry.c's
+ * backends (test_config checks that the two lists agree). Kept here so the
+ * configuration does not depend on the registry, which depends on it.
+ */
+static const char *const discovery_backends[] = { "redis", "zookeeper" };
+
+int pl_config_discovery_backend_known(const char *name)
+{
+	for (size_t i = 0; i < sizeof(discovery_backends) /
+			       sizeof(discovery_backends[0]); i++)
+		if (strcmp(name, discovery_backends[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static int finish(struct pl_config *cfg, char *err, size_t errlen)
 {
 	char why[512];
@@ -307,7 +322,7 @@ static int finish(struct pl_config *cfg, char *err, size_t errlen)
 			 "warn, info, debug", cfg->log_level);
 		return -1;
 	}
-	if (!pl_registry_backend_known(cfg->discovery_backend)) {
+	if (!pl_config_discovery_backend_known(cfg->discovery_backend)) {
 		snprintf(err, errlen, "[discovery] backend: '%s' is not one of "
 			 "redis, zookeeper", cfg->discovery_backend);
 		return -1;

@@ -132,4 +132,7 @@ void pl_config_each_key(void (*fn)(const char *section, const char *key,
  */
 const char *pl_config_default_path(void);
 
+/* Whether name is a value [discovery] backend takes: 1 or 0. */
+int pl_config_discovery_backend_known(const char *name);
+
 #endif

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "registry.h"
 
 extern char **environ;
 
@@ -135,6 +136,16 @@ static void test_config_discovery_backend_is_redis_or_zookeeper(void **state)
 			  "[discovery] backend", "etcd");
 }
 
+static void test_config_discovery_backends_are_the_registrys(void **state)
+{
+	static const char *const names[] = { "redis", "zookeeper", "etcd", "" };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		assert_int_equal(pl_config_discovery_backend_known(names[i]),
+				 pl_registry_backend_known(names[i]));
+}
+
 static void test_config_zookeeper_backend_needs_its_servers(void **state)
 {
 	(void)state;
@@ -224,6 +235,7 @@ int main(void)
 					  teardown),
 		cmocka_unit_test_teardown(test_config_zookeeper_backend_needs_its_servers,
 					  teardown),
+		cmocka_unit_test(test_config_discovery_backends_are_the_registrys),
 		cmocka_unit_test_teardown(test_config_bad_env_value_is_an_error, teardown),
 		cmocka_unit_test(test_config_example_documents_every_key),
 	};
