@@ -200,6 +200,13 @@ long long api_rows_affected(PGresult *res);
 /* Parses a JSON text column into a new reference, or NULL. */
 json_t *api_json_column(PGresult *res, int row, int col);
 
+/*
+ * Writes v (stolen, freed either way) as compact JSON text for a jsonb SQL
+ * param. Returns PL_OK with *text a new string the caller frees, or fails
+ * the request with PL_INTERNAL when out of memory.
+ */
+enum pl_err api_json_param(struct api_request *req, json_t *v, char **text);
+
 /* Formats a long long into buf (24 bytes) and returns buf, for SQL params. */
 const char *api_ll(char buf[24], long long v);
 

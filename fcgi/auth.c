@@ -49,22 +49,30 @@ static enum pl_err hash_pool_busy(struct api_request *req)
 			"%lld s", req->retry_after_s);
 }
 
-/* Signs a token for the session and sets {token, expires_at} on reply. */
-static enum pl_err issue_token(struct api_request *req, json_t *reply,
-			       long long user_id, long long session_id,
-			       long long device_id, time_t expires_at)
+/*
+ * Signs a token for the session, sets {token, expires_at} on reply and
+ * replies with status and reply (stolen either way). Returns PL_OK, or
+ * fails req with PL_INTERNAL when signing failed.
+ */
+static enum pl_err reply_with_token(struct api_request *req, int status,
+				    json_t *reply, long long user_id,
+				    long long session_id, long long device_id,
+				    time_t expires_at)
 {
 	struct pl_token_claims claims = { user_id, session_id, device_id,
 					  expires_at };
 	char *token;
 	char stamp[PL_CLOCK_RFC3339_BYTES];
 
-	if (pl_token_sign(&req->w->shared->key, &claims, &token))
+	if (pl_token_sign(&req->w->shared->key, &claims, &token)) {
+		json_decref(reply);
 		return api_fail(req, PL_INTERNAL, "cannot sign a token");
+	}
 	pl_clock_rfc3339_ms((long long)expires_at * 1000, stamp);
 	json_object_set_new(reply, "token", json_string(token));
 	json_object_set_new(reply, "expires_at", json_string(stamp));
 	free(token);
+	api_reply(req, status, reply);
 	return PL_OK;
 }
 
@@ -265,13 +273,8 @@ enum pl_err api_auth_login(struct api_request *req)
 	}
 	reply = json_pack("{s:o,s:I}", "user", user, "device_id",
 			  (json_int_t)device_id);
-	if ((rc = issue_token(req, reply, user_id, session_id, device_id,
-			      expires_at))) {
-		json_decref(reply);
-		return rc;
-	}
-	api_reply(req, 201, reply);
-	return PL_OK;
+	return reply_with_token(req, 201, reply, user_id, session_id, device_id,
+				expires_at);
 }
 
 /* POST /sessions/refresh: a new token for the same session and device. */
@@ -280,7 +283,6 @@ enum pl_err api_auth_refresh(struct api_request *req)
 	char sid[24], ttl[24];
 	time_t expires_at = time(NULL) + req->w->cfg->auth_token_ttl_s;
 	PGresult *res;
-	json_t *reply;
 	enum pl_err rc;
 
 	if ((rc = api_sql(req, "UPDATE sessions SET expires_at = now() + "
@@ -291,14 +293,8 @@ enum pl_err api_auth_refresh(struct api_request *req)
 			  1, &res)))
 		return rc;
 	PQclear(res);
-	reply = json_object();
-	if ((rc = issue_token(req, reply, req->user_id, req->session_id,
-			      req->device_id, expires_at))) {
-		json_decref(reply);
-		return rc;
-	}
-	api_reply(req, 200, reply);
-	return PL_OK;
+	return reply_with_token(req, 200, json_object(), req->user_id,
+				req->session_id, req->device_id, expires_at);
 }
 
 /*

@@ -216,10 +216,8 @@ static enum pl_err create_group(struct api_request *req)
 	    (rc = valid_title(req, title)) ||
 	    (rc = group_members(req, &members)))
 		return rc;
-	ids = json_dumps(members, JSON_COMPACT);
-	json_decref(members);
-	if (!ids)
-		return api_fail(req, PL_INTERNAL, "out of memory");
+	if ((rc = api_json_param(req, members, &ids)))
+		return rc;
 	rc = api_sql(req,
 		"WITH ids AS (SELECT value::bigint AS id FROM "
 		"  jsonb_array_elements_text($3::jsonb)), "

@@ -74,10 +74,8 @@ enum pl_err api_presence_get(struct api_request *req)
 		}
 		json_array_append_new(ids, json_integer(v));
 	}
-	ids_text = json_dumps(ids, JSON_COMPACT);
-	json_decref(ids);
-	if (!ids_text)
-		return api_fail(req, PL_INTERNAL, "out of memory");
+	if ((rc = api_json_param(req, ids, &ids_text)))
+		return rc;
 	rc = api_sql(req,
 		"SELECT x.id FROM (SELECT value::bigint AS id, min(o) AS o FROM "
 		"jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS e(value, o) "

@@ -540,6 +540,15 @@ long long api_rows_affected(PGresult *res)
 	return strtoll(PQcmdTuples(res), NULL, 10);
 }
 
+enum pl_err api_json_param(struct api_request *req, json_t *v, char **text)
+{
+	*text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+	json_decref(v);
+	if (!*text)
+		return api_fail(req, PL_INTERNAL, "out of memory");
+	return PL_OK;
+}
+
 const char *api_ll(char buf[24], long long v)
 {
 	snprintf(buf, 24, "%lld", v);

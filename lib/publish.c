@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "clock.h"
 #include "event.h"
 #include "keys.h"
@@ -47,6 +48,7 @@ static enum pl_err collect(struct pl_redis *r, const struct pl_message *m,
 {
 	for (size_t i = 0; i < npending; i++) {
 		const struct ref *q = &pending[i];
+		struct ref *bigger;
 		redisReply *rep;
 		int nobody;
 
@@ -58,15 +60,11 @@ static enum pl_err collect(struct pl_redis *r, const struct pl_message *m,
 		freeReplyObject(rep);
 		if (!nobody)
 			continue;
-		if (*noffline == *cap) {
-			size_t ncap = *cap ? *cap * 2 : 64;
-			struct ref *bigger = realloc(*offline, ncap * sizeof(**offline));
-
-			if (!bigger)
-				continue;
-			*offline = bigger;
-			*cap = ncap;
-		}
+		bigger = pl_array_grow(*offline, cap, *noffline,
+				       sizeof(*bigger), 64);
+		if (!bigger)
+			continue;
+		*offline = bigger;
 		(*offline)[(*noffline)++] = *q;
 	}
 	return PL_OK;

@@ -100,16 +100,31 @@ static enum pl_err fail(enum pl_err rc, char *why, size_t whylen,
 	return rc;
 }
 
+/*
+ * The length rule every field shares: shorter than min is a bad request
+ * (too_short), longer than max is too large (too_long).
+ */
+static enum pl_err length_in(size_t len, size_t min, size_t max,
+			     const char *too_short, const char *too_long,
+			     char *why, size_t whylen)
+{
+	if (len < min)
+		return fail(PL_BAD_REQUEST, why, whylen, too_short);
+	if (len > max)
+		return fail(PL_TOO_LARGE, why, whylen, too_long);
+	return PL_OK;
+}
+
 enum pl_err pl_validate_username(const char *s, char *why, size_t whylen)
 {
 	size_t len = strlen(s);
+	enum pl_err rc;
 
-	if (len < PL_USERNAME_MIN)
-		return fail(PL_BAD_REQUEST, why, whylen,
-			    "username must be 3 to 32 characters");
-	if (len > PL_USERNAME_MAX)
-		return fail(PL_TOO_LARGE, why, whylen,
-			    "username must be 3 to 32 characters");
+	rc = length_in(len, PL_USERNAME_MIN, PL_USERNAME_MAX,
+		       "username must be 3 to 32 characters",
+		       "username must be 3 to 32 characters", why, whylen);
+	if (rc)
+		return rc;
 	for (size_t i = 0; i < len; i++) {
 		char c = s[i];
 
@@ -123,15 +138,9 @@ enum pl_err pl_validate_username(const char *s, char *why, size_t whylen)
 
 enum pl_err pl_validate_password(const char *s, char *why, size_t whylen)
 {
-	size_t len = strlen(s);
-
-	if (len < PL_PASSWORD_MIN_BYTES)
-		return fail(PL_BAD_REQUEST, why, whylen,
-			    "password must be at least 8 bytes");
-	if (len > PL_PASSWORD_MAX_BYTES)
-		return fail(PL_TOO_LARGE, why, whylen,
-			    "password must be at most 256 bytes");
-	return PL_OK;
+	return length_in(strlen(s), PL_PASSWORD_MIN_BYTES, PL_PASSWORD_MAX_BYTES,
+			 "password must be at least 8 bytes",
+			 "password must be at most 256 bytes", why, whylen);
 }
 
 enum pl_err pl_validate_display_name(const char *s, char *why, size_t whylen)
@@ -159,11 +168,13 @@ enum pl_err pl_validate_display_name(const char *s, char *why, size_t whylen)
 enum pl_err pl_validate_body(const char *s, size_t len, char *why,
 			     size_t whylen)
 {
-	if (len < PL_BODY_MIN_BYTES)
-		return fail(PL_BAD_REQUEST, why, whylen, "body must not be empty");
-	if (len > PL_BODY_MAX_BYTES)
-		return fail(PL_TOO_LARGE, why, whylen,
-			    "body must be at most 4096 bytes");
+	enum pl_err rc = length_in(len, PL_BODY_MIN_BYTES, PL_BODY_MAX_BYTES,
+				   "body must not be empty",
+				   "body must be at most 4096 bytes", why,
+				   whylen);
+
+	if (rc)
+		return rc;
 	if (!pl_validate_utf8(s, len))
 		return fail(PL_BAD_REQUEST, why, whylen,
 			    "body must be valid UTF-8 without NUL characters");
@@ -215,13 +226,13 @@ static int is_fcm_char(char c)
 static enum pl_err apns_token(const char *s, char *why, size_t whylen)
 {
 	size_t len = strlen(s);
+	enum pl_err rc;
 
-	if (len == 0)
-		return fail(PL_BAD_REQUEST, why, whylen,
-			    "push_token must not be empty");
-	if (len > PL_APNS_TOKEN_MAX_HEX)
-		return fail(PL_TOO_LARGE, why, whylen, "push_token of an apns "
-			    "device must be at most 200 hex digits");
+	rc = length_in(len, 1, PL_APNS_TOKEN_MAX_HEX,
+		       "push_token must not be empty", "push_token of an apns "
+		       "device must be at most 200 hex digits", why, whylen);
+	if (rc)
+		return rc;
 	for (size_t i = 0; i < len; i++)
 		if (!is_hex(s[i]))
 			return fail(PL_BAD_REQUEST, why, whylen, "push_token of "
@@ -236,13 +247,13 @@ static enum pl_err apns_token(const char *s, char *why, size_t whylen)
 static enum pl_err fcm_token(const char *s, char *why, size_t whylen)
 {
 	size_t len = strlen(s);
+	enum pl_err rc;
 
-	if (len == 0)
-		return fail(PL_BAD_REQUEST, why, whylen,
-			    "push_token must not be empty");
-	if (len > PL_PUSH_TOKEN_MAX)
-		return fail(PL_TOO_LARGE, why, whylen,
-			    "push_token must be at most 4096 characters");
+	rc = length_in(len, 1, PL_PUSH_TOKEN_MAX, "push_token must not be empty",
+		       "push_token must be at most 4096 characters", why,
+		       whylen);
+	if (rc)
+		return rc;
 	for (size_t i = 0; i < len; i++)
 		if (!is_fcm_char(s[i]))
 			return fail(PL_BAD_REQUEST, why, whylen, "push_token of "

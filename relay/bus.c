@@ -27,6 +27,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "array.h"
 #include "bus.h"
 #include "clock.h"
 #include "event.h"
@@ -55,17 +56,14 @@ static int subs_find(const struct subs *s, long long id)
 
 static void subs_add(struct subs *s, long long id)
 {
+	long long *ids;
+
 	if (subs_find(s, id) >= 0)
 		return;
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 256;
-		long long *ids = realloc(s->ids, cap * sizeof(*ids));
-
-		if (!ids)
-			return;
-		s->ids = ids;
-		s->cap = cap;
-	}
+	ids = pl_array_grow(s->ids, &s->cap, s->n, sizeof(*ids), 256);
+	if (!ids)
+		return;
+	s->ids = ids;
 	s->ids[s->n++] = id;
 }
 
@@ -413,19 +411,16 @@ void relay_bus_stop(struct relay *r)
 void relay_bus_request(struct relay *r, long long user_id, int subscribe)
 {
 	uint64_t one = 1;
+	long long *cmds;
 
 	pthread_mutex_lock(&r->bus_lock);
-	if (r->bus_ncmds == r->bus_cap) {
-		size_t cap = r->bus_cap ? r->bus_cap * 2 : 64;
-		long long *cmds = realloc(r->bus_cmds, cap * sizeof(*cmds));
-
-		if (!cmds) {
-			pthread_mutex_unlock(&r->bus_lock);
-			return;
-		}
-		r->bus_cmds = cmds;
-		r->bus_cap = cap;
+	cmds = pl_array_grow(r->bus_cmds, &r->bus_cap, r->bus_ncmds,
+			     sizeof(*cmds), 64);
+	if (!cmds) {
+		pthread_mutex_unlock(&r->bus_lock);
+		return;
 	}
+	r->bus_cmds = cmds;
 	r->bus_cmds[r->bus_ncmds++] = subscribe ? user_id : -user_id;
 	pthread_mutex_unlock(&r->bus_lock);
 	if (write(r->bus_wake_fd, &one, sizeof(one)) < 0)

@@ -3,6 +3,7 @@
  */
 #include <stdlib.h>
 
+#include "array.h"
 #include "clock.h"
 #include "conn.h"
 #include "delivery.h"
@@ -131,6 +132,7 @@ void relay_service_events(struct relay *r)
 static void session_tick(struct conn *c, long long now_ms, long long mono)
 {
 	struct relay *r = c->r;
+	struct relay_session_ref *checks;
 
 	if (c->state != CONN_LIVE)
 		return;
@@ -141,16 +143,11 @@ static void session_tick(struct conn *c, long long now_ms, long long mono)
 	}
 	if (mono < c->session_check_ms)
 		return;
-	if (r->nchecks == r->checks_cap) {
-		size_t cap = r->checks_cap ? r->checks_cap * 2 : 256;
-		struct relay_session_ref *bigger = realloc(r->checks,
-							   cap * sizeof(*bigger));
-
-		if (!bigger)
-			return;	/* due again next tick */
-		r->checks = bigger;
-		r->checks_cap = cap;
-	}
+	checks = pl_array_grow(r->checks, &r->checks_cap, r->nchecks,
+			       sizeof(*checks), 256);
+	if (!checks)
+		return;	/* due again next tick */
+	r->checks = checks;
 	r->checks[r->nchecks++] = (struct relay_session_ref){ c->id,
 							      c->session_id };
 	c->session_check_ms = mono + r->cfg->relay_session_check_interval_s * 1000;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "array.h"
 #include "bus.h"
 #include "clock.h"
 #include "conn.h"
@@ -30,18 +31,15 @@
 void relay_session_store_cursor(struct conn *c)
 {
 	struct relay *r = c->r;
+	struct pl_cursor *cursors;
 
 	if (c->acked <= c->stored || !c->device_id)
 		return;
-	if (r->ncursors == r->cursors_cap) {
-		size_t cap = r->cursors_cap ? r->cursors_cap * 2 : 256;
-		struct pl_cursor *bigger = realloc(r->cursors, cap * sizeof(*bigger));
-
-		if (!bigger)
-			return;
-		r->cursors = bigger;
-		r->cursors_cap = cap;
-	}
+	cursors = pl_array_grow(r->cursors, &r->cursors_cap, r->ncursors,
+				sizeof(*cursors), 256);
+	if (!cursors)
+		return;
+	r->cursors = cursors;
 	r->cursors[r->ncursors++] = (struct pl_cursor){ c->user_id, c->device_id,
 							c->acked };
 	c->stored = c->acked;
