@@ -26,7 +26,11 @@ enum pl_err pl_receipt_mark_read(struct pl_db *db, struct pl_redis *redis,
 	/*
 	 * One row per member when the marker moved; one row without a member
 	 * when it did not (nothing written, nothing published); none when the
-	 * reader is not a member.
+	 * reader is not a member. The UPDATE compares with the row itself too:
+	 * of two reads of the same marker racing on two connections, the one
+	 * that waited for the other's row lock sees the row it left (READ
+	 * COMMITTED re-checks the WHERE on it) and moves nothing, so one move
+	 * makes one "read" event, never two.
 	 */
 	rc = pl_db_exec(db,
 		"WITH me AS (SELECT m.last_read_message_id AS cur, "
@@ -35,7 +39,8 @@ enum pl_err pl_receipt_mark_read(struct pl_db *db, struct pl_redis *redis,
 		"  WHERE m.conversation_id = $1 AND m.user_id = $2), "
 		"up AS (UPDATE members m SET last_read_message_id = me.want "
 		"  FROM me WHERE m.conversation_id = $1 AND m.user_id = $2 "
-		"  AND me.want > me.cur RETURNING m.last_read_message_id) "
+		"  AND me.want > me.cur AND me.want > m.last_read_message_id "
+		"  RETURNING m.last_read_message_id) "
 		"SELECT x.user_id, coalesce((SELECT last_read_message_id FROM up), "
 		"  me.cur) FROM me LEFT JOIN LATERAL (SELECT user_id FROM members "
 		"  WHERE conversation_id = $1 AND EXISTS (SELECT 1 FROM up)) x "

@@ -3,7 +3,8 @@
  * per-item answers, dedupe, conflicts, and concurrent batches that overlap in
  * conversations and users, in both orders, checked for escaped deadlocks,
  * gapless message ids, strictly increasing per-user seqs, and a reader that
- * must never see seq N+1 before N.
+ * must never see seq N+1 before N. And read markers: two reads racing to
+ * move the same marker move it, and announce it, once.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +25,8 @@
 #include "config.h"
 #include "db.h"
 #include "post.h"
+#include "receipt.h"
+#include "redis.h"
 
 static struct pl_config cfg;
 static char run_id[32];
@@ -694,6 +697,72 @@ static void test_post_concurrent_batches_keep_every_order(void **state)
 			 (BATCH_OF(0) + BATCH_OF(1) + BATCH_OF(2) + BATCH_OF(3)));
 }
 
+/* One racing read: its own connections, and what it got. */
+struct racer {
+	pthread_t thread;
+	long long conv, user, upto;
+	int moved;
+	enum pl_err rc;
+};
+
+static void *race_read(void *arg)
+{
+	struct racer *r = arg;
+	struct pl_db db;
+	struct pl_redis redis;
+
+	pl_db_init(&db, &cfg);
+	pl_redis_init(&redis, &cfg);
+	r->rc = pl_receipt_mark_read(&db, &redis, r->conv, r->user, 7, &r->upto,
+				     &r->moved);
+	pl_redis_release(&redis);
+	pl_db_release(&db);
+	return NULL;
+}
+
+static void test_receipt_racing_reads_move_the_marker_once(void **state)
+{
+	struct fixture *f = *state;
+	struct pl_db holder;
+	struct racer racers[2];
+	char conv[24], user[24];
+	const char *p[2] = { conv, user };
+	long long waiting = 0;
+
+	snprintf(conv, sizeof(conv), "%lld", f->direct12);
+	snprintf(user, sizeof(user), "%lld", f->u[1]);
+	PQclear(sql(&f->db, "UPDATE conversations SET last_message_id = 10 "
+		    "WHERE id = $1", 1, p));
+	/* Hold the member row, so both reads take their snapshot and wait. */
+	pl_db_init(&holder, &cfg);
+	PQclear(sql(&holder, "BEGIN", 0, NULL));
+	PQclear(sql(&holder, "SELECT 1 FROM members WHERE conversation_id = $1 "
+		    "AND user_id = $2 FOR UPDATE", 2, p));
+	for (int i = 0; i < 2; i++) {
+		racers[i] = (struct racer){ .conv = f->direct12, .user = f->u[1] };
+		assert_int_equal(pthread_create(&racers[i].thread, NULL, race_read,
+						&racers[i]), 0);
+	}
+	for (int tries = 0; tries < 200 && waiting < 2; tries++) {
+		waiting = sql_ll(&f->db, "SELECT count(*) FROM pg_stat_activity "
+				 "WHERE wait_event_type = 'Lock' AND query LIKE "
+				 "'WITH me AS%'", 0, NULL);
+		if (waiting < 2)
+			poll(NULL, 0, 50);
+	}
+	assert_int_equal(waiting, 2);
+	PQclear(sql(&holder, "COMMIT", 0, NULL));
+	pl_db_release(&holder);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(racers[i].thread, NULL);
+		assert_int_equal(racers[i].rc, PL_OK);
+	}
+	/* One of the two moved the marker to 7; the other found it there. */
+	assert_int_equal(racers[0].moved + racers[1].moved, 1);
+	assert_int_equal(sql_ll(&f->db, "SELECT last_read_message_id FROM members "
+				"WHERE conversation_id = $1 AND user_id = $2", 2, p), 7);
+}
+
 int main(void)
 {
 	const char *conninfo = getenv("PARLEY_TEST_PG");
@@ -716,6 +785,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_messages_keep_their_references,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_post_answer_lost_after_commit_is_published,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_receipt_racing_reads_move_the_marker_once,
 						setup, teardown),
 	};
 	int rc;
