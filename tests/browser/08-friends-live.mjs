@@ -10,11 +10,20 @@ import {
 
 let l, m, L, M;
 
-// A name is shown whole when its box is as wide as its text.
+// A name is shown whole when its box is as wide as its text. The box is
+// measured once it is laid out (a list just shown by a tab switch may not
+// be yet), within 5 s.
 async function nameFits(row, name) {
   const el = row.locator('.person-name');
+  await el.waitFor({ state: 'visible' });
   assertEqual(await el.textContent(), name, 'the display name');
-  const [scroll, client] = await el.evaluate((e) => [e.scrollWidth, e.clientWidth]);
+  let scroll = 0;
+  let client = 0;
+  for (const deadline = Date.now() + 5000; Date.now() < deadline;) {
+    [scroll, client] = await el.evaluate((e) => [e.scrollWidth, e.clientWidth]);
+    if (client > 0) break;
+    await row.page().waitForTimeout(50);
+  }
   assert(client > 0 && scroll <= client, `"${name}" is not cut short (${scroll} > ${client})`);
 }
 
