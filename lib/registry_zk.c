@@ -229,13 +229,11 @@ static void publish(struct zk *z, zhandle_t *zh,
 			return;
 		rc = zoo_set(zh, z->node, text, (int)strlen(text), -1);
 		free(text);
-		if (rc == ZOK) {
+		if (rc == ZOK)
 			z->last_set_ms = now;
-		} else if (rc == ZNONODE) {
-			z->node[0] = '\0';	/* gone: create it again */
-		}
-		if (rc == ZOK || rc != ZNONODE)
+		if (rc != ZNONODE)
 			return;
+		z->node[0] = '\0';	/* gone: create it again */
 	}
 	if (ensure_parents(zh) != ZOK)
 		return;
@@ -500,12 +498,19 @@ static long long zk_down_ms(struct zk *z)
 	return down;
 }
 
-static enum pl_err zk_list(struct zk *z, struct pl_registry_entry *out,
-			   size_t cap, size_t *n)
+/*
+ * Copies at most max entries of the watched list into a new array *out (NULL
+ * when none), sized to what is copied: a request costs the live relays, not
+ * the bound.
+ */
+static enum pl_err zk_list(void *state, size_t max,
+			   struct pl_registry_entry **out, size_t *n)
 {
+	struct zk *z = state;
 	struct timespec until;
 	enum pl_err rc = PL_OK;
 
+	*out = NULL;
 	*n = 0;
 	pthread_mutex_lock(&z->lock);
 	if (!z->listing) {
@@ -531,10 +536,13 @@ static enum pl_err zk_list(struct zk *z, struct pl_registry_entry *out,
 	    (!z->connected &&
 	     now_ms() - z->down_since_ms > z->session_timeout_ms)) {
 		rc = PL_UNAVAILABLE;
-	} else {
-		*n = z->nlist < cap ? z->nlist : cap;
-		if (*n)
-			memcpy(out, z->list, *n * sizeof(*out));
+	} else if (z->nlist) {
+		*n = z->nlist < max ? z->nlist : max;
+		*out = malloc(*n * sizeof(**out));
+		if (*out)
+			memcpy(*out, z->list, *n * sizeof(**out));
+		else
+			rc = PL_INTERNAL;
 	}
 	pthread_mutex_unlock(&z->lock);
 	return rc;
@@ -570,26 +578,6 @@ static enum pl_err zk_remove(void *state, const char *id)
 	return PL_OK;
 }
 
-static enum pl_err zk_list_new(void *state, size_t max,
-			       struct pl_registry_entry **out, size_t *n)
-{
-	struct pl_registry_entry *list;
-	enum pl_err rc;
-
-	if (max > ZK_MAX_RELAYS)
-		max = ZK_MAX_RELAYS;
-	list = calloc(max ? max : 1, sizeof(*list));
-	if (!list)
-		return PL_INTERNAL;
-	rc = zk_list(state, list, max, n);
-	if (rc || !*n) {
-		free(list);
-		list = NULL;
-	}
-	*out = list;
-	return rc;
-}
-
 static long long zk_unreachable_ms(void *state)
 {
 	return zk_down_ms(state);
@@ -604,6 +592,6 @@ const struct pl_registry_ops pl_registry_zk_ops = {
 	.add = zk_add,
 	.refresh = zk_add,
 	.remove = zk_remove,
-	.list = zk_list_new,
+	.list = zk_list,
 	.unreachable_ms = zk_unreachable_ms,
 };
