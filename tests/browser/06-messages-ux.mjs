@@ -183,7 +183,15 @@ test('a "New messages" line above the first unread message', async () => {
   });
   assertEqual(await around(), ['read 4', 'unread 1'], 'between the last read and the first unread');
   // More is unread than fits: the chat opens where reading starts.
-  const [box, wrap] = [await line.boundingBox(), await A.page.locator('#messages-wrap').boundingBox()];
+  // The list is redrawn whole, so the line may be replaced while it is
+  // measured: measure again (within 5 s) until it is laid out.
+  let box = null;
+  for (const deadline = Date.now() + 5000; !box && Date.now() < deadline;) {
+    await line.waitFor({ state: 'visible' });
+    box = await line.boundingBox();
+  }
+  assert(box, 'the line is laid out');
+  const wrap = await A.page.locator('#messages-wrap').boundingBox();
   assert(box.y >= wrap.y && box.y + box.height <= wrap.y + wrap.height, 'the line is on screen');
   await shot(A.page, 'desktop-new-messages');
   // It stays put while new messages come in, and is gone on the next visit.
