@@ -47,6 +47,9 @@ static const struct key keys[] = {
 	    "Redis TCP port (ignored for a unix socket)"),
 	INT("redis", "timeout_ms", 1000, 10, 60000, redis_timeout_ms,
 	    "milliseconds to wait for Redis to connect or answer"),
+	STR("redis", "cluster", "", redis_cluster,
+	    "a Redis Cluster's nodes, host:port,host:port,... (any of them; "
+	    "the rest are found): set, it replaces host and port"),
 	STR("auth", "secret_file", PL_SYSCONFDIR "/parley/secret",
 	    auth_secret_file, "file holding the token signing secret"),
 	INT("auth", "token_ttl", 86400, 60, 31536000, auth_token_ttl_s,

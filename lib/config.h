@@ -26,6 +26,7 @@ struct pl_config {
 	char *redis_host;
 	long long redis_port;
 	long long redis_timeout_ms;
+	char *redis_cluster;	/* "" for one Redis */
 	/* [auth] */
 	char *auth_secret_file;
 	long long auth_token_ttl_s;
