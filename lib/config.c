@@ -303,6 +303,50 @@ int pl_config_discovery_backend_known(const char *name)
 	return 0;
 }
 
+int pl_config_redis_node(const struct pl_config *cfg, size_t i, char *host,
+			 size_t hostlen, int *port)
+{
+	const char *p = cfg->redis_cluster, *end, *colon = NULL;
+	char *num_end;
+	size_t hl;
+	long v;
+
+	for (size_t k = 0; k < i && *p; k++)
+		p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',');
+	if (!*p)
+		return -1;
+	end = p + strcspn(p, ",");
+	for (const char *c = p; c < end; c++)
+		if (*c == ':')
+			colon = c;
+	if (!colon || colon == p)
+		return -1;
+	hl = (size_t)(colon - p);
+	/* [::1]:6379: the brackets are not the address. */
+	if (p[0] == '[' && hl >= 2 && colon[-1] == ']') {
+		p++;
+		hl -= 2;
+	}
+	if (hl == 0 || hl >= hostlen)
+		return -1;
+	v = strtol(colon + 1, &num_end, 10);
+	if (num_end != end || colon + 1 == end || v < 1 || v > 65535)
+		return -1;
+	memcpy(host, p, hl);
+	host[hl] = '\0';
+	*port = (int)v;
+	return 0;
+}
+
+size_t pl_config_redis_nodes(const struct pl_config *cfg)
+{
+	size_t n = 0;
+
+	for (const char *p = cfg->redis_cluster; *p; p++)
+		n += *p == ',';
+	return cfg->redis_cluster[0] ? n + 1 : 0;
+}
+
 static int finish(struct pl_config *cfg, char *err, size_t errlen)
 {
 	char why[512];
@@ -329,6 +373,16 @@ static int finish(struct pl_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "[discovery] backend: '%s' is not one of "
 			 "redis, zookeeper", cfg->discovery_backend);
 		return -1;
+	}
+	for (size_t i = 0; i < pl_config_redis_nodes(cfg); i++) {
+		char host[PL_CONFIG_HOST_MAX];
+		int port;
+
+		if (pl_config_redis_node(cfg, i, host, sizeof(host), &port)) {
+			snprintf(err, errlen, "[redis] cluster: node %zu of '%s' "
+				 "is not host:port", i + 1, cfg->redis_cluster);
+			return -1;
+		}
 	}
 	if (strcmp(cfg->discovery_backend, "zookeeper") == 0 &&
 	    !cfg->discovery_zookeeper[0]) {

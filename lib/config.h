@@ -133,6 +133,20 @@ void pl_config_each_key(void (*fn)(const char *section, const char *key,
  */
 const char *pl_config_default_path(void);
 
+/* The longest host a [redis] cluster node may name, with its NUL. */
+#define PL_CONFIG_HOST_MAX 256
+
+/* How many nodes [redis] cluster names (0: one Redis, host and port). */
+size_t pl_config_redis_nodes(const struct pl_config *cfg);
+
+/*
+ * The i-th node of [redis] cluster, "host:port" or "[v6]:port", into host
+ * (hostlen bytes) and *port. Returns 0, or -1 when there is none or it does
+ * not parse (pl_config_load() refuses such a list).
+ */
+int pl_config_redis_node(const struct pl_config *cfg, size_t i, char *host,
+			 size_t hostlen, int *port);
+
 /* Whether name is a value [discovery] backend takes: 1 or 0. */
 int pl_config_discovery_backend_known(const char *name);
 

@@ -20,11 +20,27 @@
 #ifndef PL_KEYS_H
 #define PL_KEYS_H
 
-/* Hash of one relay's registration; %s is the relay id. */
-#define PL_KEY_RELAY_FMT "parley:relay:%s"
+/*
+ * On a Redis Cluster (doc/scale-out.md) every key one script or command
+ * touches together shares a hash tag ({...}), and the keys every user
+ * shares are split into PL_KEY_BUCKETS buckets so no one slot is hot:
+ * user U's bucket is U mod PL_KEY_BUCKETS. Fixed: every program must agree.
+ */
+#define PL_KEY_BUCKETS 16
+
+static inline int pl_key_bucket(long long user_id)
+{
+	long long b = user_id % PL_KEY_BUCKETS;
+
+	return (int)(b < 0 ? b + PL_KEY_BUCKETS : b);
+}
+
+/* Hash of one relay's registration; %s is the relay id. The tag {relays}
+ * keeps it in one slot with PL_KEY_RELAYS (one script writes both). */
+#define PL_KEY_RELAY_FMT "parley:{relays}:%s"
 
 /* Sorted set: relay id -> expiry of its registration (epoch ms, Redis's clock). */
-#define PL_KEY_RELAYS "parley:relays"
+#define PL_KEY_RELAYS "parley:{relays}"
 
 /* How long a registration lives without a refresh, in milliseconds. */
 #define PL_RELAY_TTL_MS 15000
@@ -43,21 +59,24 @@
 /* Pub/sub channel announcing revoked sessions to the relays. */
 #define PL_KEY_REVOKE_CHANNEL "parley:revoke"
 
-/* Stream of push jobs, read by the notifiers' consumer group. */
-#define PL_KEY_PUSH_STREAM "parley:push"
+/* Streams of push jobs, one per bucket (%d), each read by the notifiers'
+ * consumer group. */
+#define PL_KEY_PUSH_STREAM_FMT "parley:push:{%d}"
 
 /*
- * Presence (doc/architecture.md "Presence"): a user's hash (written by the
- * relays' scripts, read by GET /presence and GET /friends); every device
- * deadline ordered in one sorted set; the users due to be announced
- * offline after the grace period in another. %lld is the user id.
+ * Presence (doc/architecture.md "Presence"), per bucket (%d, the tag {pB}
+ * keeping a bucket's keys in one slot for the scripts): a user's hash
+ * (written by the relays' scripts, read by GET /presence and GET /friends;
+ * %lld is the user id); the bucket's device deadlines ordered in one sorted
+ * set; the bucket's users due to be announced offline after the grace
+ * period in another.
  */
-#define PL_KEY_PRESENCE_PREFIX "parley:presence:"
-#define PL_KEY_PRESENCE_FMT PL_KEY_PRESENCE_PREFIX "%lld"
-#define PL_KEY_PRESENCE_DEADLINES PL_KEY_PRESENCE_PREFIX "deadlines"
-#define PL_KEY_PRESENCE_PENDING PL_KEY_PRESENCE_PREFIX "pending"
+#define PL_KEY_PRESENCE_PREFIX_FMT "parley:presence:{p%d}:"
+#define PL_KEY_PRESENCE_FMT PL_KEY_PRESENCE_PREFIX_FMT "%lld"
+#define PL_KEY_PRESENCE_DEADLINES_FMT PL_KEY_PRESENCE_PREFIX_FMT "deadlines"
+#define PL_KEY_PRESENCE_PENDING_FMT PL_KEY_PRESENCE_PREFIX_FMT "pending"
 
 /* Token bucket of a rate limit; %s are the scope and the key. */
-#define PL_KEY_RATELIMIT_FMT "parley:rl:%s:%s"
+#define PL_KEY_RATELIMIT_FMT "parley:rl:{%s:%s}"
 
 #endif

@@ -7,12 +7,16 @@
 #include "keys.h"
 #include "banned.h"
 
+/*
+ * The device scripts: KEYS[1] the user's hash, KEYS[2] the bucket's
+ * deadlines, KEYS[3] its pending offline users (one slot: the bucket's tag).
+ */
 static const char heartbeat_lua[] =
 	"local key, user, dev = KEYS[1], ARGV[1], ARGV[2]\n"
 	"local deadline, now = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
 	"redis.call('HSET', key, 'd:' .. dev, deadline, 'last_seen', now)\n"
-	"redis.call('ZADD', '" PL_KEY_PRESENCE_DEADLINES "', deadline, user .. ':' .. dev)\n"
-	"redis.call('ZREM', '" PL_KEY_PRESENCE_PENDING "', user)\n"
+	"redis.call('ZADD', KEYS[2], deadline, user .. ':' .. dev)\n"
+	"redis.call('ZREM', KEYS[3], user)\n"
 	"if redis.call('HGET', key, 'state') ~= 'online' then\n"
 	"  redis.call('HSET', key, 'state', 'online') return 1 end\n"
 	"return 0\n";
@@ -21,61 +25,74 @@ static const char gone_lua[] =
 	"local key, user, dev = KEYS[1], ARGV[1], ARGV[2]\n"
 	"local now, grace = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
 	"redis.call('HDEL', key, 'd:' .. dev)\n"
-	"redis.call('ZREM', '" PL_KEY_PRESENCE_DEADLINES "', user .. ':' .. dev)\n"
+	"redis.call('ZREM', KEYS[2], user .. ':' .. dev)\n"
 	"local f = redis.call('HGETALL', key)\n"
 	"for i = 1, #f, 2 do\n"
 	"  if string.sub(f[i], 1, 2) == 'd:' and tonumber(f[i + 1]) > now then return 0 end\n"
 	"end\n"
 	"redis.call('HSET', key, 'last_seen', now)\n"
-	"redis.call('ZADD', '" PL_KEY_PRESENCE_PENDING "', now + grace, user)\n"
+	"redis.call('ZADD', KEYS[3], now + grace, user)\n"
 	"return 1\n";
 
-/* Returns the users now offline: {user, last_seen, ...}. */
+/*
+ * The sweep of some buckets: for bucket i (from 1), KEYS[2i - 1] its
+ * deadlines and KEYS[2i] its pending users, ARGV[i + 1] the prefix of its
+ * users' hashes (all in the bucket's slot); ARGV[1] now. On one Redis one
+ * call sweeps every bucket, on a cluster one call each. Returns the users
+ * now offline: {user, last_seen, ...}.
+ */
 static const char sweep_lua[] =
-	"local now = tonumber(ARGV[1])\n"
-	"local expired = redis.call('ZRANGEBYSCORE', '" PL_KEY_PRESENCE_DEADLINES "', '-inf', now, 'LIMIT', 0, 1000)\n"
-	"for _, m in ipairs(expired) do\n"
-	"  redis.call('ZREM', '" PL_KEY_PRESENCE_DEADLINES "', m)\n"
-	"  local user, dev = string.match(m, '^(%d+):(%d+)$')\n"
-	"  if user then\n"
-	"    local key = '" PL_KEY_PRESENCE_PREFIX "' .. user\n"
-	"    local d = tonumber(redis.call('HGET', key, 'd:' .. dev))\n"
-	"    if d and d <= now then redis.call('HDEL', key, 'd:' .. dev) end\n"
-	"    redis.call('ZADD', '" PL_KEY_PRESENCE_PENDING "', now, user)\n"
+	"local now, out = tonumber(ARGV[1]), {}\n"
+	"for b = 1, #KEYS / 2 do\n"
+	"  local deadlines, pending, prefix = KEYS[2 * b - 1], KEYS[2 * b], ARGV[b + 1]\n"
+	"  local expired = redis.call('ZRANGEBYSCORE', deadlines, '-inf', now, 'LIMIT', 0, 1000)\n"
+	"  for _, m in ipairs(expired) do\n"
+	"    redis.call('ZREM', deadlines, m)\n"
+	"    local user, dev = string.match(m, '^(%d+):(%d+)$')\n"
+	"    if user then\n"
+	"      local key = prefix .. user\n"
+	"      local d = tonumber(redis.call('HGET', key, 'd:' .. dev))\n"
+	"      if d and d <= now then redis.call('HDEL', key, 'd:' .. dev) end\n"
+	"      redis.call('ZADD', pending, now, user)\n"
+	"    end\n"
 	"  end\n"
-	"end\n"
-	"local out = {}\n"
-	"local due = redis.call('ZRANGEBYSCORE', '" PL_KEY_PRESENCE_PENDING "', '-inf', now, 'LIMIT', 0, 1000)\n"
-	"for _, user in ipairs(due) do\n"
-	"  redis.call('ZREM', '" PL_KEY_PRESENCE_PENDING "', user)\n"
-	"  local key = '" PL_KEY_PRESENCE_PREFIX "' .. user\n"
-	"  local live = false\n"
-	"  local f = redis.call('HGETALL', key)\n"
-	"  for i = 1, #f, 2 do\n"
-	"    if string.sub(f[i], 1, 2) == 'd:' and tonumber(f[i + 1]) > now then live = true end\n"
-	"  end\n"
-	"  if not live and redis.call('HGET', key, 'state') == 'online' then\n"
-	"    redis.call('HSET', key, 'state', 'offline')\n"
-	"    local seen = redis.call('HGET', key, 'last_seen') or tostring(now)\n"
-	"    table.insert(out, user) table.insert(out, seen)\n"
+	"  local due = redis.call('ZRANGEBYSCORE', pending, '-inf', now, 'LIMIT', 0, 1000)\n"
+	"  for _, user in ipairs(due) do\n"
+	"    redis.call('ZREM', pending, user)\n"
+	"    local key = prefix .. user\n"
+	"    local live = false\n"
+	"    local f = redis.call('HGETALL', key)\n"
+	"    for i = 1, #f, 2 do\n"
+	"      if string.sub(f[i], 1, 2) == 'd:' and tonumber(f[i + 1]) > now then live = true end\n"
+	"    end\n"
+	"    if not live and redis.call('HGET', key, 'state') == 'online' then\n"
+	"      redis.call('HSET', key, 'state', 'offline')\n"
+	"      local seen = redis.call('HGET', key, 'last_seen') or tostring(now)\n"
+	"      table.insert(out, user) table.insert(out, seen)\n"
+	"    end\n"
 	"  end\n"
 	"end\n"
 	"return out\n";
 
-/* Runs a device script: KEYS[1] the user's hash; ARGV user, device, a3, a4. */
+/* Runs a device script on the user's keys; ARGV user, device, a3, a4. */
 static enum pl_err device_script(struct pl_redis *r, const char *script,
 				 long long user_id, long long device_id,
 				 long long a3, long long a4, redisReply **rep)
 {
-	char key[48], user[24], dev[24], s3[24], s4[24];
-	const char *argv[8] = { "EVAL", script, "1", key, user, dev, s3, s4 };
+	char key[64], deadlines[64], pending[64], user[24], dev[24], s3[24],
+		s4[24];
+	const char *argv[10] = { "EVAL", script, "3", key, deadlines, pending,
+				 user, dev, s3, s4 };
+	int b = pl_key_bucket(user_id);
 
-	snprintf(key, sizeof(key), PL_KEY_PRESENCE_FMT, user_id);
+	snprintf(key, sizeof(key), PL_KEY_PRESENCE_FMT, b, user_id);
+	snprintf(deadlines, sizeof(deadlines), PL_KEY_PRESENCE_DEADLINES_FMT, b);
+	snprintf(pending, sizeof(pending), PL_KEY_PRESENCE_PENDING_FMT, b);
 	snprintf(user, sizeof(user), "%lld", user_id);
 	snprintf(dev, sizeof(dev), "%lld", device_id);
 	snprintf(s3, sizeof(s3), "%lld", a3);
 	snprintf(s4, sizeof(s4), "%lld", a4);
-	return pl_redis_command(r, 8, argv, NULL, 1, rep);
+	return pl_redis_command(r, 10, argv, NULL, 1, rep);
 }
 
 enum pl_err pl_presence_heartbeat(struct pl_redis *r, long long user_id,
@@ -107,30 +124,74 @@ enum pl_err pl_presence_gone(struct pl_redis *r, long long user_id,
 	return rc;
 }
 
-enum pl_err pl_presence_sweep(struct pl_redis *r, long long now_ms,
-			      struct pl_presence **out, size_t *n)
+/* Adds one bucket's sweep reply to *out, of *n. */
+static void add_offline(const redisReply *rep, struct pl_presence **out,
+			size_t *n)
 {
-	char now[24];
-	const char *argv[4] = { "EVAL", sweep_lua, "0", now };
-	redisReply *rep;
-	enum pl_err rc;
+	struct pl_presence *p;
 
-	*out = NULL;
-	*n = 0;
-	snprintf(now, sizeof(now), "%lld", now_ms);
-	rc = pl_redis_command(r, 4, argv, NULL, 1, &rep);
-	if (rc)
-		return rc;
-	if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2)
-		*out = calloc(rep->elements / 2, sizeof(**out));
-	for (size_t i = 0; *out && i + 1 < rep->elements; i += 2)
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2)
+		return;
+	p = realloc(*out, (*n + rep->elements / 2) * sizeof(*p));
+	if (!p)
+		return;
+	*out = p;
+	for (size_t i = 0; i + 1 < rep->elements; i += 2)
 		(*out)[(*n)++] = (struct pl_presence){
 			.user_id = strtoll(rep->element[i]->str, NULL, 10),
 			.online = 0,
 			.last_seen_ms = strtoll(rep->element[i + 1]->str, NULL, 10),
 		};
+}
+
+/* Sweeps buckets first..first+n-1 in one script, adding to *out. */
+static enum pl_err sweep_buckets(struct pl_redis *r, int first, int n,
+				 long long now_ms, struct pl_presence **out,
+				 size_t *count)
+{
+	char keys[2 * PL_KEY_BUCKETS][64], prefixes[PL_KEY_BUCKETS][64],
+		nkeys[16], now[24];
+	const char *argv[4 + 3 * PL_KEY_BUCKETS] = { "EVAL", sweep_lua, nkeys };
+	int argc = 3;
+	redisReply *rep;
+	enum pl_err rc;
+
+	snprintf(nkeys, sizeof(nkeys), "%d", 2 * n);
+	snprintf(now, sizeof(now), "%lld", now_ms);
+	for (int i = 0; i < n; i++) {
+		snprintf(keys[2 * i], sizeof(keys[0]),
+			 PL_KEY_PRESENCE_DEADLINES_FMT, first + i);
+		snprintf(keys[2 * i + 1], sizeof(keys[0]),
+			 PL_KEY_PRESENCE_PENDING_FMT, first + i);
+		snprintf(prefixes[i], sizeof(prefixes[0]),
+			 PL_KEY_PRESENCE_PREFIX_FMT, first + i);
+		argv[argc++] = keys[2 * i];
+		argv[argc++] = keys[2 * i + 1];
+	}
+	argv[argc++] = now;
+	for (int i = 0; i < n; i++)
+		argv[argc++] = prefixes[i];
+	rc = pl_redis_command(r, argc, argv, NULL, 1, &rep);
+	if (rc)
+		return rc;
+	add_offline(rep, out, count);
 	freeReplyObject(rep);
 	return PL_OK;
+}
+
+enum pl_err pl_presence_sweep(struct pl_redis *r, long long now_ms,
+			      struct pl_presence **out, size_t *n)
+{
+	int failed = 0;
+
+	*out = NULL;
+	*n = 0;
+	/* A cluster: a bucket's keys share a slot, no two buckets do. */
+	if (!pl_redis_is_cluster(r))
+		return sweep_buckets(r, 0, PL_KEY_BUCKETS, now_ms, out, n);
+	for (int b = 0; b < PL_KEY_BUCKETS; b++)
+		failed += sweep_buckets(r, b, 1, now_ms, out, n) != PL_OK;
+	return failed == PL_KEY_BUCKETS ? PL_UNAVAILABLE : PL_OK;
 }
 
 /* Reads one HGETALL reply (or NULL) into p. */
@@ -158,10 +219,11 @@ void pl_presence_read(struct pl_redis *r, const long long *users, size_t n,
 	size_t queued = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		char key[48];
+		char key[64];
 		const char *argv[2] = { "HGETALL", key };
 
-		snprintf(key, sizeof(key), PL_KEY_PRESENCE_FMT, users[i]);
+		snprintf(key, sizeof(key), PL_KEY_PRESENCE_FMT,
+			 pl_key_bucket(users[i]), users[i]);
 		if (pl_redis_append(r, 2, argv, NULL))
 			break;
 		queued++;

@@ -14,12 +14,14 @@
 static void queue_push(struct pl_redis *r, const struct pl_message *m,
 		       const struct pl_delivery *d)
 {
-	char user[24], conv[24], mid[24], seq[24], cap[24];
-	const char *argv[] = { "XADD", PL_KEY_PUSH_STREAM, "MAXLEN", "~", cap, "*",
+	char stream[32], user[24], conv[24], mid[24], seq[24], cap[24];
+	const char *argv[] = { "XADD", stream, "MAXLEN", "~", cap, "*",
 			       "user_id", user, "conversation_id", conv,
 			       "message_id", mid, "seq", seq };
 
-	snprintf(cap, sizeof(cap), "%d", PL_PUSH_STREAM_MAX);
+	snprintf(stream, sizeof(stream), PL_KEY_PUSH_STREAM_FMT,
+		 pl_key_bucket(d->user_id));
+	snprintf(cap, sizeof(cap), "%d", PL_PUSH_STREAM_MAX / PL_KEY_BUCKETS);
 	snprintf(user, sizeof(user), "%lld", d->user_id);
 	snprintf(conv, sizeof(conv), "%lld", m->conversation_id);
 	snprintf(mid, sizeof(mid), "%lld", m->message_id);

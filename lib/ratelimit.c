@@ -43,6 +43,50 @@ enum pl_err pl_ratelimit_take(struct pl_redis *r, const char *scope,
 	return *retry_after_s ? PL_RATE_LIMITED : PL_OK;
 }
 
+/* The wait in ms one bucket's entry of a bucket_lua reply asks for. */
+static long long wait_of(const redisReply *rep, size_t i)
+{
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || i >= rep->elements ||
+	    rep->element[i]->type != REDIS_REPLY_INTEGER)
+		return 0;
+	return rep->element[i]->integer;
+}
+
+static long long to_seconds(long long wait_ms)
+{
+	if (wait_ms <= 0)
+		return 0;
+	return wait_ms < 1000 ? 1 : (wait_ms + 999) / 1000;
+}
+
+/*
+ * On a cluster the buckets of one batch lie in different slots: one script
+ * per bucket, pipelined. A bucket whose script fails lets its request pass.
+ */
+static void take_each(struct pl_redis *r, char (*names)[160], size_t n,
+		      const char *rate, const char *cap,
+		      long long *retry_after_s)
+{
+	size_t queued = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *argv[6] = { "EVAL", bucket_lua, "1", names[i], rate,
+					cap };
+
+		if (pl_redis_append(r, 6, argv, NULL))
+			break;
+		queued++;
+	}
+	for (size_t i = 0; i < queued; i++) {
+		redisReply *rep;
+
+		if (pl_redis_read(r, &rep))
+			return;	/* fail open */
+		retry_after_s[i] = to_seconds(wait_of(rep, 0));
+		freeReplyObject(rep);
+	}
+}
+
 void pl_ratelimit_take_many(struct pl_redis *r, const char *scope,
 			    const char *const *keys, size_t n,
 			    double per_second, long long burst,
@@ -69,16 +113,14 @@ void pl_ratelimit_take_many(struct pl_redis *r, const char *scope,
 	}
 	argv[argc++] = rate;
 	argv[argc++] = cap;
+	if (pl_redis_is_cluster(r) && n > 1) {
+		take_each(r, names, n, rate, cap, retry_after_s);
+		return;
+	}
 	if (pl_redis_command(r, argc, argv, NULL, 1, &rep))
 		return;	/* fail open */
-	for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < n &&
-			   i < rep->elements; i++) {
-		long long wait_ms = rep->element[i]->type == REDIS_REPLY_INTEGER ?
-				    rep->element[i]->integer : 0;
-
-		if (wait_ms > 0)
-			retry_after_s[i] = wait_ms < 1000 ? 1 : (wait_ms + 999) / 1000;
-	}
+	for (size_t i = 0; i < n; i++)
+		retry_after_s[i] = to_seconds(wait_of(rep, i));
 	freeReplyObject(rep);
 }
 

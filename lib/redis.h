@@ -19,16 +19,52 @@
 /* Scripts run with EVALSHA once SCRIPT LOAD has named them (see below). */
 #define PL_REDIS_SCRIPTS 8
 
-struct pl_redis {
+/* The most nodes of a cluster one pl_redis keeps (masters and replicas). */
+#define PL_REDIS_NODES_MAX 64
+
+struct pl_redis_node {
+	char *host;		/* owned; a path starting with '/' is a socket */
+	int port;
 	redisContext *ctx;	/* NULL while disconnected */
+	long long retry_ms;	/* after a failed connect: not before then */
+	int was_down;		/* logged as unreachable */
+};
+
+/* A pipelined command whose reply is still to be read (cluster only). */
+struct pl_redis_queued {
+	size_t node;
+	int slot;		/* its key's, or -1 */
+	char *cmd;		/* formatted, owned: sent again on a redirect */
+	int len;
+	redisReply *reply;	/* read, not yet handed out */
+	int failed;		/* its node broke before the reply came */
+};
+
+/*
+ * One Redis (node 0, [redis] host and port) or a Redis Cluster ([redis]
+ * cluster): the nodes named there, and the others CLUSTER SLOTS shows. A
+ * command goes to the master of its key's slot (slot.h), found in a slot
+ * map read with CLUSTER SLOTS and kept up to date by the redirections:
+ * MOVED updates the map, ASK sends the one command on with ASKING, and
+ * TRYAGAIN, CLUSTERDOWN, a refused connection or a node that answers as a
+ * replica wait and read the map again (a replica is being promoted) for up
+ * to [redis] timeout_ms. A command without a key (PING, PUBLISH: the
+ * cluster carries a classic publish to every node) goes to any node that
+ * answers.
+ */
+struct pl_redis {
+	struct pl_redis_node nodes[PL_REDIS_NODES_MAX];
+	size_t nnodes;
+	unsigned short *slots;	/* cluster: node per slot; NULL: one Redis */
+	size_t any;		/* the node for commands without a key */
 	struct {
 		const char *text;	/* a static script, by address */
 		char sha[48];
 	} scripts[PL_REDIS_SCRIPTS];
-	char *host;		/* owned; a path starting with '/' is a socket */
-	int port;
+	struct pl_redis_queued *queue;	/* cluster pipelining, in order */
+	size_t nqueued, next, queue_cap;
+	int collected;		/* the queue's replies are read */
 	long long timeout_ms;
-	int was_down;
 };
 
 /* Copies the connection settings from cfg; does not connect. */
@@ -43,8 +79,22 @@ void pl_redis_release(struct pl_redis *r);
  */
 void pl_redis_disconnect(struct pl_redis *r);
 
-/* Connects if needed. Returns PL_OK or PL_UNAVAILABLE (logged once). */
+/* Whether r speaks to a Redis Cluster. */
+int pl_redis_is_cluster(const struct pl_redis *r);
+
+/*
+ * Connects if needed (to any node of a cluster). Returns PL_OK or
+ * PL_UNAVAILABLE (logged once).
+ */
 enum pl_err pl_redis_ensure(struct pl_redis *r);
+
+/*
+ * Like pl_redis_command() (without the EVAL rewrite), but a Redis error
+ * reply other than a cluster's redirections is the caller's: PL_OK with
+ * the error reply in *reply, nothing logged.
+ */
+enum pl_err pl_redis_call(struct pl_redis *r, int argc, const char **argv,
+			  redisReply **reply);
 
 /* An EVAL with more arguments than this is sent as the script's text. */
 #define PL_REDIS_EVAL_ARGS_MAX 320
@@ -54,7 +104,9 @@ enum pl_err pl_redis_ensure(struct pl_redis *r);
  * for C strings). On PL_OK *reply holds the reply, which the caller frees
  * with freeReplyObject(); a Redis error reply is PL_INTERNAL (logged) and
  * *reply is NULL. A broken connection is closed, retried once by reconnecting
- * if retry_ok, else PL_UNAVAILABLE.
+ * if retry_ok (on a cluster: until timeout_ms, following a failover), else
+ * PL_UNAVAILABLE. On a cluster, every key of the command must share a slot
+ * (a hash tag); an EVAL routes by its first key.
  */
 enum pl_err pl_redis_command(struct pl_redis *r, int argc, const char **argv,
 			     const size_t *argvlen, int retry_ok,
@@ -66,7 +118,10 @@ enum pl_err pl_redis_command(struct pl_redis *r, int argc, const char **argv,
  * sent before the first read. Both return PL_OK or PL_UNAVAILABLE; after
  * PL_UNAVAILABLE the connection is closed and later reads fail too, so a
  * caller may stop reading at the first failure. A reply from pl_redis_read()
- * (also an error reply) is the caller's to freeReplyObject().
+ * (also an error reply) is the caller's to freeReplyObject(). On a cluster
+ * the commands go to their slots' nodes, the first read sends them all and
+ * reads every reply, a redirected one is sent again to where it belongs,
+ * and one node failing fails the rest of the pipeline.
  */
 enum pl_err pl_redis_append(struct pl_redis *r, int argc, const char **argv,
 			    const size_t *argvlen);

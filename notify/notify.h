@@ -257,13 +257,12 @@ enum notify_outcome notify_fcm_outcome(const struct notify_req *req);
 
 /* ---- queue.c ------------------------------------------------------------ */
 
-#define NOTIFY_STREAM PL_KEY_PUSH_STREAM
 #define NOTIFY_GROUP "notify"
 #define NOTIFY_ID_MAX 48
 
-/* One entry of parley:push (lib/publish.c writes them). */
+/* One entry of a push stream parley:push:{B} (lib/publish.c writes them). */
 struct notify_job_fields {
-	char id[NOTIFY_ID_MAX];		/* stream id "ms-n" */
+	char id[NOTIFY_ID_MAX];		/* "B/ms-n": bucket B's stream id */
 	long long time_ms;		/* the id's time: when it was queued */
 	long long user_id, conversation_id, message_id, seq;
 	int valid;			/* 0: unreadable entry, ack and skip */
@@ -276,7 +275,8 @@ struct notify_queue {
 	struct pl_redis cmd;		/* XACK, XAUTOCLAIM, XCLAIM, XGROUP */
 	char consumer[96];		/* unique per process */
 	int group_ready;
-	char claim_cursor[NOTIFY_ID_MAX];
+	int next_bucket;		/* where the next read starts */
+	char claim_cursor[PL_KEY_BUCKETS][NOTIFY_ID_MAX];
 	long long claim_idle_ms;
 };
 

@@ -1,6 +1,11 @@
 /*
- * queue: the push stream parley:push as the consumer group "notify"
- * (doc/architecture.md "Redis keys").
+ * queue: the push streams parley:push:{B}, one per bucket B (lib/keys.h),
+ * each read as the consumer group "notify" (doc/architecture.md "Redis
+ * keys"). A job's id names its bucket ("B/ms-n"), so it is acknowledged on
+ * its own stream. On one Redis one XREADGROUP reads every bucket; on a
+ * cluster, where the buckets lie in different slots, each is read on its
+ * own, and a round that finds nothing blocks on one bucket, in turn, for a
+ * short while.
  *
  * Delivery is at least once: a job stays in the group's pending list until
  * notify_queue_ack(). A notifier that dies leaves its jobs pending; after
@@ -30,7 +35,8 @@ void notify_queue_init(struct notify_queue *q, const struct pl_config *cfg)
 	/* Host and pid: a restarted notifier never inherits a dead one's name. */
 	snprintf(q->consumer, sizeof(q->consumer), "%s-%ld", host,
 		 (long)getpid());
-	snprintf(q->claim_cursor, sizeof(q->claim_cursor), "0-0");
+	for (int b = 0; b < PL_KEY_BUCKETS; b++)
+		snprintf(q->claim_cursor[b], sizeof(q->claim_cursor[b]), "0-0");
 	q->claim_idle_ms = cfg->notify_claim_idle_ms;
 }
 
@@ -40,35 +46,39 @@ void notify_queue_release(struct notify_queue *q)
 	pl_redis_release(&q->cmd);
 }
 
-/* Creates the group (and the stream) once; BUSYGROUP means it exists. */
+static void stream_name(char *out, size_t outlen, int bucket)
+{
+	snprintf(out, outlen, PL_KEY_PUSH_STREAM_FMT, bucket);
+}
+
+/* Creates the groups (and the streams) once; BUSYGROUP means one exists. */
 static enum pl_err ensure_group(struct notify_queue *q)
 {
-	redisReply *rep;
-	int ok;
-
 	if (q->group_ready)
 		return PL_OK;
-	if (pl_redis_ensure(&q->cmd))
-		return PL_UNAVAILABLE;
-	/* From 0: jobs queued before the first notifier ever ran are sent too. */
-	rep = redisCommand(q->cmd.ctx, "XGROUP CREATE %s %s 0 MKSTREAM",
-			   NOTIFY_STREAM, NOTIFY_GROUP);
-	if (!rep) {
-		/* A stale connection (Redis restarted): connect again next time. */
-		pl_redis_disconnect(&q->cmd);
-		return PL_UNAVAILABLE;
+	for (int b = 0; b < PL_KEY_BUCKETS; b++) {
+		char stream[32];
+		/* From 0: jobs queued before any notifier ran are sent too. */
+		const char *argv[] = { "XGROUP", "CREATE", stream, NOTIFY_GROUP,
+				       "0", "MKSTREAM" };
+		redisReply *rep;
+		int ok;
+
+		stream_name(stream, sizeof(stream), b);
+		if (pl_redis_call(&q->cmd, 6, argv, &rep))
+			return PL_UNAVAILABLE;
+		ok = rep->type != REDIS_REPLY_ERROR ||
+		     strncmp(rep->str, "BUSYGROUP", 9) == 0;
+		if (!ok)
+			pl_log(PL_LOG_ERR, "queue: cannot create group '%s' on "
+			       "'%s': %s", NOTIFY_GROUP, stream, rep->str);
+		freeReplyObject(rep);
+		if (!ok)
+			return PL_INTERNAL;
 	}
-	ok = rep->type != REDIS_REPLY_ERROR ||
-	     strncmp(rep->str, "BUSYGROUP", 9) == 0;
-	if (!ok)
-		pl_log(PL_LOG_ERR, "queue: cannot create group '%s' on '%s': %s",
-		       NOTIFY_GROUP, NOTIFY_STREAM, rep->str);
-	freeReplyObject(rep);
-	if (!ok)
-		return PL_INTERNAL;
 	q->group_ready = 1;
-	pl_log(PL_LOG_INFO, "queue: reading '%s' as consumer %s of group %s",
-	       NOTIFY_STREAM, q->consumer, NOTIFY_GROUP);
+	pl_log(PL_LOG_INFO, "queue: reading %d push streams as consumer %s of "
+	       "group %s", PL_KEY_BUCKETS, q->consumer, NOTIFY_GROUP);
 	return PL_OK;
 }
 
@@ -85,19 +95,25 @@ static int to_ll(const redisReply *r, long long *out)
 	return *end ? -1 : 0;
 }
 
-/* Parses one [id, [field, value, ...]] entry and hands it to fn. */
-static void one_entry(const redisReply *e, notify_job_fn fn, void *arg)
+/*
+ * Parses one [id, [field, value, ...]] entry of bucket b's stream and hands
+ * it to fn.
+ */
+static void one_entry(const redisReply *e, int b, notify_job_fn fn,
+		      void *arg)
 {
 	struct notify_job_fields job;
 	const redisReply *f;
+	int n;
 
 	memset(&job, 0, sizeof(job));
 	if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
-	    e->element[0]->type != REDIS_REPLY_STRING ||
-	    e->element[0]->len >= NOTIFY_ID_MAX)
+	    e->element[0]->type != REDIS_REPLY_STRING)
 		return;
-	memcpy(job.id, e->element[0]->str, e->element[0]->len);
-	job.time_ms = strtoll(job.id, NULL, 10);
+	n = snprintf(job.id, sizeof(job.id), "%d/%s", b, e->element[0]->str);
+	if (n < 0 || (size_t)n >= sizeof(job.id))
+		return;
+	job.time_ms = strtoll(e->element[0]->str, NULL, 10);
 	f = e->element[1];
 	job.valid = f->type == REDIS_REPLY_ARRAY;
 	for (size_t i = 0; job.valid && i + 1 < f->elements; i += 2) {
@@ -123,114 +139,195 @@ static void one_entry(const redisReply *e, notify_job_fn fn, void *arg)
 	fn(&job, arg);
 }
 
-static void entries(const redisReply *list, notify_job_fn fn, void *arg)
+static void entries(const redisReply *list, int b, notify_job_fn fn,
+		    void *arg)
 {
 	if (!list || list->type != REDIS_REPLY_ARRAY)
 		return;
 	for (size_t i = 0; i < list->elements; i++)
-		one_entry(list->element[i], fn, arg);
+		one_entry(list->element[i], b, fn, arg);
+}
+
+/* The bucket of a stream name parley:push:{B}, or -1. */
+static int bucket_of(const redisReply *name)
+{
+	const char *open = name->type == REDIS_REPLY_STRING ?
+			   strchr(name->str, '{') : NULL;
+	char *end;
+	long b;
+
+	if (!open)
+		return -1;
+	b = strtol(open + 1, &end, 10);
+	return *end == '}' && b >= 0 && b < PL_KEY_BUCKETS ? (int)b : -1;
+}
+
+/*
+ * XREADGROUP of count jobs from streams first..first+n-1 (every bucket on
+ * one Redis, one on a cluster), blocking up to block_ms (0: not at all).
+ * Adds the jobs handed to fn to *got.
+ */
+static enum pl_err read_streams(struct notify_queue *q, int first, int n,
+				int count, int block_ms, notify_job_fn fn,
+				void *arg, int *got)
+{
+	char streams[PL_KEY_BUCKETS][32], cnt[16], ms[16];
+	const char *argv[9 + 2 * PL_KEY_BUCKETS] = {
+		"XREADGROUP", "GROUP", NOTIFY_GROUP, q->consumer, "COUNT", cnt };
+	int argc = 6;
+	redisReply *rep = NULL;
+	enum pl_err rc;
+
+	snprintf(cnt, sizeof(cnt), "%d", count);
+	if (block_ms > 0) {
+		snprintf(ms, sizeof(ms), "%d", block_ms);
+		argv[argc++] = "BLOCK";
+		argv[argc++] = ms;
+	}
+	argv[argc++] = "STREAMS";
+	for (int i = 0; i < n; i++) {
+		stream_name(streams[i], sizeof(streams[i]),
+			    (first + i) % PL_KEY_BUCKETS);
+		argv[argc++] = streams[i];
+	}
+	for (int i = 0; i < n; i++)
+		argv[argc++] = ">";
+	rc = pl_redis_command(&q->block, argc, argv, NULL, 0, &rep);
+	if (rc == PL_INTERNAL)
+		q->group_ready = 0;	/* NOGROUP after a Redis wipe */
+	if (rc)
+		return rc;
+	for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements;
+	     i++) {
+		const redisReply *s = rep->element[i];
+		int b;
+
+		if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 ||
+		    (b = bucket_of(s->element[0])) < 0)
+			continue;
+		if (s->element[1]->type == REDIS_REPLY_ARRAY)
+			*got += (int)s->element[1]->elements;
+		entries(s->element[1], b, fn, arg);
+	}
+	freeReplyObject(rep);
+	return PL_OK;
 }
 
 enum pl_err notify_queue_read(struct notify_queue *q, int count, int block_ms,
 			      notify_job_fn fn, void *arg)
 {
-	char n[16], ms[16];
-	const char *argv[] = { "XREADGROUP", "GROUP", NOTIFY_GROUP, q->consumer,
-			       "COUNT", n, "BLOCK", ms, "STREAMS",
-			       NOTIFY_STREAM, ">" };
-	int argc = (int)(sizeof(argv) / sizeof(argv[0]));
-	redisReply *rep = NULL;
 	enum pl_err rc;
+	int got = 0;
 
 	if ((rc = ensure_group(q)))
 		return rc;
 	/* Stay well inside the connection's reply timeout. */
 	if (block_ms > q->block.timeout_ms / 2)
 		block_ms = (int)(q->block.timeout_ms / 2);
-	snprintf(n, sizeof(n), "%d", count);
-	snprintf(ms, sizeof(ms), "%d", block_ms);
-	if (block_ms <= 0) {
-		/* No BLOCK at all: drop the two arguments. */
-		memmove(&argv[6], &argv[8], 3 * sizeof(argv[0]));
-		argc -= 2;
-	}
-	rc = pl_redis_command(&q->block, argc, argv, NULL, 0, &rep);
-	if (rc == PL_INTERNAL)
-		q->group_ready = 0;	/* NOGROUP after a Redis wipe */
-	if (rc)
-		return rc;
-	if (rep->type == REDIS_REPLY_ARRAY) {
-		for (size_t i = 0; i < rep->elements; i++) {
-			const redisReply *s = rep->element[i];
+	if (!pl_redis_is_cluster(&q->block))
+		return read_streams(q, 0, PL_KEY_BUCKETS, count, block_ms, fn,
+				    arg, &got);
+	/* A cluster: each bucket on its own, from where the last read ended. */
+	for (int i = 0; i < PL_KEY_BUCKETS && got < count; i++) {
+		int b = q->next_bucket;
 
-			if (s->type == REDIS_REPLY_ARRAY && s->elements == 2)
-				entries(s->element[1], fn, arg);
-		}
+		q->next_bucket = (b + 1) % PL_KEY_BUCKETS;
+		if ((rc = read_streams(q, b, 1, count - got, 0, fn, arg, &got)))
+			return rc;
 	}
-	freeReplyObject(rep);
-	return PL_OK;
+	if (got > 0 || block_ms <= 0)
+		return PL_OK;
+	/* Nothing anywhere: wait on one bucket, in turn, a little while. */
+	rc = read_streams(q, q->next_bucket, 1, count, block_ms < 100 ?
+			  block_ms : 100, fn, arg, &got);
+	q->next_bucket = (q->next_bucket + 1) % PL_KEY_BUCKETS;
+	return rc;
 }
 
 enum pl_err notify_queue_claim(struct notify_queue *q, int count,
 			       notify_job_fn fn, void *arg)
 {
 	char idle[24], n[16];
-	const char *argv[] = { "XAUTOCLAIM", NOTIFY_STREAM, NOTIFY_GROUP,
-			       q->consumer, idle, q->claim_cursor, "COUNT", n };
-	redisReply *rep = NULL;
 	enum pl_err rc;
 
 	if ((rc = ensure_group(q)))
 		return rc;
 	snprintf(idle, sizeof(idle), "%lld", q->claim_idle_ms);
 	snprintf(n, sizeof(n), "%d", count);
-	rc = pl_redis_command(&q->cmd, 8, argv, NULL, 0, &rep);
-	if (rc == PL_INTERNAL)
-		q->group_ready = 0;
-	if (rc)
-		return rc;
-	/* [next cursor, entries, deleted ids (7.0)]: walk on from the cursor. */
-	if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2) {
-		const redisReply *c = rep->element[0];
+	for (int b = 0; b < PL_KEY_BUCKETS; b++) {
+		char stream[32];
+		const char *argv[] = { "XAUTOCLAIM", stream, NOTIFY_GROUP,
+				       q->consumer, idle, q->claim_cursor[b],
+				       "COUNT", n };
+		redisReply *rep = NULL;
+		const redisReply *c;
 
-		if (c->type == REDIS_REPLY_STRING && c->len < NOTIFY_ID_MAX) {
-			memcpy(q->claim_cursor, c->str, c->len);
-			q->claim_cursor[c->len] = '\0';
+		stream_name(stream, sizeof(stream), b);
+		rc = pl_redis_command(&q->cmd, 8, argv, NULL, 0, &rep);
+		if (rc == PL_INTERNAL)
+			q->group_ready = 0;
+		if (rc)
+			return rc;
+		/* [next cursor, entries, deleted ids (7.0)]: on from the cursor. */
+		if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2) {
+			c = rep->element[0];
+			if (c->type == REDIS_REPLY_STRING &&
+			    c->len < NOTIFY_ID_MAX) {
+				memcpy(q->claim_cursor[b], c->str, c->len);
+				q->claim_cursor[b][c->len] = '\0';
+			}
+			entries(rep->element[1], b, fn, arg);
 		}
-		entries(rep->element[1], fn, arg);
+		freeReplyObject(rep);
 	}
-	freeReplyObject(rep);
 	return PL_OK;
 }
 
-/* Runs "VERB stream group [extra...] id..." for n ids. */
-static enum pl_err by_ids(struct notify_queue *q, const char *const *head,
+/*
+ * Runs "VERB stream group [extra...] id... [tail...]" per bucket for the
+ * jobs of n ids ("B/ms-n") in that bucket, head[1] being the stream.
+ */
+static enum pl_err by_ids(struct notify_queue *q, const char **head,
 			  int nhead, const char *const *tail, int ntail,
 			  const char *const *ids, int n)
 {
 	const char **argv = calloc((size_t)(nhead + n + ntail), sizeof(*argv));
-	redisReply *rep = NULL;
-	enum pl_err rc;
+	enum pl_err worst = PL_OK;
 
 	if (!argv)
 		return PL_INTERNAL;
-	/* memcpy() must not see a NULL source, even for zero bytes. */
-	memcpy(argv, head, (size_t)nhead * sizeof(*argv));
-	if (n > 0)
-		memcpy(argv + nhead, ids, (size_t)n * sizeof(*argv));
-	if (ntail > 0)
-		memcpy(argv + nhead + n, tail, (size_t)ntail * sizeof(*argv));
-	rc = pl_redis_command(&q->cmd, nhead + n + ntail, argv, NULL, 1, &rep);
-	if (rep)
-		freeReplyObject(rep);
+	for (int b = 0; b < PL_KEY_BUCKETS; b++) {
+		char stream[32], prefix[16];
+		size_t plen = (size_t)snprintf(prefix, sizeof(prefix), "%d/", b);
+		redisReply *rep = NULL;
+		enum pl_err rc;
+		int k = 0;
+
+		for (int i = 0; i < n; i++)
+			if (strncmp(ids[i], prefix, plen) == 0)
+				argv[nhead + k++] = ids[i] + plen;
+		if (k == 0)
+			continue;
+		stream_name(stream, sizeof(stream), b);
+		head[1] = stream;
+		memcpy(argv, head, (size_t)nhead * sizeof(*argv));
+		if (ntail > 0)
+			memcpy(argv + nhead + k, tail, (size_t)ntail * sizeof(*argv));
+		rc = pl_redis_command(&q->cmd, nhead + k + ntail, argv, NULL, 1,
+				      &rep);
+		if (rep)
+			freeReplyObject(rep);
+		if (rc)
+			worst = rc;
+	}
 	free(argv);
-	return rc;
+	return worst;
 }
 
 enum pl_err notify_queue_ack(struct notify_queue *q, const char *const *ids,
 			     int n)
 {
-	const char *head[] = { "XACK", NOTIFY_STREAM, NOTIFY_GROUP };
+	const char *head[] = { "XACK", NULL, NOTIFY_GROUP };
 
 	if (n <= 0)
 		return PL_OK;
@@ -240,8 +337,7 @@ enum pl_err notify_queue_ack(struct notify_queue *q, const char *const *ids,
 enum pl_err notify_queue_touch(struct notify_queue *q, const char *const *ids,
 			       int n)
 {
-	const char *head[] = { "XCLAIM", NOTIFY_STREAM, NOTIFY_GROUP,
-			       q->consumer, "0" };
+	const char *head[] = { "XCLAIM", NULL, NOTIFY_GROUP, q->consumer, "0" };
 	const char *tail[] = { "JUSTID" };
 
 	if (n <= 0)

@@ -75,20 +75,32 @@ static void subs_remove(struct subs *s, long long id)
 		s->ids[i] = s->ids[--s->n];
 }
 
-/*
- * Connects to Redis once it answers PING. The connection keeps the
- * [redis] timeout_ms on every reply if blocking, else it has none (reads
- * then happen only when poll() says so).
- */
-static redisContext *bus_connect(struct relay *r, int blocking)
+/* Whether the cluster node c serves: CLUSTER INFO says cluster_state:ok. */
+static int cluster_ok(redisContext *c)
 {
-	const struct pl_config *cfg = r->cfg;
+	redisReply *info = redisCommand(c, "CLUSTER INFO");
+	int ok = info && info->type == REDIS_REPLY_STRING &&
+		 strstr(info->str, "cluster_state:ok") != NULL;
+
+	if (info)
+		freeReplyObject(info);
+	return ok;
+}
+
+/*
+ * Connects to one Redis once it answers PING (and, a cluster's node, once
+ * its cluster serves: a node cut off from the majority would take a
+ * subscription and never see the others' publishes). The connection keeps
+ * the [redis] timeout_ms on every reply if blocking, else it has none
+ * (reads then happen only when poll() says so).
+ */
+static redisContext *connect_one(const struct pl_config *cfg, const char *host,
+				 int port, int cluster, int blocking)
+{
 	struct timeval tv = { cfg->redis_timeout_ms / 1000,
 			      (cfg->redis_timeout_ms % 1000) * 1000 };
-	redisContext *c = cfg->redis_host[0] == '/' ?
-		redisConnectUnixWithTimeout(cfg->redis_host, tv) :
-		redisConnectWithTimeout(cfg->redis_host, (int)cfg->redis_port, tv);
-
+	redisContext *c = host[0] == '/' ? redisConnectUnixWithTimeout(host, tv) :
+			  redisConnectWithTimeout(host, port, tv);
 	redisReply *pong;
 
 	if (!c || c->err) {
@@ -101,8 +113,10 @@ static redisContext *bus_connect(struct relay *r, int blocking)
 	 * answers every command with -LOADING until it is ready: subscribe only
 	 * once it answers PING.
 	 */
+	redisSetTimeout(c, tv);
 	pong = redisCommand(c, "PING");
-	if (!pong || pong->type != REDIS_REPLY_STATUS || strcmp(pong->str, "PONG")) {
+	if (!pong || pong->type != REDIS_REPLY_STATUS || strcmp(pong->str, "PONG") ||
+	    (cluster && !cluster_ok(c))) {
 		if (pong)
 			freeReplyObject(pong);
 		redisFree(c);
@@ -112,6 +126,36 @@ static redisContext *bus_connect(struct relay *r, int blocking)
 	if (!blocking)
 		redisSetTimeout(c, (struct timeval){ 0, 0 });
 	return c;
+}
+
+/*
+ * Connects to [redis] host, or to the first node of [redis] cluster from
+ * *turn on that serves, and leaves *turn at it. Classic pub/sub on a
+ * cluster reaches every node, so any node will do.
+ */
+static redisContext *bus_connect(struct relay *r, int blocking, size_t *turn)
+{
+	const struct pl_config *cfg = r->cfg;
+	size_t n = pl_config_redis_nodes(cfg);
+
+	if (n == 0)
+		return connect_one(cfg, cfg->redis_host, (int)cfg->redis_port, 0,
+				   blocking);
+	for (size_t k = 0; k < n; k++) {
+		char host[PL_CONFIG_HOST_MAX];
+		size_t i = (*turn + k) % n;
+		redisContext *c;
+		int port;
+
+		if (pl_config_redis_node(cfg, i, host, sizeof(host), &port))
+			continue;
+		c = connect_one(cfg, host, port, 1, blocking);
+		if (c) {
+			*turn = i;
+			return c;
+		}
+	}
+	return NULL;
 }
 
 static void append_sub(redisContext *c, const char *verb, long long id)
@@ -217,6 +261,7 @@ struct bus {
 	long delay_ms;		/* backoff before the next connect */
 	int was_down;		/* since the last EV_RESUBSCRIBED */
 	redisContext *pub;	/* the probe's, blocking; NULL while down */
+	size_t sub_turn, pub_turn;	/* the cluster nodes of c and pub */
 	char probe_ch[192];
 	long long probe_sent_ms;	/* when the last probe went out */
 	long long probe_pending_ms;	/* oldest probe not back yet, or 0 */
@@ -237,11 +282,12 @@ static int bus_up(struct bus *b)
 {
 	struct relay *r = b->r;
 
-	b->c = bus_connect(r, 0);
+	b->c = bus_connect(r, 0, &b->sub_turn);
 	if (!b->c) {
 		if (!b->was_down)
-			pl_log(PL_LOG_ERR, "bus: cannot connect to redis at '%s:%lld'",
-			       r->cfg->redis_host, r->cfg->redis_port);
+			pl_log(PL_LOG_ERR, "bus: cannot connect to redis at "
+			       "'%s'", r->cfg->redis_cluster[0] ?
+			       r->cfg->redis_cluster : r->cfg->redis_host);
 		b->was_down = 1;
 		/* Requests still update the set while down. */
 		take_requests(r, NULL, &b->subs);
@@ -251,6 +297,8 @@ static int bus_up(struct bus *b)
 	}
 	b->delay_ms = 100;
 	b->probe_pending_ms = 0;
+	/* The probe goes through another node, across the cluster. */
+	b->pub_turn = b->sub_turn + 1;
 	redisAppendCommand(b->c, "SUBSCRIBE " PL_KEY_REVOKE_CHANNEL);
 	redisAppendCommand(b->c, "SUBSCRIBE %s", b->probe_ch);
 	for (size_t i = 0; i < b->subs.n; i++)
@@ -290,16 +338,23 @@ static void probe(struct bus *b)
 	if (now - b->probe_sent_ms < PROBE_EVERY_MS)
 		return;
 	b->probe_sent_ms = now;
+	/* No probe can go out: as good as one not coming back. */
+	if (!b->probe_pending_ms)
+		b->probe_pending_ms = now;
+	if (b->pub && b->r->cfg->redis_cluster[0] && !cluster_ok(b->pub)) {
+		redisFree(b->pub);
+		b->pub = NULL;
+		b->pub_turn++;
+	}
 	if (!b->pub)
-		b->pub = bus_connect(b->r, 1);
+		b->pub = bus_connect(b->r, 1, &b->pub_turn);
 	if (!b->pub)
 		return;
 	rep = redisCommand(b->pub, "PUBLISH %s %lld", b->probe_ch, now);
 	if (!rep || rep->type == REDIS_REPLY_ERROR) {
 		redisFree(b->pub);
 		b->pub = NULL;
-	} else if (!b->probe_pending_ms) {
-		b->probe_pending_ms = now;
+		b->pub_turn++;
 	}
 	if (rep)
 		freeReplyObject(rep);
@@ -347,6 +402,8 @@ static void *bus_main(void *arg)
 	struct bus b = { .r = arg, .delay_ms = 100 };
 	struct relay *r = b.r;
 
+	/* Relays start on different nodes of a cluster. */
+	b.sub_turn = (size_t)getpid();
 	snprintf(b.probe_ch, sizeof(b.probe_ch), PL_KEY_PROBE_CHANNEL_FMT, r->id);
 	while (!r->bus_stop) {
 		struct pollfd fds[2];

@@ -8,6 +8,8 @@
 # data), then runs one TAP test each:
 #   - scripts/sql-current --check: sql/current/ is what the migrations leave;
 #   - tests/db/test_post of the build dir (cmocka, against PostgreSQL), if built;
+#   - tests/redis/run-cluster: tests/redis/test_cluster against a Redis
+#     Cluster it starts on loopback, if built;
 #   - every tests/e2e/NN-*.py in name order, with /usr/bin/python3;
 #   - every tests/browser/NN-*.mjs (the web client in headless Chromium),
 #     with node (PARLEY_NODE, else /usr/bin/node, else the first on PATH);
@@ -124,6 +126,12 @@ names+=("db/sql-current")
 if [ -x "$PARLEY_BUILDDIR/tests/db/test_post" ]; then
 	tests+=("$PARLEY_BUILDDIR/tests/db/test_post")
 	names+=("db/test_post")
+fi
+# lib/redis.c against a throwaway Redis Cluster of its own (3 masters, 3
+# replicas on loopback): redirections, scripts, a failover.
+if [ -x "$PARLEY_BUILDDIR/tests/redis/test_cluster" ]; then
+	tests+=("$here/redis/run-cluster")
+	names+=("redis/run-cluster")
 fi
 for f in "$here"/e2e/[0-9][0-9]-*.py; do
 	[ -f "$f" ] || continue

@@ -6,10 +6,10 @@ first, then the lowest load) and never an expired one (doc/protocol.md "REST":
 discovery and scale-out").
 
 The relay state is faked with redis-cli: presence hashes
-parley:presence:{user_id} {d:{device}: deadline ms, last_seen: ms} and relay
+parley:presence:{pB}:{user_id} {d:{device}: deadline ms, last_seen: ms} and relay
 registrations as the relays write them (lib/keys.h): a hash
-parley:relay:{id} {url, region, connections, capacity} with a TTL, and the
-id in the sorted set parley:relays scored by the registration's expiry (ms,
+parley:{relays}:{id} {url, region, connections, capacity} with a TTL, and the
+id in the sorted set parley:{relays} scored by the registration's expiry (ms,
 Redis's clock). Fake relays are named e2e-* with regions unique to the run,
 so a real relay that registers itself does not disturb the assertions; every
 fake key is deleted again. To see discovery with no relay alive, the stack's
@@ -51,13 +51,19 @@ def presence(user, ids):
     return by_id
 
 
+def presence_key(user_id):
+    """A user's presence hash (lib/keys.h): tagged by the user's bucket."""
+    return "parley:presence:{p%d}:%d" % (user_id % 16, user_id)
+
+
 def fake_presence(user_id, deadline_ms, last_seen_ms):
-    key = "parley:presence:%d" % user_id
+    key = presence_key(user_id)
     FAKE_KEYS.add(key)
     redis("HSET", key, "d:1", deadline_ms, "last_seen", last_seen_ms)
 
 
-RELAYS = "parley:relays"
+RELAYS = "parley:{relays}"
+RELAY_KEY = "parley:{relays}:"
 
 
 def redis_now_ms():
@@ -67,8 +73,8 @@ def redis_now_ms():
 
 def register(relay_id, region, connections, capacity, ttl_ms=60000):
     """Registers a fake relay as a relay does: its hash with a TTL, and its
-    id in parley:relays scored by the same expiry."""
-    key = "parley:relay:" + relay_id
+    id in parley:{relays} scored by the same expiry."""
+    key = RELAY_KEY + relay_id
     FAKE_KEYS.add(key)
     redis("HSET", key, "url", "ws://127.0.0.1:1/%s/ws" % relay_id, "region", region,
           "connections", connections, "capacity", capacity)
@@ -77,16 +83,16 @@ def register(relay_id, region, connections, capacity, ttl_ms=60000):
 
 
 def unregister(*relay_ids):
-    redis("DEL", *("parley:relay:" + r for r in relay_ids))
+    redis("DEL", *(RELAY_KEY + r for r in relay_ids))
     redis("ZREM", RELAYS, *relay_ids)
 
 
 def registrations():
     """Every live registration in Redis: {id: hash}, read as discovery reads
-    them (ids in parley:relays whose expiry is ahead, and their hashes)."""
+    them (ids in parley:{relays} whose expiry is ahead, and their hashes)."""
     out = {}
     for relay_id in filter(None, redis("ZRANGE", RELAYS, redis_now_ms(), "+inf", "BYSCORE").splitlines()):
-        fields = redis("HGETALL", "parley:relay:" + relay_id).splitlines()
+        fields = redis("HGETALL", RELAY_KEY + relay_id).splitlines()
         if fields:
             out[relay_id] = dict(zip(fields[0::2], fields[1::2]))
     return out
@@ -161,7 +167,8 @@ def test_heartbeat_deadline_ahead_is_online():
         assert got["status"] == "offline", got
         assert abs(parse_time(got["last_seen"]).timestamp() * 1000 - seen) < 2000, (got, seen)
     finally:
-        redis("DEL", "parley:presence:%d" % B.id, "parley:presence:%d" % D.id)
+        redis("DEL", presence_key(B.id))
+        redis("DEL", presence_key(D.id))
 
 
 def test_discover_without_relays_is_503():
@@ -221,7 +228,7 @@ def test_discover_without_region_picks_the_least_loaded():
 
 def test_expired_registration_is_never_returned():
     region = "gone-" + RUN
-    key = "parley:relay:e2e-%s-gone" % RUN
+    key = RELAY_KEY + "e2e-%s-gone" % RUN
     try:
         register("e2e-%s-gone" % RUN, region, 0, 100, ttl_ms=1500)
         assert discover("?region=" + region)["id"] == "e2e-%s-gone" % RUN

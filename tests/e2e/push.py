@@ -113,8 +113,10 @@ def has_token(device_id):
 
 
 def pending():
-    """Jobs read by a notifier and not yet acknowledged."""
-    return int(redis("XPENDING", "parley:push", "notify").splitlines()[0] or 0)
+    """Jobs read by a notifier and not yet acknowledged, in every bucket's
+    stream parley:push:{B} (lib/keys.h)."""
+    return sum(int(redis("XPENDING", "parley:push:{%d}" % b, "notify").splitlines()[0] or 0)
+               for b in range(16))
 
 
 def notifier_pid():
