@@ -41,6 +41,8 @@ struct client {
 	long long backlog_done_ns;	/* storm: when the K-th arrived */
 };
 
+#define BENCH_RELAYS 8
+
 struct bench {
 	const char *api;
 	const char *ws_url;
@@ -70,9 +72,13 @@ struct bench {
 	long long *lat_us;
 	size_t nlat, lat_cap;
 	long long start_ns, measure_ns, stop_ns;
-	char host[128];
-	int port;
-	char path[128];
+	/* --ws: one relay, or up to BENCH_RELAYS (client i on relay i mod n). */
+	struct {
+		char host[128];
+		int port;
+		char path[128];
+	} relay[BENCH_RELAYS];
+	int nrelays;
 };
 
 extern struct bench B;

@@ -217,14 +217,16 @@ static const struct lws_protocols protocols[] = {
 static void connect_client(struct client *c)
 {
 	struct lws_client_connect_info info;
+	/* Spread over the relays by the client's place in B.c. */
+	int r = (int)((c - B.c) % B.nrelays);
 
 	memset(&info, 0, sizeof(info));
 	info.context = B.ctx;
-	info.address = B.host;
-	info.port = B.port;
-	info.path = B.path;
-	info.host = B.host;
-	info.origin = B.host;
+	info.address = B.relay[r].host;
+	info.port = B.relay[r].port;
+	info.path = B.relay[r].path;
+	info.host = B.relay[r].host;
+	info.origin = B.relay[r].host;
 	info.protocol = "parley.v1";
 	info.opaque_user_data = c;
 	info.pwsi = &c->wsi;

@@ -117,10 +117,33 @@ static long long redis_used_memory(int port)
 	return used;
 }
 
+/* --ws URL[,URL...]: the relays the clients spread over. Returns 0 or -1. */
+static int parse_relays(const char *list)
+{
+	for (B.nrelays = 0; *list && B.nrelays < BENCH_RELAYS; B.nrelays++) {
+		char url[300];
+		size_t n = strcspn(list, ",");
+		const char *p;
+
+		if (n >= sizeof(url))
+			return -1;
+		memcpy(url, list, n);
+		url[n] = '\0';
+		list += n + (list[n] == ',');
+		if (sscanf(url, "ws://%127[^:/]:%d", B.relay[B.nrelays].host,
+			   &B.relay[B.nrelays].port) < 2)
+			return -1;
+		p = strchr(url + 5, '/');
+		snprintf(B.relay[B.nrelays].path, sizeof(B.relay[0].path), "%s",
+			 p ? p : "/ws");
+	}
+	return B.nrelays > 0 && !*list ? 0 : -1;
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: parley-bench [--api URL] [--ws URL]\n"
+		"usage: parley-bench [--api URL] [--ws URL[,URL...]]\n"
 		"  [--scenario pairs|groups|idle|storm] [--clients N] [--group-size M]\n"
 		"  [--rate MSGS_PER_S|0] [--window W] [--duration S] [--warmup S]\n"
 		"  [--relay-pid PID] [--redis-port PORT] [--heartbeat S] [--prefix NAME]\n"
@@ -283,7 +306,6 @@ static void on_signal(int sig)
  */
 static int parse_args(int argc, char **argv)
 {
-	const char *p;
 
 	B.api = "http://127.0.0.1:8080";
 	B.ws_url = "ws://127.0.0.1:8091/ws";
@@ -334,12 +356,10 @@ static int parse_args(int argc, char **argv)
 	    (strcmp(B.scenario, "pairs") && strcmp(B.scenario, "groups") &&
 	     strcmp(B.scenario, "idle") && strcmp(B.scenario, "storm")) ||
 	    (!strcmp(B.scenario, "storm") && (B.group_size != 2 || B.clients % 2)) ||
-	    sscanf(B.ws_url, "ws://%127[^:/]:%d%127s", B.host, &B.port, B.path) < 2) {
+	    parse_relays(B.ws_url)) {
 		usage();
 		return 2;
 	}
-	p = strchr(B.ws_url + 5, '/');
-	snprintf(B.path, sizeof(B.path), "%s", p ? p : "/ws");
 	return -1;
 }
 

@@ -24,7 +24,8 @@
 #include "post.h"
 #include "redis.h"
 
-/* Approximate cap on the push stream's length (XADD MAXLEN ~). */
+/* Approximate cap on the push streams' length, all buckets together (each
+ * XADD MAXLEN ~ a PL_KEY_BUCKETS-th of it). */
 #define PL_PUSH_STREAM_MAX 1000000
 
 /*
