@@ -373,22 +373,28 @@ static int load_script(struct pl_redis *r, size_t i, const char *script)
 	return ok ? 0 : -1;
 }
 
+/* Sends ASKING (the next command may touch a slot being imported). */
+static int asking(redisContext *c)
+{
+	redisReply *rep = redisCommand(c, "ASKING");
+
+	if (!rep)
+		return -1;
+	freeReplyObject(rep);
+	return 0;
+}
+
 /*
- * Sends one command to node i (with ASKING first if asking) and reads its
+ * Sends one command to node i (with ASKING first if ask) and reads its
  * reply: NULL when the connection broke.
  */
-static redisReply *send_to(struct pl_redis *r, size_t i, int asking, int argc,
+static redisReply *send_to(struct pl_redis *r, size_t i, int ask, int argc,
 			   const char **argv, const size_t *argvlen)
 {
 	redisContext *c = r->nodes[i].ctx;
-	void *rep = NULL;
 
-	if (asking) {
-		rep = redisCommand(c, "ASKING");
-		if (!rep)
-			return NULL;
-		freeReplyObject(rep);
-	}
+	if (ask && asking(c))
+		return NULL;
 	return redisCommandArgv(c, argc, argv, argvlen);
 }
 
@@ -567,20 +573,15 @@ static enum pl_err cluster_append(struct pl_redis *r, int argc,
 	return PL_OK;
 }
 
-/* Sends a formatted command to node i (after ASKING if asking). */
-static redisReply *send_formatted(struct pl_redis *r, size_t i, int asking,
+/* Sends a formatted command to node i (after ASKING if ask). */
+static redisReply *send_formatted(struct pl_redis *r, size_t i, int ask,
 				  const struct pl_redis_queued *q)
 {
 	redisContext *c = r->nodes[i].ctx;
 	void *rep = NULL;
 
-	if (asking) {
-		rep = redisCommand(c, "ASKING");
-		if (!rep)
-			return NULL;
-		freeReplyObject(rep);
-		rep = NULL;
-	}
+	if (ask && asking(c))
+		return NULL;
 	if (redisAppendFormattedCommand(c, q->cmd, (size_t)q->len) != REDIS_OK ||
 	    redisGetReply(c, &rep) != REDIS_OK)
 		return NULL;
