@@ -39,14 +39,13 @@ struct ref {
 
 /*
  * Reads the replies of the npending PUBLISHes queued, adding to *offline
- * those nobody received, other than the sender, and counting them in
- * *nread. Returns PL_OK or PL_UNAVAILABLE.
+ * those nobody received, other than the sender. Returns PL_OK or
+ * PL_UNAVAILABLE.
  */
 static enum pl_err collect(struct pl_redis *r, const struct pl_message *m,
 			   const struct pl_delivery *const *deliveries,
 			   const struct ref *pending, size_t npending,
-			   struct ref **offline, size_t *noffline, size_t *cap,
-			   size_t *nread)
+			   struct ref **offline, size_t *noffline, size_t *cap)
 {
 	for (size_t i = 0; i < npending; i++) {
 		const struct ref *q = &pending[i];
@@ -56,7 +55,6 @@ static enum pl_err collect(struct pl_redis *r, const struct pl_message *m,
 
 		if (pl_redis_read(r, &rep))
 			return PL_UNAVAILABLE;
-		(*nread)++;
 		nobody = rep->type == REDIS_REPLY_INTEGER && rep->integer == 0 &&
 			 deliveries[q->msg][q->del].user_id != m[q->msg].sender_id;
 		freeReplyObject(rep);
@@ -73,8 +71,8 @@ static enum pl_err collect(struct pl_redis *r, const struct pl_message *m,
 }
 
 /*
- * pl_publish_messages() once. Returns 1 when the connection failed on the
- * first reply (nothing went out, so it may be sent again), else 0.
+ * pl_publish_messages() once. Returns 1 when a reply did not come (the
+ * batch may be sent again: relays drop what they already have), else 0.
  */
 static int publish_batch(struct pl_redis *r, const struct pl_message *m,
 			 const struct pl_delivery *const *deliveries,
@@ -82,7 +80,7 @@ static int publish_batch(struct pl_redis *r, const struct pl_message *m,
 {
 	struct ref *pending = malloc(PIPELINE * sizeof(*pending));
 	struct ref *offline = NULL;
-	size_t npending = 0, noffline = 0, cap = 0, queued = 0, nread = 0;
+	size_t npending = 0, noffline = 0, cap = 0, queued = 0;
 	int resend = 0;
 
 	if (!pending)
@@ -111,8 +109,8 @@ static int publish_batch(struct pl_redis *r, const struct pl_message *m,
 			pending[npending++] = (struct ref){ k, i };
 			if (npending == PIPELINE) {
 				if (collect(r, m, deliveries, pending, npending,
-					    &offline, &noffline, &cap, &nread)) {
-					resend = nread == 0;
+					    &offline, &noffline, &cap)) {
+					resend = 1;
 					goto out;
 				}
 				npending = 0;
@@ -120,8 +118,8 @@ static int publish_batch(struct pl_redis *r, const struct pl_message *m,
 		}
 	}
 	if (collect(r, m, deliveries, pending, npending, &offline, &noffline,
-		    &cap, &nread)) {
-		resend = nread == 0;
+		    &cap)) {
+		resend = 1;
 		goto out;
 	}
 	/* Push jobs for the recipients no relay holds a socket of. */
@@ -150,11 +148,13 @@ void pl_publish_messages(struct pl_redis *r, const struct pl_message *m,
 {
 	/*
 	 * A connection that died while idle (Redis restarted since it was
-	 * last used) takes the whole pipeline and fails on its first read.
-	 * Nothing got through then, and the inbox is read again only when a
-	 * later event reveals the gap, which may never come: publish once more
-	 * on a new connection. A relay drops an event it already sent
-	 * (seq <= last).
+	 * last used) takes the whole pipeline and fails on its first read;
+	 * a cluster node killed mid-batch takes the rest of it. What did not
+	 * get through is found in the inbox only when a later event reveals
+	 * the gap, which may never come: publish the batch once more on new
+	 * connections. A relay drops an event it already sent (seq <= last),
+	 * and push jobs are queued only by the attempt that was answered in
+	 * full.
 	 */
 	if (publish_batch(r, m, deliveries, n_deliveries, count))
 		publish_batch(r, m, deliveries, n_deliveries, count);
