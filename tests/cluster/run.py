@@ -10,9 +10,17 @@ resend with the same client_msg_id, and a device that loses its socket
 reconnects with its cursor to the relay GET /discover hands out (else to
 the other relays in turn). Faults:
 
-  host-kill     SIGKILL every process of h2 (its ZooKeeper node, parley-api
-                and parley-relay, and their supervisors); h2 stays down
-                until discovery must have dropped its relay, then starts again
+  host-kill     SIGKILL every process of h2 (its ZooKeeper node, its two
+                Redis nodes, parley-api and parley-relay, and their
+                supervisors); h2 stays down until discovery must have
+                dropped its relay, then starts again; h3:6380 must take over
+                h2's Redis master meanwhile
+  redis-master-kill
+                SIGKILL a Redis master (and its supervisor): the one holding
+                the presence keys of most of the load's users; its replica
+                must take over. Then presence and a rate limit whose keys lie
+                on its slots must still work; 10 s after the kill it starts
+                again and must rejoin as the replica, in sync
   zk-node-kill  SIGKILL the ZooKeeper leader (and its supervisor) for 10 s;
                 the other two must elect a leader and take writes meanwhile
   partition     iptables in h3 drops everything between h3 and h1, h2, db
@@ -27,17 +35,31 @@ One line per fault, as tests/faults/run.py prints, with the time to recover:
 
 recover_s: from the fault's start until every load device has a socket
 again, a message sent over REST reaches a fresh socket on every running
-relay, and (zk-node-kill) the ensemble takes a write. recovered: after the
-load settled, every service of the bed runs, the ensemble has all three
-nodes, every relay takes a hello and delivers, within 60 s. Problems found
-follow as "#" lines. Checked besides load.verify() (every acknowledged
-message in every member device's stream and in history exactly once, seqs
-and message_ids in order without gaps, nothing stored that was not sent):
-GET /discover never hands out a relay that is dead or cut off once its
-registration must have expired (the Redis registry's 15 s, or the
-ZooKeeper session timeout); a killed host's sockets are welcomed again
-elsewhere within 15 s; no service exits unless the fault killed it.
-Exits 1 if any fault failed.
+relay, and (zk-node-kill) the ensemble takes a write, (host-kill,
+redis-master-kill) every Redis slot has a live master again. recovered:
+after the load settled, every service of the bed runs, the ensemble has all
+three nodes, every Redis slot a live master, every relay takes a hello and
+delivers, within 60 s. Problems found follow as "#" lines. Checked besides
+load.verify() (every acknowledged message in every member device's stream
+and in history exactly once, seqs and message_ids in order without gaps,
+nothing stored that was not sent): GET /discover never hands out a relay
+that is dead or cut off once its registration must have expired (the Redis
+registry's 15 s, or the ZooKeeper session timeout); a killed host's sockets
+are welcomed again elsewhere within 15 s; no service exits unless the fault
+killed it. Exits 1 if any fault failed.
+
+After each fault, a Redis master that was failed over (by a kill, a
+partition or a slow link) takes its role back (scripts/cluster
+redis-roles), so every fault starts from the same layout; the notes say
+which roles were restored.
+
+After redis-master-kill's failover, and again after the roles were
+restored: a user whose presence hash (parley:presence:{pB}:U, B = U mod 16)
+lies on the killed master's slots opens a socket and sends a heartbeat, and
+a friend's GET /presence shows them online; logins to a username whose
+auth-user bucket (parley:rl:{auth-user:NAME}) lies there are answered 429
+once over [limits] auth_per_user_per_minute. Slots come from the cluster
+(CLUSTER KEYSLOT).
 
 The partition also checks that the cut-off relay fences itself (closes its
 sockets with 1001 after 10 s without Redis or ZooKeeper, and deregisters;
@@ -82,8 +104,20 @@ ADDR = {"h1": NET + ".11", "h2": NET + ".12", "h3": NET + ".13", "db": NET + ".2
 WS_BASE = BASE.replace("http://", "ws://", 1)
 RELAYS = {h: "%s/r/%s/ws" % (WS_BASE, h[1:]) for h in HOSTS}
 HOST_OF = {url: h for h, url in RELAYS.items()}
-SERVICES = {"db": ("postgres", "redis"), "h1": ("zk", "api", "relay"), "h2": ("zk", "api", "relay"),
-            "h3": ("zk", "api", "relay"), "lb": ("nginx", "notify")}
+SERVICES = {"db": ("postgres",), "h1": ("zk", "redis", "redis2", "api", "relay"),
+            "h2": ("zk", "redis", "redis2", "api", "relay"), "h3": ("zk", "redis", "redis2", "api", "relay"),
+            "lb": ("nginx", "notify")}
+# The Redis Cluster (scripts/cluster): on each host "redis" (6379), a master,
+# and "redis2" (6380), the replica of the previous host's master.
+REDIS_PORT, REDIS2_PORT = 6379, 6380
+REDIS_SVC = {REDIS_PORT: "redis", REDIS2_PORT: "redis2"}
+REDIS_NODES = [(h, p) for p in (REDIS_PORT, REDIS2_PORT) for h in HOSTS]
+HOST_AT = {a: h for h, a in ADDR.items()}
+SLOTS = 16384
+# The keys the checks after a Redis failover use (lib/keys.h): a user's
+# presence hash, in one of PRESENCE_BUCKETS hash slots, and a rate limit's
+# token bucket.
+PRESENCE_BUCKETS = 16
 # How long after a relay stops refreshing its registration discover may
 # still hand it out: the Redis registry's time to live (lib/keys.h
 # PL_RELAY_TTL_MS), or the ZooKeeper session timeout the relays ask for.
@@ -214,6 +248,257 @@ def zk_relays():
         zk.close()
 
 
+# Redis Cluster
+
+class RedisError(Exception):
+    """An error reply."""
+
+
+def redis_cmd(host, port, *args, timeout=2):
+    """One command's reply from a Redis node (str, int, list or None);
+    raises OSError if the node does not answer, RedisError on an error."""
+    with socket.create_connection((ADDR[host], port), timeout=timeout) as s:
+        parts = [str(a).encode() for a in args]
+        s.sendall(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in parts))
+        return _reply(s.makefile("rb"))
+
+
+def _reply(f):
+    line = f.readline()
+    if not line.endswith(b"\r\n"):
+        raise OSError("connection closed")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise RedisError(rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        return None if n < 0 else f.read(n + 2)[:-2].decode("utf-8", "replace")
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_reply(f) for _ in range(n)]
+    raise OSError("not a Redis reply: %r" % line[:40])
+
+
+def redis_info(host, port, *what):
+    """INFO what (or CLUSTER INFO with what = ("cluster",)) as a dict."""
+    text = redis_cmd(host, port, *(("CLUSTER", "INFO") if what == ("cluster",) else ("INFO",) + what))
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#"))
+
+
+def cluster_nodes(ask=None):
+    """CLUSTER NODES of the first node of ask (default: every node) that
+    answers: a list of {id, host, port, flags, master_id, slots: [(first,
+    last)]}; [] if none answers."""
+    for h, p in ask or REDIS_NODES:
+        try:
+            text = redis_cmd(h, p, "CLUSTER", "NODES")
+        except (OSError, RedisError):
+            continue
+        out = []
+        for line in text.splitlines():
+            f = line.split()
+            if len(f) < 8:
+                continue
+            ip, port = f[1].split("@")[0].rsplit(":", 1)
+            slots = []
+            for r in f[8:]:
+                if not r.startswith("["):  # not a slot being moved
+                    a, _, b = r.partition("-")
+                    slots.append((int(a), int(b or a)))
+            out.append({"id": f[0], "host": HOST_AT.get(ip, ip), "port": int(port), "flags": set(f[2].split(",")),
+                        "master_id": None if f[3] == "-" else f[3], "slots": slots})
+        return out
+    return []
+
+
+def in_slots(slot, ranges):
+    return any(a <= slot <= b for a, b in ranges)
+
+
+def slot_list(ranges):
+    return ",".join("%d-%d" % r if r[0] != r[1] else "%d" % r[0] for r in ranges)
+
+
+def keyslot(key):
+    """The hash slot of key, as the cluster computes it (CLUSTER KEYSLOT)."""
+    for h, p in REDIS_NODES:
+        try:
+            return redis_cmd(h, p, "CLUSTER", "KEYSLOT", key)
+        except (OSError, RedisError):
+            continue
+    raise OSError("no Redis node answers")
+
+
+def presence_key(user_id):
+    return "parley:presence:{p%d}:%d" % (user_id % PRESENCE_BUCKETS, user_id)
+
+
+def ratelimit_key(scope, key):
+    return "parley:rl:{%s:%s}" % (scope, key)
+
+
+def redis_serving():
+    """Every slot is served by a live master: every node that answers has
+    cluster_state ok (it is on the majority side and sees every slot
+    assigned), and the masters that answer hold all 16384 slots between
+    them."""
+    live = []
+    for h, p in REDIS_NODES:
+        try:
+            if redis_info(h, p, "cluster").get("cluster_state") != "ok":
+                return False
+        except (OSError, RedisError):
+            continue
+        live.append((h, p))
+    served = sum(b - a + 1 for n in cluster_nodes(live) if "master" in n["flags"]
+                 and not n["flags"] & {"fail", "fail?"} and (n["host"], n["port"]) in live
+                 for a, b in n["slots"])
+    return bool(live) and served == SLOTS
+
+
+def redis_role(host, port):
+    """"master", "replica of HOST:PORT" (with " (link down)" until the
+    replica is in sync) or "down", from the node's INFO replication."""
+    try:
+        info = redis_info(host, port, "replication")
+    except (OSError, RedisError):
+        return "down"
+    if info.get("role") != "slave":
+        return info.get("role", "down")
+    return "replica of %s:%s%s" % (HOST_AT.get(info.get("master_host"), info.get("master_host")),
+                                   info.get("master_port"),
+                                   "" if info.get("master_link_status") == "up" else " (link down)")
+
+
+def replica_host(host):
+    """The host whose redis2 replicates host's redis in the layout scripts/cluster up makes."""
+    return HOSTS[(HOSTS.index(host) + 1) % len(HOSTS)]
+
+
+def redis_off_layout():
+    """What differs from the layout scripts/cluster up makes (every hN:6379
+    a master, the next host's 6380 its replica, in sync): a list of
+    "node is role" (empty when it is that layout)."""
+    out = []
+    for h in HOSTS:
+        r = redis_role(h, REDIS_PORT)
+        if r != "master":
+            out.append("%s:%d is %s" % (h, REDIS_PORT, r))
+        r = redis_role(replica_host(h), REDIS2_PORT)
+        if r != "replica of %s:%d" % (h, REDIS_PORT):
+            out.append("%s:%d is %s" % (replica_host(h), REDIS2_PORT, r))
+    return out
+
+
+def restore_roles(st):
+    """After a failover: scripts/cluster redis-roles puts every master back
+    on hN:6379 (CLUSTER FAILOVER on each one that came back as a replica),
+    so the next fault starts from the same layout. Returns problems."""
+    off = redis_off_layout()
+    if not off:
+        return []
+    t0 = time.monotonic()
+    try:
+        cluster("redis-roles", timeout=180)
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        return ["the Redis roles were not restored (%s): %s" % ("; ".join(off), e)]
+    st["notes"].append("Redis roles restored in %.1fs (were: %s)" % (time.monotonic() - t0, "; ".join(off)))
+    return []
+
+
+def wait_promoted(node, dead, timeout_s=30):
+    """Waits until the replica node (host, port) is a master holding slots,
+    in the view of a node other than dead; returns when (monotonic)."""
+    ask = [n for n in REDIS_NODES if n != dead]
+
+    def promoted():
+        for n in cluster_nodes(ask):
+            if (n["host"], n["port"]) == node:
+                return "master" in n["flags"] and n["slots"] and time.monotonic()
+        return False
+    return wait_for(promoted, timeout_s, "%s:%d to take over %s:%d's slots" % (node + dead), interval_s=0.1)
+
+
+def wait_rejoined(node, master, timeout_s=30):
+    """Waits until node (restarted) is the replica of master, in sync."""
+    want = "replica of %s:%d" % master
+    wait_for(lambda: redis_role(*node) == want, timeout_s, "%s:%d to come back as the replica of %s:%d"
+             % (node + master), interval_s=0.2)
+
+
+def auth_user_limit():
+    """[limits] auth_per_user_per_minute of the bed's parley.conf (lib/config.c's default: 10)."""
+    import configparser
+    cp = configparser.ConfigParser(inline_comment_prefixes=(";",), strict=False)
+    cp.read(os.path.join(RUNDIR, "h1", "etc", "parley.conf"))
+    return cp.getint("limits", "auth_per_user_per_minute", fallback=10)
+
+
+def slot_checks(ranges, when, st):
+    """Presence and rate limits on the given slots (a killed master's) still
+    work: a user whose presence hash lies there opens a socket and sends a
+    heartbeat, and a friend's GET /presence shows them online; logins to a
+    username whose auth-user bucket lies there are answered 429 once over
+    the limit. Returns problems."""
+    problems = []
+    relay = next((RELAYS[h] for h in HOSTS if alive_relay(h)), RELAYS["h1"])
+    try:
+        buckets = {b for b in range(PRESENCE_BUCKETS) if in_slots(keyslot(presence_key(b)), ranges)}
+        if not buckets:
+            st["notes"].append("%s: no presence bucket lies on slots %s" % (when, slot_list(ranges)))
+        else:
+            viewer, user = rest.new_user("rkv"), None
+            for _ in range(2 * PRESENCE_BUCKETS):  # user ids are consecutive: every bucket comes round
+                u = rest.new_user("rku")
+                if u.id % PRESENCE_BUCKETS in buckets and in_slots(keyslot(presence_key(u.id)), ranges):
+                    user = u
+                    break
+            if user is None:
+                raise AssertionError("no user of %d signed up has a presence key on slots %s"
+                                     % (2 * PRESENCE_BUCKETS, slot_list(ranges)))
+            rest.expect(viewer.call("POST", "/friends", {"user_id": user.id}), 201, "friend request")
+            rest.expect(user.call("POST", "/friends", {"user_id": viewer.id}), 200, "friend accept")
+            sock = ws.connect(user, url=relay)
+            try:
+                sock.send({"type": "heartbeat"})
+                t0 = time.monotonic()
+
+                def online():
+                    body = rest.expect(viewer.call("GET", "/presence?user_ids=%d" % user.id), 200, "GET /presence")
+                    return any(p["user_id"] == user.id and p["status"] == "online" for p in body["presence"])
+                wait_for(online, 15, "GET /presence to show user %d online" % user.id, interval_s=0.3)
+                st["notes"].append("%s: user %d (presence key %s, slot %d) online %.1fs after a heartbeat"
+                                   % (when, user.id, presence_key(user.id), keyslot(presence_key(user.id)),
+                                      time.monotonic() - t0))
+            finally:
+                sock.close()
+    except Exception as e:  # noqa: BLE001 - reported as the check's failure
+        problems.append("presence %s: %s: %s" % (when, type(e).__name__, e))
+    try:
+        name = next((n for n in (rest.uniq("rl") for _ in range(500))
+                     if in_slots(keyslot(ratelimit_key("auth-user", n)), ranges)), None)
+        if name is None:
+            raise AssertionError("no username of 500 has its auth-user bucket on slots %s" % slot_list(ranges))
+        limit, answers = auth_user_limit(), []
+        for i in range(limit + 5):
+            answers.append(rest.call("POST", "/sessions", {"username": name, "password": "guess-%d" % i})[0])
+            if answers[-1] == 429:
+                break
+        if answers[-1] != 429:
+            raise AssertionError("no 429 after %d logins to %s (limit %d a minute; key %s, slot %d): %s"
+                                 % (len(answers), name, limit, ratelimit_key("auth-user", name),
+                                    keyslot(ratelimit_key("auth-user", name)), " ".join(map(str, answers))))
+        st["notes"].append("%s: logins to %s (rate-limit key on slot %d) answered 429 after %d"
+                           % (when, name, keyslot(ratelimit_key("auth-user", name)), len(answers) - 1))
+    except Exception as e:  # noqa: BLE001
+        problems.append("rate limit %s: %s: %s" % (when, type(e).__name__, e))
+    return problems
+
+
 # Watching the bed while a fault runs
 
 class DiscoverWatch(threading.Thread):
@@ -325,8 +610,13 @@ def fault_host_kill(load, st):
     victims = [d for d in load.devices if d.url == RELAYS["h2"] and d.live]
     pids = ns_pids("h2")
     st["killed"] = {("h2", s) for s in SERVICES["h2"]}
-    # Recovered once the killed host's sockets were all welcomed again.
-    st["ready"] = lambda: all(d.live and d.welcomed_at > st["start"] for d in victims)
+    # h2's Redis master: its replica (on h3) must take over.
+    master, nodes = ("h2", REDIS_PORT), cluster_nodes()
+    mid = next((n["id"] for n in nodes if (n["host"], n["port"]) == master), None)
+    replica = next(((n["host"], n["port"]) for n in nodes if mid and n["master_id"] == mid), None)
+    # Recovered once the killed host's sockets were all welcomed again and
+    # every Redis slot has a live master again.
+    st["ready"] = lambda: all(d.live and d.welcomed_at > st["start"] for d in victims) and redis_serving()
     st["start"] = time.monotonic()
     for p in pids:
         try:
@@ -335,6 +625,15 @@ def fault_host_kill(load, st):
             pass
     problems = []
     wait_for(lambda: not ns_pids("h2"), 10, "every process of h2 to die")
+    if replica is None:
+        problems.append("h2:%d had no replica before the kill" % REDIS_PORT)
+    else:
+        try:
+            t = wait_promoted(replica, master)
+            st["notes"].append("%s:%d took over h2:%d's slots %.1fs after the kill"
+                               % (replica + (REDIS_PORT, t - st["start"])))
+        except AssertionError as e:
+            problems.append(str(e))
     try:
         wait_for(lambda: all(d.live and d.welcomed_at > st["start"] for d in victims), 30,
                  "the killed host's sockets to be welcomed again")
@@ -371,7 +670,71 @@ def fault_host_kill(load, st):
     st["dead"] = ("h2", st["start"], time.monotonic())
     cluster("start", "h2")
     st["end"] = time.monotonic()
-    return problems
+    # h2's Redis nodes rejoin as replicas; its master takes its role back.
+    if replica is not None:
+        try:
+            wait_rejoined(master, replica)
+        except AssertionError as e:
+            problems.append(str(e))
+    return problems + restore_roles(st)
+
+
+def fault_redis_master_kill(load, st):
+    """SIGKILL a Redis master (and its supervisor): the one holding the
+    presence keys of most of the load's users (h1's on a tie). Its replica
+    must take over; then presence and rate limits on its slots must work
+    (slot_checks); 10 s after the kill it starts again, must rejoin as the
+    replica, in sync, and takes its role back (restore_roles), after which
+    the slot checks run again."""
+    nodes = cluster_nodes()
+    at = {(n["host"], n["port"]): n for n in nodes}
+    users = sorted({u.id for members in load.members.values() for u in members})
+    held = {h: 0 for h in HOSTS}
+    for uid in users:
+        slot = keyslot(presence_key(uid))
+        for h in HOSTS:
+            if (h, REDIS_PORT) in at and in_slots(slot, at[(h, REDIS_PORT)]["slots"]):
+                held[h] += 1
+    victim = max(HOSTS, key=lambda h: held[h])
+    master = (victim, REDIS_PORT)
+    if master not in at or "master" not in at[master]["flags"] or not at[master]["slots"]:
+        return ["%s:%d is not a master with slots before the fault" % master]
+    ranges = at[master]["slots"]
+    replica = next(((n["host"], n["port"]) for n in nodes if n["master_id"] == at[master]["id"]), None)
+    if replica is None:
+        return ["%s:%d has no replica before the fault" % master]
+    sup = read_pid(os.path.join(RUNDIR, victim, "run", "redis.pid"))
+    child = read_pid(os.path.join(RUNDIR, victim, "run", "redis.child.pid"))
+    st["killed"] = {(victim, "redis")}
+    st["ready"] = redis_serving
+    st["start"] = time.monotonic()
+    for p in (sup, child):
+        if p:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    problems = []
+    try:
+        t = wait_promoted(replica, master)
+        st["notes"].append("killed the master %s:%d (slots %s; the presence keys of %d of the load's %d users); "
+                           "its replica %s:%d took over after %.1fs"
+                           % (master + (slot_list(ranges), held[victim], len(users)) + replica
+                              + (t - st["start"],)))
+    except AssertionError as e:
+        problems.append(str(e))
+    problems += slot_checks(ranges, "after the failover", st)
+    time.sleep(max(0.0, st["start"] + 10 - time.monotonic()))
+    cluster("start", victim)
+    st["end"] = time.monotonic()
+    try:
+        wait_rejoined(master, replica)
+        st["notes"].append("%s:%d back as the replica of %s:%d, in sync, %.1fs after its start"
+                           % (master + replica + (time.monotonic() - st["end"],)))
+    except AssertionError as e:
+        problems.append(str(e))
+    problems += restore_roles(st)
+    return problems + slot_checks(ranges, "after the roles were restored", st)
 
 
 def fault_zk_node_kill(load, st):
@@ -515,6 +878,7 @@ def fault_slow_network(load, st):
 # name, function
 FAULTS = [
     ("host-kill", fault_host_kill),
+    ("redis-master-kill", fault_redis_master_kill),
     ("zk-node-kill", fault_zk_node_kill),
     ("partition", fault_partition),
     ("slow-network", fault_slow_network),
@@ -522,11 +886,12 @@ FAULTS = [
 
 
 def bed_recovered(probe):
-    """Every service runs, the ensemble is whole, every relay delivers."""
+    """Every service runs, the ensemble is whole, every Redis slot has a
+    live master, every relay delivers."""
     modes = zk_modes()
     return (services_running() and list(modes.values()).count("leader") == 1
             and all(m in ("leader", "follower") for m in modes.values())
-            and probe.delivers(HOSTS))
+            and redis_serving() and probe.delivers(HOSTS))
 
 
 class RecoveryWatch(threading.Thread):
@@ -570,6 +935,9 @@ def run_fault(name, fn, cfg, probe):
             problems.append("the fault failed: %s: %s" % (type(e).__name__, e))
             if st.get("cleanup"):
                 st["cleanup"]()
+        # A fault that failed a Redis master over (a partition, a slow link)
+        # leaves it a replica: the next fault starts from the same layout.
+        problems += restore_roles(st)
         time.sleep(cfg["after_s"])  # and goes on after it
         load.stop_sending()
         settled = load.settle(cfg["settle_s"])
