@@ -144,53 +144,85 @@ static void add_offline(const redisReply *rep, struct pl_presence **out,
 		};
 }
 
-/* Sweeps buckets first..first+n-1 in one script, adding to *out. */
-static enum pl_err sweep_buckets(struct pl_redis *r, int first, int n,
-				 long long now_ms, struct pl_presence **out,
-				 size_t *count)
-{
-	char keys[2 * PL_KEY_BUCKETS][64], prefixes[PL_KEY_BUCKETS][64],
-		nkeys[16], now[24];
-	const char *argv[4 + 3 * PL_KEY_BUCKETS] = { "EVAL", sweep_lua, nkeys };
-	int argc = 3;
-	redisReply *rep;
-	enum pl_err rc;
+/* A sweep's command line and the strings it points to. */
+struct sweep_args {
+	char keys[2 * PL_KEY_BUCKETS][64], prefixes[PL_KEY_BUCKETS][64];
+	char nkeys[16], now[24];
+	const char *argv[4 + 3 * PL_KEY_BUCKETS];
+};
 
-	snprintf(nkeys, sizeof(nkeys), "%d", 2 * n);
-	snprintf(now, sizeof(now), "%lld", now_ms);
+/*
+ * Fills a with the sweep of buckets first..first+n-1 (n <= PL_KEY_BUCKETS).
+ * Returns argc.
+ */
+static int sweep_argv(struct sweep_args *a, int first, int n, long long now_ms)
+{
+	int argc = 0;
+
+	snprintf(a->nkeys, sizeof(a->nkeys), "%d", 2 * n);
+	snprintf(a->now, sizeof(a->now), "%lld", now_ms);
+	a->argv[argc++] = "EVAL";
+	a->argv[argc++] = sweep_lua;
+	a->argv[argc++] = a->nkeys;
 	for (int i = 0; i < n; i++) {
-		snprintf(keys[2 * i], sizeof(keys[0]),
+		snprintf(a->keys[2 * i], sizeof(a->keys[0]),
 			 PL_KEY_PRESENCE_DEADLINES_FMT, first + i);
-		snprintf(keys[2 * i + 1], sizeof(keys[0]),
+		snprintf(a->keys[2 * i + 1], sizeof(a->keys[0]),
 			 PL_KEY_PRESENCE_PENDING_FMT, first + i);
-		snprintf(prefixes[i], sizeof(prefixes[0]),
+		snprintf(a->prefixes[i], sizeof(a->prefixes[0]),
 			 PL_KEY_PRESENCE_PREFIX_FMT, first + i);
-		argv[argc++] = keys[2 * i];
-		argv[argc++] = keys[2 * i + 1];
+		a->argv[argc++] = a->keys[2 * i];
+		a->argv[argc++] = a->keys[2 * i + 1];
 	}
-	argv[argc++] = now;
+	a->argv[argc++] = a->now;
 	for (int i = 0; i < n; i++)
-		argv[argc++] = prefixes[i];
-	rc = pl_redis_command(r, argc, argv, NULL, 1, &rep);
-	if (rc)
-		return rc;
-	add_offline(rep, out, count);
-	freeReplyObject(rep);
-	return PL_OK;
+		a->argv[argc++] = a->prefixes[i];
+	return argc;
 }
 
 enum pl_err pl_presence_sweep(struct pl_redis *r, long long now_ms,
 			      struct pl_presence **out, size_t *n)
 {
-	int failed = 0;
+	struct sweep_args a;
+	redisReply *rep;
+	int queued = 0, failed = 0;
 
 	*out = NULL;
 	*n = 0;
-	/* A cluster: a bucket's keys share a slot, no two buckets do. */
-	if (!pl_redis_is_cluster(r))
-		return sweep_buckets(r, 0, PL_KEY_BUCKETS, now_ms, out, n);
-	for (int b = 0; b < PL_KEY_BUCKETS; b++)
-		failed += sweep_buckets(r, b, 1, now_ms, out, n) != PL_OK;
+	/* One Redis: one script sweeps every bucket. */
+	if (!pl_redis_is_cluster(r)) {
+		int argc = sweep_argv(&a, 0, PL_KEY_BUCKETS, now_ms);
+
+		if (pl_redis_command(r, argc, a.argv, NULL, 1, &rep))
+			return PL_UNAVAILABLE;
+		add_offline(rep, out, n);
+		freeReplyObject(rep);
+		return PL_OK;
+	}
+	/*
+	 * A cluster: a bucket's keys share a slot, no two buckets do. One
+	 * script each, pipelined: a bucket whose master is failing over is
+	 * left for the next sweep rather than holding up the others.
+	 */
+	for (int b = 0; b < PL_KEY_BUCKETS; b++) {
+		int argc = sweep_argv(&a, b, 1, now_ms);
+
+		if (pl_redis_append(r, argc, a.argv, NULL))
+			break;
+		queued++;
+	}
+	for (int b = 0; b < queued; b++) {
+		if (pl_redis_read(r, &rep)) {
+			failed++;
+			continue;
+		}
+		if (rep->type == REDIS_REPLY_ERROR)
+			failed++;
+		else
+			add_offline(rep, out, n);
+		freeReplyObject(rep);
+	}
+	failed += PL_KEY_BUCKETS - queued;
 	return failed == PL_KEY_BUCKETS ? PL_UNAVAILABLE : PL_OK;
 }
 

@@ -74,7 +74,7 @@ static void queue_abort(struct pl_redis *r)
 		struct pl_redis_queued *q = &r->queue[i];
 
 		/* Replies not read yet would answer the next commands. */
-		if (!r->collected)
+		if (!r->collected && !q->failed)
 			node_drop(&r->nodes[q->node]);
 		if (q->reply)
 			freeReplyObject(q->reply);
@@ -540,7 +540,11 @@ enum pl_err pl_redis_call(struct pl_redis *r, int argc, const char **argv,
 
 /* ---- pipelining -------------------------------------------------------- */
 
-/* Appends to a cluster's pipeline: the command goes to its slot's node. */
+/*
+ * Appends to a cluster's pipeline: the command goes to its slot's node. A
+ * node that cannot be reached now fails that command alone (its read
+ * answers PL_UNAVAILABLE): a pipeline never waits for a failover.
+ */
 static enum pl_err cluster_append(struct pl_redis *r, int argc,
 				  const char **argv, const size_t *argvlen)
 {
@@ -550,8 +554,7 @@ static enum pl_err cluster_append(struct pl_redis *r, int argc,
 
 	if (r->collected)
 		queue_abort(r);	/* a pipeline read only in part */
-	i = pick(r, slot);
-	len = i < 0 ? -1 : redisFormatCommandArgv(&cmd, argc, argv, argvlen);
+	len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
 	q = len < 0 ? NULL : pl_array_grow(r->queue, &r->queue_cap, r->nqueued,
 					   sizeof(*q), 64);
 	if (!q) {
@@ -560,15 +563,15 @@ static enum pl_err cluster_append(struct pl_redis *r, int argc,
 		return PL_UNAVAILABLE;
 	}
 	r->queue = q;
-	if (redisAppendFormattedCommand(r->nodes[i].ctx, cmd, (size_t)len) !=
-	    REDIS_OK) {
-		free(cmd);
+	i = pick(r, slot);
+	if (i >= 0 && redisAppendFormattedCommand(r->nodes[i].ctx, cmd,
+						  (size_t)len) != REDIS_OK) {
 		node_lost(&r->nodes[i]);
-		queue_abort(r);
-		return PL_UNAVAILABLE;
+		i = -1;
 	}
 	r->queue[r->nqueued++] = (struct pl_redis_queued){
-		.node = (size_t)i, .slot = slot, .cmd = cmd, .len = len,
+		.node = i < 0 ? 0 : (size_t)i, .slot = slot, .cmd = cmd,
+		.len = len, .failed = i < 0,
 	};
 	return PL_OK;
 }
@@ -641,6 +644,8 @@ static void cluster_collect(struct pl_redis *r)
 		struct pl_redis_node *n = &r->nodes[q->node];
 		void *rep = NULL;
 
+		if (q->failed)
+			continue;
 		if (!n->ctx || redisGetReply(n->ctx, &rep) != REDIS_OK || !rep) {
 			if (n->ctx)
 				node_lost(n);
@@ -691,11 +696,6 @@ static enum pl_err cluster_read(struct pl_redis *r, redisReply **reply)
 		cluster_collect(r);
 	}
 	q = &r->queue[r->next++];
-	if (q->failed || !q->reply) {
-		/* The rest of the pipeline fails with it. */
-		queue_abort(r);
-		return PL_UNAVAILABLE;
-	}
 	*reply = q->reply;
 	q->reply = NULL;
 	free(q->cmd);
@@ -704,7 +704,8 @@ static enum pl_err cluster_read(struct pl_redis *r, redisReply **reply)
 		r->nqueued = r->next = 0;
 		r->collected = 0;
 	}
-	return PL_OK;
+	/* A node that failed fails its commands alone. */
+	return *reply ? PL_OK : PL_UNAVAILABLE;
 }
 
 enum pl_err pl_redis_read(struct pl_redis *r, redisReply **reply)

@@ -121,7 +121,10 @@ enum pl_err pl_redis_command(struct pl_redis *r, int argc, const char **argv,
  * (also an error reply) is the caller's to freeReplyObject(). On a cluster
  * the commands go to their slots' nodes, the first read sends them all and
  * reads every reply, a redirected one is sent again to where it belongs,
- * and one node failing fails the rest of the pipeline.
+ * and a node that cannot be reached (or breaks) fails its own commands
+ * only: pl_redis_append() then still answers PL_OK, and that command's
+ * pl_redis_read() PL_UNAVAILABLE, while the others read as usual. A
+ * pipeline never waits out a failover.
  */
 enum pl_err pl_redis_append(struct pl_redis *r, int argc, const char **argv,
 			    const size_t *argvlen);

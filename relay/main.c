@@ -55,8 +55,16 @@ static void on_tick(lws_sorted_usec_list_t *sul)
 
 	t->count++;
 	relay_service_tick(r);
-	if (t->count % 4 == 0)
-		relay_job_submit(&r->jobs, relay_job_new(JOB_SWEEP, 0, 0));
+	/* One sweep at a time: a slow one (Redis failing over) must not
+	 * pile up behind itself and hold every store thread. */
+	if (t->count % 4 == 0 && !atomic_exchange(&r->sweeping, 1)) {
+		struct relay_job *sweep = relay_job_new(JOB_SWEEP, 0, 0);
+
+		if (sweep)
+			relay_job_submit(&r->jobs, sweep);
+		else
+			atomic_store(&r->sweeping, 0);
+	}
 	relay_registration_tick(r, t->count);
 	lws_sul_schedule(r->ctx, 0, &t->sul, on_tick, TICK_US);
 }

@@ -63,6 +63,7 @@ struct relay {
 	/* When the bus last saw its probe come back (monotonic ms): Redis
 	 * and the relay's subscription work (bus.c; registration.c fences on it). */
 	atomic_llong redis_seen_ms;
+	atomic_int sweeping;		/* a presence sweep is queued or running */
 	int fenced;				/* service thread (registration.c) */
 
 	/* Bus commands: subscribe (+id) and unsubscribe (-id) (bus.c). */

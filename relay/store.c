@@ -432,11 +432,13 @@ static void do_sweep(struct store *s)
 	struct pl_presence *gone;
 	size_t n;
 
-	if (pl_presence_sweep(&s->redis, pl_clock_now_ms(), &gone, &n))
-		return;
-	for (size_t i = 0; i < n; i++)
-		announce_presence(s, gone[i].user_id, 0, gone[i].last_seen_ms);
-	free(gone);
+	if (pl_presence_sweep(&s->redis, pl_clock_now_ms(), &gone, &n) == PL_OK) {
+		for (size_t i = 0; i < n; i++)
+			announce_presence(s, gone[i].user_id, 0,
+					  gone[i].last_seen_ms);
+		free(gone);
+	}
+	atomic_store(&s->r->sweeping, 0);
 }
 
 /*

@@ -4,7 +4,8 @@
  * tests/redis/run-cluster starts them): the slot map found from one node,
  * MOVED after a slot moved behind the client's back, ASK while a slot
  * migrates (single commands and a pipeline), scripts loaded on the nodes
- * that lack them, and a command that waits out a master's failover.
+ * that lack them, a pipeline that loses a master (its commands alone
+ * fail) and a command that waits out the master's failover.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -334,6 +335,40 @@ static void test_scripts_load_where_missing(void **state)
 	client_done(&r, &cfg);
 }
 
+/*
+ * A pipeline over every master right after one died: the dead master's
+ * commands fail, the others' are answered, in order, at once.
+ */
+static void pipeline_around_a_dead_master(struct pl_redis *r, int dead)
+{
+	char keys[30][32];
+	int on_dead = 0;
+
+	for (int i = 0; i < 30; i++) {
+		const char *argv[2] = { "GET", keys[i] };
+
+		snprintf(keys[i], sizeof(keys[i]), "seed:%d", i);
+		assert_int_equal(pl_redis_append(r, 2, argv, NULL), PL_OK);
+	}
+	for (int i = 0; i < 30; i++) {
+		int here = (int)r->slots[pl_slot(keys[i], strlen(keys[i]))] ==
+			   (int)client_node(r, dead);
+		redisReply *rep = NULL;
+		enum pl_err rc = pl_redis_read(r, &rep);
+
+		on_dead += here;
+		assert_int_equal(rc, here ? PL_UNAVAILABLE : PL_OK);
+		if (rep) {
+			char want[32];
+
+			snprintf(want, sizeof(want), "v%d", i);
+			assert_string_equal(rep->str, want);
+			freeReplyObject(rep);
+		}
+	}
+	assert_true(on_dead > 0 && on_dead < 30);
+}
+
 /* The master of key's slot is killed: the command waits for its replica. */
 static void test_command_waits_out_a_failover(void **state)
 {
@@ -348,6 +383,13 @@ static void test_command_waits_out_a_failover(void **state)
 	(void)state;
 	client(&r, &cfg, nodes_env, 15000);
 	set(&r, key, "before");
+	for (int i = 0; i < 30; i++) {
+		char k[32], v[32];
+
+		snprintf(k, sizeof(k), "seed:%d", i);
+		snprintf(v, sizeof(v), "v%d", i);
+		assert_get(&r, k, v);	/* connected to every master */
+	}
 	m = owner(pl_slot(key, strlen(key)));
 	info = admin_cmd(m, "INFO server");
 	pid = strstr(info->str, "process_id:");
@@ -355,6 +397,7 @@ static void test_command_waits_out_a_failover(void **state)
 	t0 = pl_clock_mono_ms();
 	assert_int_equal(kill((pid_t)strtol(pid + 11, NULL, 10), SIGKILL), 0);
 	freeReplyObject(info);
+	pipeline_around_a_dead_master(&r, m);
 	set(&r, key, "after");
 	took = pl_clock_mono_ms() - t0;
 	print_message("# a write to the killed master's slot went through "
