@@ -11,6 +11,16 @@
 #include "log.h"
 #include "banned.h"
 
+/*
+ * A user's channel: classic on one Redis; sharded on a cluster, where
+ * SPUBLISH goes to the channel's slot's master and its replicas only, and
+ * a relay subscribes there (relay/bus.c, doc/scale-out.md "Pub/sub").
+ */
+static const char *publish_verb(const struct pl_redis *r)
+{
+	return pl_redis_is_cluster(r) ? "SPUBLISH" : "PUBLISH";
+}
+
 static void queue_push(struct pl_redis *r, const struct pl_message *m,
 		       const struct pl_delivery *d)
 {
@@ -93,7 +103,7 @@ static int publish_batch(struct pl_redis *r, const struct pl_message *m,
 			char *frame = pl_json_message_frame(&m[k], deliveries[k][i].seq);
 			char *payload = frame ? pl_event_encode_message(
 				deliveries[k][i].seq, created_us, frame) : NULL;
-			const char *argv[3] = { "PUBLISH", ch, payload };
+			const char *argv[3] = { publish_verb(r), ch, payload };
 
 			free(frame);
 			/* Out of memory: that one is left to the inbox. */
@@ -175,7 +185,7 @@ void pl_publish_frame(struct pl_redis *r, const long long *users, size_t n,
 
 		for (size_t i = 0; i < n; i++) {
 			char ch[PL_EVENT_CHANNEL_BYTES];
-			const char *argv[3] = { "PUBLISH", ch, frame };
+			const char *argv[3] = { publish_verb(r), ch, frame };
 
 			pl_event_channel(ch, users[i]);
 			if (pl_redis_append(r, 3, argv, NULL))
