@@ -17,9 +17,10 @@
  * A link that breaks, or whose channels a slot move or a failover took
  * away (an unsolicited sunsubscribe), reads the slot map again, connects
  * with backoff to the slots' master, subscribes again to every channel it
- * now holds, and once Redis confirms posts EV_RESUBSCRIBED so every socket
- * re-reads its inbox: events published meanwhile are found there
- * (doc/architecture.md step 5). The other links are not touched.
+ * now holds, and once Redis confirms posts EV_RESUBSCRIBED so the sockets
+ * of its users re-read their inboxes (every socket, for the first link,
+ * which carries the revocations): events published meanwhile are found
+ * there (doc/architecture.md step 5). The other links are not touched.
  *
  * A connection can look alive and be dead: a host cut off by a partition
  * sends no reset. So every second each link publishes a probe to a channel
@@ -582,6 +583,26 @@ static void probe(struct bus *b, struct link *k)
 		freeReplyObject(rep);
 }
 
+/*
+ * Link k holds its channels again, so the sockets whose events may have
+ * been missed meanwhile re-read their inboxes: every socket when k is the
+ * first link (it also carries the revocations, which only a session check
+ * finds again), else the sockets of the users whose channels k holds.
+ */
+static void resubscribed(struct bus *b, struct link *k)
+{
+	unsigned char l = (unsigned char)(k - b->links);
+
+	if (l == 0) {
+		relay_post_event(b->r, EV_RESUBSCRIBED, 0, 0, 0, 0, NULL, 0);
+		return;
+	}
+	for (size_t i = 0; i < b->subs.n; i++)
+		if (b->subs.link[i] == l)
+			relay_post_event(b->r, EV_RESUBSCRIBED, 0, b->subs.ids[i],
+					 0, 0, NULL, 0);
+}
+
 /* Hands every complete reply read on link k to the service thread. */
 static void link_replies(struct bus *b, struct link *k)
 {
@@ -604,7 +625,7 @@ static void link_replies(struct bus *b, struct link *k)
 		} else if (is_pong(rep)) {
 			/* The PING after a reconnect: every channel is back. */
 			k->was_down = 0;
-			relay_post_event(b->r, EV_RESUBSCRIBED, 0, 0, 0, 0, NULL, 0);
+			resubscribed(b, k);
 		} else {
 			dispatch(b, k, rep);
 		}

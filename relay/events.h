@@ -20,7 +20,8 @@ enum relay_event_kind {
 				 * database failed (an error "unavailable" and
 				 * close 1013 "try again later"; HTTP 503) */
 	EV_SUBSCRIBED,		/* user: the bus confirmed the subscription */
-	EV_RESUBSCRIBED,	/* the bus reconnected: every socket re-reads */
+	EV_RESUBSCRIBED,	/* the bus subscribed again: every socket
+				 * re-reads, or (user) that user's sockets */
 	EV_USER_FRAME,		/* user: a frame from the user's channel (text);
 				 * a message's seq in a and created_at (epoch
 				 * microseconds) in b, else a = 0 */

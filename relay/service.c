@@ -48,6 +48,15 @@ static int reread(struct conn *c, void *arg)
 	return 0;
 }
 
+/* One user's channel was subscribed again: only its sockets re-read. */
+static void reread_user(struct relay *r, long long user_id)
+{
+	struct user *u = relay_user_find(r, user_id, 0);
+
+	for (struct conn *c = u ? u->conns : NULL; c; c = c->next_in_user)
+		reread(c, NULL);
+}
+
 static void on_auth_fail(struct conn *c, int database_failed)
 {
 	if (database_failed) {
@@ -96,7 +105,10 @@ static void handle(struct relay *r, const struct relay_event *ev)
 		relay_session_subscribed(r, ev->user_id);
 		break;
 	case EV_RESUBSCRIBED:
-		relay_conn_foreach(r, reread, NULL);
+		if (ev->user_id)
+			reread_user(r, ev->user_id);
+		else
+			relay_conn_foreach(r, reread, NULL);
 		break;
 	case EV_USER_FRAME:
 		relay_delivery_user_frame(r, ev);
