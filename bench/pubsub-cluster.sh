@@ -167,13 +167,15 @@ run() {
 		"$(field p50_ms "$l")" "$(field p99_ms "$l")" "$(field nodes_cpu_pct "$l")" \
 		"$(field masters_cpu_pct "$l") / $(field replicas_cpu_pct "$l")" \
 		"$(field node_cpu_us_per_delivery "$l")" "$(field bench_cpu_pct "$l")" \
-		"$(field machine_busy_pct "$l")" \
+		"$(awk -v z="$(field answered_zero "$l")" -v p="$(field published "$l")" \
+			'BEGIN { printf "%.0f", (p > 0 ? z * 100 / p : 0) }')" \
 		"$(field lost "$l") / $(field duplicated "$l") / $(field errors "$l") / $(field disconnects "$l")" \
 		"$(field max_output_buffer_kib "$l")")")
 	sleep 1
 }
 
 started=$(date +%s)
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 for load in 1:1 group; do
 	fixed=$([ "$load" = 1:1 ] && echo "$rates_1to1" || echo "$rates_group")
 	for rate in 0 $fixed; do
@@ -185,7 +187,7 @@ echo "# Pub/sub on a Redis Cluster: classic or sharded"
 echo
 echo "- $(date -u +'%Y-%m-%d %H:%M UTC'); $(nproc) cores," \
 	"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(uname -sr);" \
-	"load $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+	"load average $load0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 echo "- $(redis-server --version | cut -d' ' -f1-3), $masters masters + $((masters * replicas)) replicas" \
 	"on 127.0.0.1:${ports[0]}-${ports[-1]}; client-output-buffer-limit" \
 	"$(cli 47001 CONFIG GET client-output-buffer-limit | tail -n 1); the $nodes nodes idle:" \
@@ -199,7 +201,8 @@ echo "- $(field users "$first") users (channels parley:u:<id>) over $(field rela
 echo
 row load "offered msgs/s" form "msgs/s" "deliveries/s" "p50 ms" "p99 ms" \
 	"$nodes nodes' CPU %" "masters / replicas %" "node CPU µs per delivery" \
-	"bench CPU %" "machine busy %" "lost / dup / errors / disconnects" "max sub obuf KiB"
+	"bench CPU %" "publishes answered 0 %" "lost / dup / errors / disconnects" \
+	"max sub obuf KiB"
 row --- --- --- --- --- --- --- --- --- --- --- --- --- ---
 printf '%s\n' "${rows[@]}"
 echo

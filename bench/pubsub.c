@@ -35,9 +35,10 @@
  *
  * After --warmup seconds it measures for --duration seconds messages/s
  * sent, deliveries/s received, send->receive latency, each node's CPU
- * (INFO cpu: used_cpu_sys + used_cpu_user, before and after), this
- * program's and the machine's CPU; then lets what is in flight arrive
- * (3 s at most) and counts lost and duplicated deliveries, error replies,
+ * (INFO cpu: used_cpu_sys + used_cpu_user, before and after) and this
+ * program's CPU; then lets what is in flight arrive
+ * (3 s at most) and counts lost and duplicated deliveries, publishes
+ * answered 0 (no subscriber on the node that took it), error replies,
  * subscriber connections lost (a node closes a subscriber over its
  * client-output-buffer-limit pubsub) and unsolicited unsubscribes (a slot
  * moved). Prints one line of key=value.
@@ -394,6 +395,8 @@ static void read_link(struct run *r, struct conn *l)
 			r->publish_errors++;
 			r->errors++;
 			pubsub_note_error(r, "publish", rep->str);
+		} else if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 0) {
+			r->answered_zero++;
 		}
 		freeReplyObject(rep);
 	}
@@ -427,31 +430,14 @@ static void service(struct run *r, int timeout_ms)
 	}
 }
 
-/* CPU readings taken at the window's start and end. */
-struct cpu_reading {
-	double self_s;			/* this program's user + system CPU */
-	long long busy, total;		/* the machine's jiffies from /proc/stat */
-};
-
-/* Reads this program's CPU (getrusage) and the machine's (/proc/stat) into u. */
-static void cpu_now(struct cpu_reading *u)
+/* This program's user + system CPU time, in seconds. */
+static double self_cpu_s(void)
 {
 	struct rusage ru;
-	unsigned long long v[8] = { 0 };
-	FILE *f = fopen("/proc/stat", "r");
 
 	getrusage(RUSAGE_SELF, &ru);
-	u->self_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
 		(double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-	u->busy = u->total = 0;
-	if (f && fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
-			&v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
-		for (int i = 0; i < 8; i++)
-			u->total += (long long)v[i];
-		u->busy = u->total - (long long)(v[3] + v[4]);
-	}
-	if (f)
-		fclose(f);
 }
 
 /* The latency under which a fraction q of the window's deliveries came, in ms. */
@@ -489,12 +475,12 @@ static void print_node_cpu(const struct run *r, double secs, double *masters,
 
 /*
  * Prints the run's line: settings, the window's rates and latencies, the
- * nodes' CPU (% of one core each, and per delivery), this program's and the
- * machine's CPU, then the whole run's counts. lost is what was still in
- * flight after the drain.
+ * nodes' CPU (% of one core each, and per delivery) and this program's,
+ * then the whole run's counts. lost is what was still in flight after the
+ * drain; answered_zero counts publishes whose node had no subscriber for
+ * them (PUBLISH in a cluster counts only its own node's subscribers).
  */
-static void report(const struct run *r, double secs, const struct cpu_reading *u0,
-		   const struct cpu_reading *u1)
+static void report(const struct run *r, double secs, double self_s)
 {
 	long long lost = in_flight(r), max_obuf = 0;
 	double masters, replicas, cpu_s = 0;
@@ -515,16 +501,14 @@ static void report(const struct run *r, double secs, const struct cpu_reading *u
 	       lat_ms(r, 0.99), r->max_lat_us / 1000.0);
 	print_node_cpu(r, secs, &masters, &replicas);
 	printf(" masters_cpu_pct=%.1f replicas_cpu_pct=%.1f nodes_cpu_pct=%.1f "
-	       "node_cpu_us_per_delivery=%.2f bench_cpu_pct=%.1f machine_busy_pct=%.0f "
-	       "published=%lld delivered=%lld lost=%lld duplicated=%lld errors=%lld "
+	       "node_cpu_us_per_delivery=%.2f bench_cpu_pct=%.1f published=%lld "
+	       "answered_zero=%lld delivered=%lld lost=%lld duplicated=%lld errors=%lld "
 	       "disconnects=%lld unsolicited_unsubscribes=%lld max_output_buffer_kib=%lld",
 	       masters, replicas, masters + replicas,
 	       r->w_deliveries ? cpu_s * 1e6 / r->w_deliveries : 0,
-	       (u1->self_s - u0->self_s) * 100 / secs,
-	       u1->total > u0->total ? (double)(u1->busy - u0->busy) * 100 /
-	       (double)(u1->total - u0->total) : 0,
-	       r->publishes, r->delivered, lost, r->duplicated, r->errors,
-	       r->disconnects, r->unsolicited, max_obuf / 1024);
+	       self_s * 100 / secs, r->publishes, r->answered_zero, r->delivered,
+	       lost, r->duplicated, r->errors, r->disconnects, r->unsolicited,
+	       max_obuf / 1024);
 	if (r->first_error[0])
 		printf(" first_error=\"%s\"", r->first_error);
 	printf("\n");
@@ -532,20 +516,21 @@ static void report(const struct run *r, double secs, const struct cpu_reading *u
 }
 
 /* Takes the readings the window starts from and starts counting. */
-static void window_start(struct run *r, struct cpu_reading *u0)
+static void window_start(struct run *r, double *self_s)
 {
 	for (int i = 0; i < r->nnodes; i++)
 		r->node[i].cpu_s = pubsub_node_info(&r->node[i], "cpu",
 						    "used_cpu_sys", "used_cpu_user");
-	cpu_now(u0);
+	*self_s = self_cpu_s();
 	r->measuring = 1;
 }
 
-/* Stops counting and takes each node's CPU used since window_start(). */
-static void window_end(struct run *r, struct cpu_reading *u1)
+/* Stops counting and takes the CPU used since window_start(): each node's,
+ * and this program's into *self_s. */
+static void window_end(struct run *r, double *self_s)
 {
 	r->measuring = 0;
-	cpu_now(u1);
+	*self_s = self_cpu_s() - *self_s;
 	for (int i = 0; i < r->nnodes; i++)
 		r->node[i].cpu_used_s = pubsub_node_info(&r->node[i], "cpu",
 							 "used_cpu_sys", "used_cpu_user") -
@@ -560,20 +545,20 @@ static int run_load(struct run *r)
 {
 	long long start = now_ns(), measure = start + r->o.warmup_s * NS;
 	long long stop = measure + r->o.duration_s * NS, t0 = 0, t1 = 0, t;
-	struct cpu_reading u0, u1;
+	double self_s = 0;
 
 	r->next_send_ns = (double)start;
 	while (!interrupted && (t = now_ns()) < stop) {
 		int more;
 
 		if (!t0 && t >= measure) {
-			window_start(r, &u0);
+			window_start(r, &self_s);
 			t0 = now_ns();
 		}
 		more = send_due(r, t);
 		service(r, more ? 0 : r->o.rate > 0 ? 1 : 10);
 	}
-	window_end(r, &u1);
+	window_end(r, &self_s);
 	t1 = now_ns();
 	for (long long end = now_ns() + DRAIN_NS; in_flight(r) > 0 && now_ns() < end;)
 		service(r, 10);
@@ -582,7 +567,7 @@ static int run_load(struct run *r)
 			"clients", "client_recent_max_output_buffer", NULL);
 	if (!t0)
 		return 1;
-	report(r, (double)(t1 - t0) / NS, &u0, &u1);
+	report(r, (double)(t1 - t0) / NS, self_s);
 	return interrupted;
 }
 

@@ -68,6 +68,7 @@ struct run {
 	long long messages, publishes, rr;
 	double next_send_ns;		/* --rate: when the next message is due */
 	long long publish_errors, errors;	/* refused publishes; every error reply */
+	long long answered_zero;	/* publishes whose node had no subscriber */
 	long long delivered, duplicated, unsolicited, disconnects;
 	unsigned char *seen;		/* deliveries received, a bit per seq */
 	size_t seen_bytes;
