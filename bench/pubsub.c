@@ -5,9 +5,9 @@
  *
  *   classic  each of --relays relays holds ONE connection, to one master
  *            (relay i to the i-th master by port), and SUBSCRIBEs its
- *            users' channels there; publishers PUBLISH to the masters in
- *            turn. The cluster sends every publish to every node over its
- *            bus.
+ *            users' channels there; publishers PUBLISH to a master picked
+ *            at random. The cluster sends every publish to every node over
+ *            its bus.
  *   sharded  each relay holds one connection per master and SSUBSCRIBEs
  *            each of its users' channels on the master serving the
  *            channel's slot (CLUSTER SLOTS, CLUSTER KEYSLOT); publishers
@@ -212,16 +212,31 @@ static int make_frame(struct run *r)
 }
 
 /*
+ * The next number of a fixed xorshift64* sequence: runs are repeatable,
+ * and the classic form's choice of node owes nothing to the order in which
+ * users and relays are dealt.
+ */
+static unsigned long long next_random(struct run *r)
+{
+	r->random ^= r->random >> 12;
+	r->random ^= r->random << 25;
+	r->random ^= r->random >> 27;
+	return r->random * 2685821657736338717ULL;
+}
+
+/*
  * Appends publisher pubr's publish of the next seq to user u: sharded on
- * its link to the channel's master, classic on its links in turn. Returns
- * 0, or -1 when out of memory.
+ * its link to the channel's master; classic on one of its links picked at
+ * random, as a parley-api's link is to whichever node, not to the one
+ * where the user's relay subscribed (that is the case 1 in masters times).
+ * Returns 0, or -1 when out of memory.
  */
 static int publish(struct run *r, int pubr, int u)
 {
 	char ch[PL_EVENT_CHANNEL_BYTES];
 	char *ev = pl_event_encode_message(r->publishes + 1, wall_us(), r->frame);
 	int m = r->o.mode == MODE_SHARDED ? r->user_master[u] :
-		(int)(r->rr++ % r->nmasters);
+		(int)(next_random(r) % (unsigned)r->nmasters);
 	struct conn *pc = &r->pub[pubr * r->nmasters + m];
 
 	if (!ev || redisAppendCommand(pc->c, r->o.mode == MODE_SHARDED ?
@@ -548,6 +563,7 @@ static int run_load(struct run *r)
 	double self_s = 0;
 
 	r->next_send_ns = (double)start;
+	r->random = 0x9e3779b97f4a7c15ULL;
 	while (!interrupted && (t = now_ns()) < stop) {
 		int more;
 

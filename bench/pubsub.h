@@ -65,7 +65,8 @@ struct run {
 	int npub;
 	struct pollfd *pfd;
 	char *frame;			/* the message frame's JSON, padded */
-	long long messages, publishes, rr;
+	long long messages, publishes;
+	unsigned long long random;	/* classic: picks each publish's node */
 	double next_send_ns;		/* --rate: when the next message is due */
 	long long publish_errors, errors;	/* refused publishes; every error reply */
 	long long answered_zero;	/* publishes whose node had no subscriber */
