@@ -11,7 +11,10 @@
 # create --cluster-replicas 1`, waits until every node sees cluster_state:ok
 # and every replica in sync, measures the nodes' idle CPU for 5 s, then runs
 # bench/pubsub for each load (1:1, groups of 100), each offered rate (flat
-# out, then the fixed rates) and both forms, alternating the forms. Prints a Markdown table, then bench/pubsub's lines.
+# out, then the fixed rates) and both forms, alternating the forms. Prints a
+# Markdown table, then bench/pubsub's lines, each with the bytes the nodes
+# sent each other on the cluster bus during the run (every bus socket's
+# bytes_sent from ss -i) per publish.
 # The nodes are stopped and the directory removed on every exit. Bounded:
 # each run is killed after its seconds + 30; the whole script takes about
 # 3 minutes with the defaults.
@@ -139,6 +142,13 @@ c0=$(cpu_sum)
 sleep 5
 idle_pct=$(awk -v a="$c0" -v b="$(cpu_sum)" 'BEGIN { printf "%.1f", (b - a) * 100 / 5 }')
 
+# Bytes the nodes sent each other on the cluster bus so far: every bus
+# socket's bytes_sent (ss -i), each end counting what it sent.
+bus_bytes() {
+	local lo=$((ports[0] + 10000)) hi=$((ports[-1] + 10000))
+	ss -Htin "( sport >= :$lo and sport <= :$hi ) or ( dport >= :$lo and dport <= :$hi )" |
+		grep -o 'bytes_sent:[0-9]*' | awk -F: '{ s += $2 } END { printf "%.0f\n", s }'
+}
 field() { sed -n "s/.*\<$1=\([^ ]*\).*/\1/p" <<<"$2" | head -n 1; }
 row() {
 	local out="|" cell
@@ -149,8 +159,9 @@ lines=()
 rows=()
 # run LOAD RATE MODE: one bench/pubsub run, its table row and line kept.
 run() {
-	local load=$1 rate=$2 mode=$3 out l
+	local load=$1 rate=$2 mode=$3 out l b0 bus
 	say "$mode, $load, $([ "$rate" = 0 ] && echo "flat out" || echo "$rate msgs/s")"
+	b0=$(bus_bytes)
 	# shellcheck disable=SC2086 # PUBSUB_ARGS is a list of options
 	out=$(timeout $((seconds + 30)) "$bin" --cluster 127.0.0.1:47001 --mode "$mode" \
 		--load "$load" --rate "$rate" --users "$users" --duration "$seconds" \
@@ -161,7 +172,9 @@ run() {
 		lines+=("$mode $load $rate: no figures: $(tail -n 1 <<<"$out")")
 		return
 	fi
-	lines+=("$l")
+	bus=$(awk -v b="$(($(bus_bytes) - b0))" -v p="$(field published "$l")" \
+		'BEGIN { printf "%.1f", (p > 0 ? b / p / 1024 : 0) }')
+	lines+=("$l bus_kib_per_publish=$bus")
 	rows+=("$(row "$load" "$([ "$rate" = 0 ] && echo "flat out" || echo "$rate")" "$mode" \
 		"$(field msgs_per_s "$l")" "$(field deliveries_per_s "$l")" \
 		"$(field p50_ms "$l")" "$(field p99_ms "$l")" "$(field nodes_cpu_pct "$l")" \
@@ -169,6 +182,7 @@ run() {
 		"$(field node_cpu_us_per_delivery "$l")" "$(field bench_cpu_pct "$l")" \
 		"$(awk -v z="$(field answered_zero "$l")" -v p="$(field published "$l")" \
 			'BEGIN { printf "%.0f", (p > 0 ? z * 100 / p : 0) }')" \
+		"$bus" \
 		"$(field lost "$l") / $(field duplicated "$l") / $(field errors "$l") / $(field disconnects "$l")" \
 		"$(field max_output_buffer_kib "$l")")")
 	sleep 1
@@ -201,9 +215,9 @@ echo "- $(field users "$first") users (channels parley:u:<id>) over $(field rela
 echo
 row load "offered msgs/s" form "msgs/s" "deliveries/s" "p50 ms" "p99 ms" \
 	"$nodes nodes' CPU %" "masters / replicas %" "node CPU µs per delivery" \
-	"bench CPU %" "publishes answered 0 %" "lost / dup / errors / disconnects" \
-	"max sub obuf KiB"
-row --- --- --- --- --- --- --- --- --- --- --- --- --- ---
+	"bench CPU %" "publishes answered 0 %" "bus KiB per publish" \
+	"lost / dup / errors / disconnects" "max sub obuf KiB"
+row --- --- --- --- --- --- --- --- --- --- --- --- --- --- ---
 printf '%s\n' "${rows[@]}"
 echo
 printf '%s\n' "${lines[@]}"
