@@ -108,6 +108,10 @@ struct link {
 	long delay_ms;		/* backoff before the next connect */
 	int was_down;		/* since its last EV_RESUBSCRIBED */
 	int dead;		/* no longer a master: closed, to be dropped */
+	/* Channels this link was asked to give up and has not confirmed: a
+	 * sunsubscribe for any other is the master's own doing. */
+	long long *unsub;
+	size_t nunsub, unsub_cap;
 };
 
 /* The bus thread's links and what they hold. */
@@ -183,6 +187,13 @@ static redisContext *connect_one(const struct pl_config *cfg, const char *host,
 	return c;
 }
 
+static void append_sub(redisContext *c, const char *verb, long long id)
+{
+	char ch[PL_EVENT_CHANNEL_BYTES];
+
+	redisAppendCommand(c, "%s %s", verb, pl_event_channel(ch, id));
+}
+
 static void link_close(struct link *l)
 {
 	if (l->c)
@@ -191,6 +202,31 @@ static void link_close(struct link *l)
 		redisFree(l->pub);
 	l->c = l->pub = NULL;
 	l->probe_pending_ms = 0;
+	l->nunsub = 0;		/* a new connection holds none of them */
+}
+
+/* Gives up user id's channel on link l, remembering it was asked. */
+static void link_unsubscribe(struct bus *b, struct link *l, long long id)
+{
+	long long *unsub = pl_array_grow(l->unsub, &l->unsub_cap, l->nunsub,
+					 sizeof(*unsub), 16);
+
+	if (unsub) {
+		l->unsub = unsub;
+		l->unsub[l->nunsub++] = id;
+	}
+	append_sub(l->c, verb_unsub(b), id);
+}
+
+/* Whether link l asked to give up id's channel (forgotten once confirmed). */
+static int link_asked_unsubscribe(struct link *l, long long id)
+{
+	for (size_t i = 0; i < l->nunsub; i++)
+		if (l->unsub[i] == id) {
+			l->unsub[i] = l->unsub[--l->nunsub];
+			return 1;
+		}
+	return 0;
 }
 
 /* The link of master host:port, added if new; -1 when the table is full. */
@@ -203,6 +239,7 @@ static int link_of(struct bus *b, const char *host, int port)
 		}
 	for (size_t i = 0; i < b->nlinks; i++)
 		if (b->links[i].dead && !b->links[i].c) {
+			free(b->links[i].unsub);
 			memset(&b->links[i], 0, sizeof(b->links[i]));
 			snprintf(b->links[i].host, sizeof(b->links[i].host), "%s", host);
 			b->links[i].port = port;
@@ -250,7 +287,6 @@ static void read_map(struct bus *b, const redisReply *rep, const char *asked)
 		}
 }
 
-static void append_sub(redisContext *c, const char *verb, long long id);
 static unsigned char owner_of(const struct bus *b, long long id);
 
 /*
@@ -342,13 +378,6 @@ static void probe_channel(struct bus *b, size_t l)
 	}
 }
 
-static void append_sub(redisContext *c, const char *verb, long long id)
-{
-	char ch[PL_EVENT_CHANNEL_BYTES];
-
-	redisAppendCommand(c, "%s %s", verb, pl_event_channel(ch, id));
-}
-
 /*
  * Connects link l and subscribes to everything it holds: its probe, every
  * channel whose slot it owns, the revocation channel on the first link.
@@ -432,7 +461,7 @@ static void take_requests(struct bus *b)
 		} else if (cmds[i] < 0 && at >= 0) {
 			l = b->subs.link[at];
 			if (l != NO_LINK && l < b->nlinks && b->links[l].c)
-				append_sub(b->links[l].c, verb_unsub(b), id);
+				link_unsubscribe(b, &b->links[l], id);
 			subs_remove(&b->subs, at);
 		}
 	}
@@ -460,19 +489,25 @@ static void user_event(struct relay *r, long long user_id, const char *text,
 }
 
 /*
- * A channel this link lost without asking (a slot moved away, or its
- * master became a replica): the link starts over from a fresh map.
+ * A sunsubscribe on link k: the confirmation of our own request, or a
+ * channel the master dropped by itself (its slot moved, or it became a
+ * replica). Such a channel is subscribed again where the fresh map puts
+ * it (follow_moves()), and that link's users re-read.
  */
 static void lost_channel(struct bus *b, struct link *k, long long user_id)
 {
-	int at = subs_find(&b->subs, user_id);
+	int at;
 
-	/* Given up (the confirmation of our own request), or already moved. */
+	if (link_asked_unsubscribe(k, user_id))
+		return;
+	at = subs_find(&b->subs, user_id);
+	/* Not ours any more, or already moved elsewhere. */
 	if (at < 0 || b->subs.link[at] != (unsigned char)(k - b->links))
 		return;
 	pl_log(PL_LOG_INFO, "bus: '%s:%d' dropped user %lld's channel: "
 	       "subscribing again", k->host, k->port, user_id);
-	link_lost(b, k);
+	b->subs.link[at] = NO_LINK;
+	b->map_stale = 1;
 }
 
 /* Hands one pub/sub reply of link k to the service thread. */
@@ -717,8 +752,10 @@ static void *bus_main(void *arg)
 		/* Nothing up (Redis away, or no map yet): retry shortly. */
 		wait_replies(&b, links_up(&b) ? 1000 : 100);
 	}
-	for (size_t i = 0; i < b.nlinks; i++)
+	for (size_t i = 0; i < b.nlinks; i++) {
 		link_close(&b.links[i]);
+		free(b.links[i].unsub);
+	}
 	free(b.subs.ids);
 	free(b.subs.link);
 	return NULL;
