@@ -294,9 +294,14 @@ static int pick(struct pl_redis *r, int slot)
 	if (r->slots[slot] == PL_REDIS_NODES_MAX && refresh_slots(r))
 		return -1;
 	i = r->slots[slot];
-	if (i == PL_REDIS_NODES_MAX || node_connect(r, i))
+	if (i != PL_REDIS_NODES_MAX && node_connect(r, i) == 0)
+		return (int)i;
+	/* Its master is gone: a replica may have taken over by now. */
+	if (refresh_slots(r) || r->slots[slot] == i ||
+	    r->slots[slot] == PL_REDIS_NODES_MAX)
 		return -1;
-	return (int)i;
+	i = r->slots[slot];
+	return node_connect(r, i) ? -1 : (int)i;
 }
 
 enum pl_err pl_redis_ensure(struct pl_redis *r)

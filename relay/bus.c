@@ -105,6 +105,7 @@ struct link {
 	long long probe_sent_ms;	/* when the last probe went out */
 	long long probe_pending_ms;	/* oldest probe not back yet, or 0 */
 	long long retry_ms;	/* after a failed connect: not before then */
+	long long up_ms;	/* when it last connected */
 	long delay_ms;		/* backoff before the next connect */
 	int was_down;		/* since its last EV_RESUBSCRIBED */
 	int dead;		/* no longer a master: closed, to be dropped */
@@ -123,6 +124,7 @@ struct bus {
 	size_t nlinks;
 	unsigned char owner[PL_SLOTS];	/* cluster: link per slot */
 	int map_stale;		/* read the slot map before the next connect */
+	int mapped;		/* a map was read: later links take over channels */
 	size_t seed;		/* the cluster node to ask for the map first */
 };
 
@@ -244,6 +246,8 @@ static int link_of(struct bus *b, const char *host, int port)
 			snprintf(b->links[i].host, sizeof(b->links[i].host), "%s", host);
 			b->links[i].port = port;
 			b->links[i].delay_ms = 100;
+			/* Its channels may have missed events meanwhile. */
+			b->links[i].was_down = b->mapped;
 			return (int)i;
 		}
 	if (b->nlinks == MAX_LINKS)
@@ -252,6 +256,7 @@ static int link_of(struct bus *b, const char *host, int port)
 	snprintf(b->links[b->nlinks].host, sizeof(b->links[0].host), "%s", host);
 	b->links[b->nlinks].port = port;
 	b->links[b->nlinks].delay_ms = 100;
+	b->links[b->nlinks].was_down = b->mapped;
 	return (int)b->nlinks++;
 }
 
@@ -340,6 +345,7 @@ static int bus_map(struct bus *b)
 			read_map(b, rep, host);
 			b->seed = i;
 			b->map_stale = 0;
+			b->mapped = 1;
 		}
 		if (rep)
 			freeReplyObject(rep);
@@ -401,17 +407,18 @@ static int link_up(struct bus *b, size_t l)
 		b->map_stale = b->cluster;
 		return -1;
 	}
-	k->delay_ms = 100;
+	k->up_ms = now;
 	k->probe_pending_ms = 0;
 	probe_channel(b, l);
 	if (l == 0)
 		redisAppendCommand(k->c, "SUBSCRIBE " PL_KEY_REVOKE_CHANNEL);
 	redisAppendCommand(k->c, "%s %s", verb_sub(b), k->probe_ch);
-	for (size_t i = 0; i < b->subs.n; i++) {
-		b->subs.link[i] = owner_of(b, b->subs.ids[i]);
-		if (b->subs.link[i] == l)
+	/* Others keep their link: follow_moves() moves them. */
+	for (size_t i = 0; i < b->subs.n; i++)
+		if (owner_of(b, b->subs.ids[i]) == l) {
+			b->subs.link[i] = (unsigned char)l;
 			append_sub(k->c, verb_sub(b), b->subs.ids[i]);
-	}
+		}
 	if (k->was_down) {
 		pl_log(PL_LOG_INFO, "bus: subscribed again at '%s:%d'", k->host,
 		       k->port);
@@ -421,11 +428,24 @@ static int link_up(struct bus *b, size_t l)
 	return 0;
 }
 
+/*
+ * A link that broke: closed, to come up again from a fresh map. One that
+ * breaks soon after it came up waits, longer each time, so a node that
+ * keeps refusing is not hammered.
+ */
 static void link_lost(struct bus *b, struct link *k)
 {
+	long long now = pl_clock_mono_ms();
+
 	link_close(k);
 	k->was_down = 1;
 	b->map_stale = b->cluster;
+	if (now - k->up_ms >= 5000) {
+		k->delay_ms = 100;
+		return;
+	}
+	k->retry_ms = now + k->delay_ms;
+	k->delay_ms = k->delay_ms * 2 > 2000 ? 2000 : k->delay_ms * 2;
 }
 
 /* Takes the service thread's requests and queues the commands. */
@@ -619,6 +639,37 @@ static void probe(struct bus *b, struct link *k)
 }
 
 /*
+ * A subscription answered "MOVED <slot> <host>:<port>": the map was stale
+ * for that slot. Its channels go to the master named (a new link if
+ * need be). Returns 0, or -1 when the reply is no MOVED.
+ */
+static int moved(struct bus *b, const char *err)
+{
+	char host[PL_CONFIG_HOST_MAX];
+	const char *colon;
+	char *end;
+	long slot, port;
+	int l;
+
+	if (!b->cluster || strncmp(err, "MOVED ", 6) != 0)
+		return -1;
+	slot = strtol(err + 6, &end, 10);
+	colon = *end == ' ' ? strrchr(end + 1, ':') : NULL;
+	if (!colon || slot < 0 || slot >= PL_SLOTS ||
+	    (size_t)(colon - end - 1) >= sizeof(host))
+		return -1;
+	port = strtol(colon + 1, NULL, 10);
+	memcpy(host, end + 1, (size_t)(colon - end - 1));
+	host[colon - end - 1] = '\0';
+	l = link_of(b, host, (int)port);
+	if (l < 0)
+		return -1;
+	b->owner[slot] = (unsigned char)l;
+	follow_moves(b);
+	return 0;
+}
+
+/*
  * Link k holds its channels again, so the sockets whose events may have
  * been missed meanwhile re-read their inboxes: every socket when k is the
  * first link (it also carries the revocations, which only a session check
@@ -646,7 +697,13 @@ static void link_replies(struct bus *b, struct link *k)
 
 		if (redisGetReplyFromReader(k->c, &rep) != REDIS_OK || !rep)
 			return;
-		/* A refused SUBSCRIBE: start over rather than miss events. */
+		/* MOVED: that one channel belongs elsewhere (a stale map). */
+		if (((redisReply *)rep)->type == REDIS_REPLY_ERROR &&
+		    moved(b, ((redisReply *)rep)->str) == 0) {
+			freeReplyObject(rep);
+			continue;
+		}
+		/* Any other refusal: start over rather than miss events. */
 		if (((redisReply *)rep)->type == REDIS_REPLY_ERROR) {
 			pl_log(PL_LOG_WARN, "bus: '%s:%d' refused a command: %s",
 			       k->host, k->port, ((redisReply *)rep)->str);
