@@ -136,12 +136,15 @@ static void add_offline(const redisReply *rep, struct pl_presence **out,
 	if (!p)
 		return;
 	*out = p;
-	for (size_t i = 0; i + 1 < rep->elements; i += 2)
+	for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+		if (!rep->element[i]->str || !rep->element[i + 1]->str)
+			continue;
 		(*out)[(*n)++] = (struct pl_presence){
 			.user_id = strtoll(rep->element[i]->str, NULL, 10),
 			.online = 0,
 			.last_seen_ms = strtoll(rep->element[i + 1]->str, NULL, 10),
 		};
+	}
 }
 
 /* A sweep's command line and the strings it points to. */
@@ -234,10 +237,11 @@ static void presence_of(long long user, const redisReply *rep, long long now,
 	for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY &&
 	     i + 1 < rep->elements; i += 2) {
 		const char *field = rep->element[i]->str;
-		long long v = strtoll(rep->element[i + 1]->str, NULL, 10);
+		long long v;
 
-		if (!field)
+		if (!field || !rep->element[i + 1]->str)
 			continue;
+		v = strtoll(rep->element[i + 1]->str, NULL, 10);
 		if (strncmp(field, "d:", 2) == 0 && v > now)
 			p->online = 1;
 		else if (strcmp(field, "last_seen") == 0)

@@ -201,30 +201,44 @@ static void read_slots(struct pl_redis *r, size_t i, const redisReply *rep)
 
 /*
  * Reads the slot map again from the first node that answers, starting
- * with the one keyless commands use. Returns 0 or -1.
+ * with the one keyless commands use, on a connection of its own: a node's
+ * connection may hold a pipeline whose replies are not read yet. Returns
+ * 0 or -1.
  */
 static int refresh_slots(struct pl_redis *r)
 {
+	struct timeval tv = { r->timeout_ms / 1000,
+			      (r->timeout_ms % 1000) * 1000 };
+	long long now = pl_clock_mono_ms();
+
 	for (size_t k = 0; k < r->nnodes; k++) {
 		size_t i = (r->any + k) % r->nnodes;
+		struct pl_redis_node *n = &r->nodes[i];
+		redisContext *c;
 		redisReply *rep;
 
-		if (node_connect(r, i))
+		if (n->retry_ms && now < n->retry_ms)
 			continue;
-		rep = redisCommand(r->nodes[i].ctx, "CLUSTER SLOTS");
-		if (!rep) {
-			node_lost(&r->nodes[i]);
+		c = redisConnectWithTimeout(n->host, n->port, tv);
+		if (!c || c->err) {
+			if (c)
+				redisFree(c);
+			n->retry_ms = now + NODE_RETRY_MS;
 			continue;
 		}
-		if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0) {
+		redisSetTimeout(c, tv);
+		rep = redisCommand(c, "CLUSTER SLOTS");
+		redisFree(c);
+		if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0) {
 			read_slots(r, i, rep);
 			freeReplyObject(rep);
 			return 0;
 		}
-		if (rep->type == REDIS_REPLY_ERROR)
+		if (rep && rep->type == REDIS_REPLY_ERROR)
 			pl_log(PL_LOG_ERR, "redis: CLUSTER SLOTS on '%s:%d': %s",
-			       r->nodes[i].host, r->nodes[i].port, rep->str);
-		freeReplyObject(rep);
+			       n->host, n->port, rep->str);
+		if (rep)
+			freeReplyObject(rep);
 	}
 	return -1;
 }
