@@ -26,8 +26,8 @@
  * sends no reset. So every second each link publishes a probe to a channel
  * of its own master, on a second connection, and must see it come back: a
  * probe not back within PROBE_TIMEOUT_MS drops the link and subscribes
- * anew. When a probe last came back on any link is r->redis_seen_ms, on
- * which the relay fences itself (registration.c).
+ * anew. When a majority of the links last had their probe back is
+ * r->redis_seen_ms, on which the relay fences itself (registration.c).
  */
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -40,6 +40,7 @@
 
 #include "array.h"
 #include "bus.h"
+#include "buslinks.h"
 #include "clock.h"
 #include "event.h"
 #include "events.h"
@@ -51,339 +52,6 @@
 
 #define PROBE_EVERY_MS 1000
 #define PROBE_TIMEOUT_MS 3000
-/* The most masters a cluster may have for this relay. */
-#define MAX_LINKS 32
-#define NO_LINK 255
-
-/* The channels the bus holds: user ids, and the link each is on. */
-struct subs {
-	long long *ids;
-	unsigned char *link;
-	size_t n, cap, link_cap;
-};
-
-static int subs_find(const struct subs *s, long long id)
-{
-	for (size_t i = 0; i < s->n; i++)
-		if (s->ids[i] == id)
-			return (int)i;
-	return -1;
-}
-
-static void subs_add(struct subs *s, long long id)
-{
-	long long *ids;
-	unsigned char *link;
-
-	if (subs_find(s, id) >= 0)
-		return;
-	ids = pl_array_grow(s->ids, &s->cap, s->n, sizeof(*ids), 256);
-	if (!ids)
-		return;
-	s->ids = ids;
-	link = pl_array_grow(s->link, &s->link_cap, s->n, sizeof(*link), 256);
-	if (!link)
-		return;
-	s->link = link;
-	s->ids[s->n] = id;
-	s->link[s->n++] = NO_LINK;
-}
-
-static void subs_remove(struct subs *s, int i)
-{
-	s->ids[i] = s->ids[--s->n];
-	s->link[i] = s->link[s->n];
-}
-
-/* One master's subscriptions. */
-struct link {
-	char host[PL_CONFIG_HOST_MAX];
-	int port;
-	redisContext *c;	/* subscriptions, non-blocking; NULL while down */
-	redisContext *pub;	/* the probe's, blocking; NULL while down */
-	char probe_ch[192];	/* a channel in this master's slots */
-	long long probe_sent_ms;	/* when the last probe went out */
-	long long probe_pending_ms;	/* oldest probe not back yet, or 0 */
-	long long retry_ms;	/* after a failed connect: not before then */
-	long long up_ms;	/* when it last connected */
-	long delay_ms;		/* backoff before the next connect */
-	int was_down;		/* since its last EV_RESUBSCRIBED */
-	int dead;		/* no longer a master: closed, to be dropped */
-	/* Channels this link was asked to give up and has not confirmed: a
-	 * sunsubscribe for any other is the master's own doing. */
-	long long *unsub;
-	size_t nunsub, unsub_cap;
-};
-
-/* The bus thread's links and what they hold. */
-struct bus {
-	struct relay *r;
-	int cluster;		/* sharded commands, one link per master */
-	struct subs subs;
-	struct link links[MAX_LINKS];
-	size_t nlinks;
-	unsigned char owner[PL_SLOTS];	/* cluster: link per slot */
-	int map_stale;		/* read the slot map before the next connect */
-	int mapped;		/* a map was read: later links take over channels */
-	size_t seed;		/* the cluster node to ask for the map first */
-};
-
-/* The verbs and reply kinds of the bus's pub/sub flavour. */
-static const char *verb_sub(const struct bus *b)
-{
-	return b->cluster ? "SSUBSCRIBE" : "SUBSCRIBE";
-}
-
-static const char *verb_unsub(const struct bus *b)
-{
-	return b->cluster ? "SUNSUBSCRIBE" : "UNSUBSCRIBE";
-}
-
-/* Whether the cluster node c serves: CLUSTER INFO says cluster_state:ok. */
-static int cluster_ok(redisContext *c)
-{
-	redisReply *info = redisCommand(c, "CLUSTER INFO");
-	int ok = info && info->type == REDIS_REPLY_STRING &&
-		 strstr(info->str, "cluster_state:ok") != NULL;
-
-	if (info)
-		freeReplyObject(info);
-	return ok;
-}
-
-/*
- * Connects to one Redis once it answers PING (a restarting Redis accepts
- * connections while it loads its data and answers -LOADING until ready)
- * and, a cluster's node, once its cluster serves (a master cut off from
- * the majority reports "fail" after the node timeout, while the majority
- * hands its slots to a replica). Keeps the [redis] timeout_ms on every
- * reply if blocking, else none (reads then happen only when poll() says
- * so).
- */
-static redisContext *connect_one(const struct pl_config *cfg, const char *host,
-				 int port, int cluster, int blocking)
-{
-	struct timeval tv = { cfg->redis_timeout_ms / 1000,
-			      (cfg->redis_timeout_ms % 1000) * 1000 };
-	redisContext *c = host[0] == '/' ? redisConnectUnixWithTimeout(host, tv) :
-			  redisConnectWithTimeout(host, port, tv);
-	redisReply *pong;
-
-	if (!c || c->err) {
-		if (c)
-			redisFree(c);
-		return NULL;
-	}
-	redisSetTimeout(c, tv);
-	pong = redisCommand(c, "PING");
-	if (!pong || pong->type != REDIS_REPLY_STATUS || strcmp(pong->str, "PONG") ||
-	    (cluster && !cluster_ok(c))) {
-		if (pong)
-			freeReplyObject(pong);
-		redisFree(c);
-		return NULL;
-	}
-	freeReplyObject(pong);
-	if (!blocking)
-		redisSetTimeout(c, (struct timeval){ 0, 0 });
-	return c;
-}
-
-static void append_sub(redisContext *c, const char *verb, long long id)
-{
-	char ch[PL_EVENT_CHANNEL_BYTES];
-
-	redisAppendCommand(c, "%s %s", verb, pl_event_channel(ch, id));
-}
-
-static void link_close(struct link *l)
-{
-	if (l->c)
-		redisFree(l->c);
-	if (l->pub)
-		redisFree(l->pub);
-	l->c = l->pub = NULL;
-	l->probe_pending_ms = 0;
-	l->nunsub = 0;		/* a new connection holds none of them */
-}
-
-/* Gives up user id's channel on link l, remembering it was asked. */
-static void link_unsubscribe(struct bus *b, struct link *l, long long id)
-{
-	long long *unsub = pl_array_grow(l->unsub, &l->unsub_cap, l->nunsub,
-					 sizeof(*unsub), 16);
-
-	if (unsub) {
-		l->unsub = unsub;
-		l->unsub[l->nunsub++] = id;
-	}
-	append_sub(l->c, verb_unsub(b), id);
-}
-
-/* Whether link l asked to give up id's channel (forgotten once confirmed). */
-static int link_asked_unsubscribe(struct link *l, long long id)
-{
-	for (size_t i = 0; i < l->nunsub; i++)
-		if (l->unsub[i] == id) {
-			l->unsub[i] = l->unsub[--l->nunsub];
-			return 1;
-		}
-	return 0;
-}
-
-/* The link of master host:port, added if new; -1 when the table is full. */
-static int link_of(struct bus *b, const char *host, int port)
-{
-	for (size_t i = 0; i < b->nlinks; i++)
-		if (b->links[i].port == port && strcmp(b->links[i].host, host) == 0) {
-			b->links[i].dead = 0;
-			return (int)i;
-		}
-	for (size_t i = 0; i < b->nlinks; i++)
-		if (b->links[i].dead && !b->links[i].c) {
-			free(b->links[i].unsub);
-			memset(&b->links[i], 0, sizeof(b->links[i]));
-			snprintf(b->links[i].host, sizeof(b->links[i].host), "%s", host);
-			b->links[i].port = port;
-			b->links[i].delay_ms = 100;
-			/* Its channels may have missed events meanwhile. */
-			b->links[i].was_down = b->mapped;
-			return (int)i;
-		}
-	if (b->nlinks == MAX_LINKS)
-		return -1;
-	memset(&b->links[b->nlinks], 0, sizeof(b->links[0]));
-	snprintf(b->links[b->nlinks].host, sizeof(b->links[0].host), "%s", host);
-	b->links[b->nlinks].port = port;
-	b->links[b->nlinks].delay_ms = 100;
-	b->links[b->nlinks].was_down = b->mapped;
-	return (int)b->nlinks++;
-}
-
-/* Reads one CLUSTER SLOTS reply into the links and the slot owners. */
-static void read_map(struct bus *b, const redisReply *rep, const char *asked)
-{
-	for (size_t i = 0; i < b->nlinks; i++)
-		b->links[i].dead = 1;
-	memset(b->owner, NO_LINK, sizeof(b->owner));
-	for (size_t k = 0; k < rep->elements; k++) {
-		const redisReply *e = rep->element[k], *m;
-		char host[PL_CONFIG_HOST_MAX];
-		int l;
-
-		if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
-		    e->element[2]->type != REDIS_REPLY_ARRAY ||
-		    e->element[2]->elements < 2)
-			continue;
-		m = e->element[2];
-		snprintf(host, sizeof(host), "%s", m->element[0]->str &&
-			 m->element[0]->len ? m->element[0]->str : asked);
-		l = link_of(b, host, (int)m->element[1]->integer);
-		for (long long s = e->element[0]->integer;
-		     l >= 0 && s <= e->element[1]->integer && s < PL_SLOTS; s++)
-			if (s >= 0)
-				b->owner[s] = (unsigned char)l;
-	}
-	/* A master no more: its channels move with the map. */
-	for (size_t i = 0; i < b->nlinks; i++)
-		if (b->links[i].dead && b->links[i].c) {
-			link_close(&b->links[i]);
-			b->links[i].was_down = 1;
-		}
-}
-
-static unsigned char owner_of(const struct bus *b, long long id);
-
-/*
- * After a new map: a channel whose slot moved to a master whose link is
- * up is subscribed there, and that link's sockets re-read once it holds.
- * (A link that is down subscribes to all its channels when it comes up.)
- */
-static void follow_moves(struct bus *b)
-{
-	int moved[MAX_LINKS] = { 0 };
-
-	for (size_t i = 0; i < b->subs.n; i++) {
-		unsigned char l = owner_of(b, b->subs.ids[i]);
-
-		if (l == b->subs.link[i])
-			continue;
-		b->subs.link[i] = l;
-		if (l != NO_LINK && b->links[l].c) {
-			append_sub(b->links[l].c, "SSUBSCRIBE", b->subs.ids[i]);
-			moved[l] = 1;
-		}
-	}
-	for (size_t l = 0; l < b->nlinks; l++)
-		if (moved[l]) {
-			b->links[l].was_down = 1;
-			redisAppendCommand(b->links[l].c, "PING");
-		}
-}
-
-/*
- * Reads the slot map from the first node of [redis] cluster that answers.
- * Returns 0, or -1 when none does.
- */
-static int bus_map(struct bus *b)
-{
-	const struct pl_config *cfg = b->r->cfg;
-	size_t n = pl_config_redis_nodes(cfg);
-
-	for (size_t k = 0; k < n; k++) {
-		char host[PL_CONFIG_HOST_MAX];
-		size_t i = (b->seed + k) % n;
-		redisContext *c;
-		redisReply *rep;
-		int port;
-
-		if (pl_config_redis_node(cfg, i, host, sizeof(host), &port))
-			continue;
-		c = connect_one(cfg, host, port, 1, 1);
-		rep = c ? redisCommand(c, "CLUSTER SLOTS") : NULL;
-		if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0) {
-			read_map(b, rep, host);
-			b->seed = i;
-			b->map_stale = 0;
-			b->mapped = 1;
-		}
-		if (rep)
-			freeReplyObject(rep);
-		if (c)
-			redisFree(c);
-		if (!b->map_stale) {
-			follow_moves(b);
-			return 0;
-		}
-	}
-	return -1;
-}
-
-/* The link a user's channel belongs on (NO_LINK: no master known). */
-static unsigned char owner_of(const struct bus *b, long long id)
-{
-	char ch[PL_EVENT_CHANNEL_BYTES];
-
-	if (!b->cluster)
-		return 0;
-	pl_event_channel(ch, id);
-	return b->owner[pl_slot(ch, strlen(ch))];
-}
-
-/* Names a probe channel of the relay's that lies in link l's slots. */
-static void probe_channel(struct bus *b, size_t l)
-{
-	struct link *k = &b->links[l];
-
-	for (int n = 0; n < 4096; n++) {
-		snprintf(k->probe_ch, sizeof(k->probe_ch), PL_KEY_PROBE_CHANNEL_FMT
-			 ":{%d}", b->r->id, n);
-		if (!b->cluster || b->owner[pl_slot(k->probe_ch,
-						    strlen(k->probe_ch))] == l)
-			return;
-	}
-}
-
 /*
  * Connects link l and subscribes to everything it holds: its probe, every
  * channel whose slot it owns, the revocation channel on the first link.
@@ -396,7 +64,7 @@ static int link_up(struct bus *b, size_t l)
 
 	if (now < k->retry_ms)
 		return -1;
-	k->c = connect_one(b->r->cfg, k->host, k->port, b->cluster, 0);
+	k->c = bus_connect_one(b->r->cfg, k->host, k->port, b->cluster, 0);
 	if (!k->c) {
 		if (!k->was_down)
 			pl_log(PL_LOG_ERR, "bus: cannot connect to redis at "
@@ -409,15 +77,15 @@ static int link_up(struct bus *b, size_t l)
 	}
 	k->up_ms = now;
 	k->probe_pending_ms = 0;
-	probe_channel(b, l);
+	bus_probe_channel(b, l);
 	if (l == 0)
 		redisAppendCommand(k->c, "SUBSCRIBE " PL_KEY_REVOKE_CHANNEL);
-	redisAppendCommand(k->c, "%s %s", verb_sub(b), k->probe_ch);
-	/* Others keep their link: follow_moves() moves them. */
+	redisAppendCommand(k->c, "%s %s", bus_verb_sub(b), k->probe_ch);
+	/* Others keep their link: bus_follow_moves() moves them. */
 	for (size_t i = 0; i < b->subs.n; i++)
-		if (owner_of(b, b->subs.ids[i]) == l) {
+		if (bus_owner_of(b, b->subs.ids[i]) == l) {
 			b->subs.link[i] = (unsigned char)l;
-			append_sub(k->c, verb_sub(b), b->subs.ids[i]);
+			bus_append_sub(k->c, bus_verb_sub(b), b->subs.ids[i]);
 		}
 	if (k->was_down) {
 		pl_log(PL_LOG_INFO, "bus: subscribed again at '%s:%d'", k->host,
@@ -437,7 +105,7 @@ static void link_lost(struct bus *b, struct link *k)
 {
 	long long now = pl_clock_mono_ms();
 
-	link_close(k);
+	bus_link_close(k);
 	k->was_down = 1;
 	b->map_stale = b->cluster;
 	if (now - k->up_ms >= 5000) {
@@ -466,23 +134,23 @@ static void take_requests(struct bus *b)
 	pthread_mutex_unlock(&r->bus_lock);
 	for (size_t i = 0; i < n; i++) {
 		long long id = cmds[i] > 0 ? cmds[i] : -cmds[i];
-		int at = subs_find(&b->subs, id);
+		int at = bus_subs_find(&b->subs, id);
 		unsigned char l;
 
 		if (cmds[i] > 0 && at < 0) {
-			subs_add(&b->subs, id);
-			at = subs_find(&b->subs, id);
-			l = owner_of(b, id);
+			bus_subs_add(&b->subs, id);
+			at = bus_subs_find(&b->subs, id);
+			l = bus_owner_of(b, id);
 			if (at < 0 || l == NO_LINK)
 				continue;	/* subscribed once the link is up */
 			b->subs.link[at] = l;
 			if (b->links[l].c)
-				append_sub(b->links[l].c, verb_sub(b), id);
+				bus_append_sub(b->links[l].c, bus_verb_sub(b), id);
 		} else if (cmds[i] < 0 && at >= 0) {
 			l = b->subs.link[at];
 			if (l != NO_LINK && l < b->nlinks && b->links[l].c)
-				link_unsubscribe(b, &b->links[l], id);
-			subs_remove(&b->subs, at);
+				bus_link_unsubscribe(b, &b->links[l], id);
+			bus_subs_remove(&b->subs, at);
 		}
 	}
 	free(cmds);
@@ -512,15 +180,15 @@ static void user_event(struct relay *r, long long user_id, const char *text,
  * A sunsubscribe on link k: the confirmation of our own request, or a
  * channel the master dropped by itself (its slot moved, or it became a
  * replica). Such a channel is subscribed again where the fresh map puts
- * it (follow_moves()), and that link's users re-read.
+ * it (bus_follow_moves()), and that link's users re-read.
  */
 static void lost_channel(struct bus *b, struct link *k, long long user_id)
 {
 	int at;
 
-	if (link_asked_unsubscribe(k, user_id))
+	if (bus_link_asked_unsubscribe(k, user_id))
 		return;
-	at = subs_find(&b->subs, user_id);
+	at = bus_subs_find(&b->subs, user_id);
 	/* Not ours any more, or already moved elsewhere. */
 	if (at < 0 || b->subs.link[at] != (unsigned char)(k - b->links))
 		return;
@@ -588,13 +256,30 @@ static int is_pong(const redisReply *rep)
 }
 
 /*
- * When a probe last came back on any link: the relay fences itself only
- * when it has lost every master (cut off), not one master whose slots a
- * replica is taking over, nor a shard that is down for every relay alike.
+ * When Redis was last there for the relay: the newest time by which a
+ * majority of the links had their probe back (the one link's, on one
+ * Redis). The relay fences itself when that is too long ago: cut off from
+ * most masters (a partition), not when one master is failing over or one
+ * shard is down for every relay alike, where moving clients would not help.
  */
-static void note_seen(struct bus *b, long long now)
+static void note_seen(struct bus *b)
 {
-	atomic_store(&b->r->redis_seen_ms, now);
+	long long seen[MAX_LINKS], t;
+	size_t n = 0;
+
+	for (size_t i = 0; i < b->nlinks; i++)
+		if (!b->links[i].dead)
+			seen[n++] = b->links[i].seen_ms;
+	if (n == 0)
+		return;
+	/* Newest first; the majority's is at n / 2. */
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && seen[j] > seen[j - 1]; j--) {
+			t = seen[j];
+			seen[j] = seen[j - 1];
+			seen[j - 1] = t;
+		}
+	atomic_store(&b->r->redis_seen_ms, seen[n / 2]);
 }
 
 /*
@@ -620,12 +305,12 @@ static void probe(struct bus *b, struct link *k)
 	if (!k->probe_pending_ms)
 		k->probe_pending_ms = now;
 	/* A master cut off from its cluster is no master for long. */
-	if (k->pub && b->cluster && !cluster_ok(k->pub)) {
+	if (k->pub && b->cluster && !bus_cluster_ok(k->pub)) {
 		redisFree(k->pub);
 		k->pub = NULL;
 	}
 	if (!k->pub)
-		k->pub = connect_one(b->r->cfg, k->host, k->port, b->cluster, 1);
+		k->pub = bus_connect_one(b->r->cfg, k->host, k->port, b->cluster, 1);
 	if (!k->pub)
 		return;
 	rep = redisCommand(k->pub, "%s %s %lld", b->cluster ? "SPUBLISH" :
@@ -636,37 +321,6 @@ static void probe(struct bus *b, struct link *k)
 	}
 	if (rep)
 		freeReplyObject(rep);
-}
-
-/*
- * A subscription answered "MOVED <slot> <host>:<port>": the map was stale
- * for that slot. Its channels go to the master named (a new link if
- * need be). Returns 0, or -1 when the reply is no MOVED.
- */
-static int moved(struct bus *b, const char *err)
-{
-	char host[PL_CONFIG_HOST_MAX];
-	const char *colon;
-	char *end;
-	long slot, port;
-	int l;
-
-	if (!b->cluster || strncmp(err, "MOVED ", 6) != 0)
-		return -1;
-	slot = strtol(err + 6, &end, 10);
-	colon = *end == ' ' ? strrchr(end + 1, ':') : NULL;
-	if (!colon || slot < 0 || slot >= PL_SLOTS ||
-	    (size_t)(colon - end - 1) >= sizeof(host))
-		return -1;
-	port = strtol(colon + 1, NULL, 10);
-	memcpy(host, end + 1, (size_t)(colon - end - 1));
-	host[colon - end - 1] = '\0';
-	l = link_of(b, host, (int)port);
-	if (l < 0)
-		return -1;
-	b->owner[slot] = (unsigned char)l;
-	follow_moves(b);
-	return 0;
 }
 
 /*
@@ -699,7 +353,7 @@ static void link_replies(struct bus *b, struct link *k)
 			return;
 		/* MOVED: that one channel belongs elsewhere (a stale map). */
 		if (((redisReply *)rep)->type == REDIS_REPLY_ERROR &&
-		    moved(b, ((redisReply *)rep)->str) == 0) {
+		    bus_moved(b, ((redisReply *)rep)->str) == 0) {
 			freeReplyObject(rep);
 			continue;
 		}
@@ -713,7 +367,7 @@ static void link_replies(struct bus *b, struct link *k)
 		}
 		if (is_probe(k, rep)) {
 			k->probe_pending_ms = 0;
-			note_seen(b, pl_clock_mono_ms());
+			k->seen_ms = pl_clock_mono_ms();
 		} else if (is_pong(rep)) {
 			/* The PING after a reconnect: every channel is back. */
 			k->was_down = 0;
@@ -750,6 +404,7 @@ static size_t links_up(struct bus *b)
 		}
 		up += k->c != NULL;
 	}
+	note_seen(b);
 	return up;
 }
 
@@ -792,7 +447,7 @@ static void bus_init(struct bus *b)
 	/* Relays ask different nodes of a cluster for the map first. */
 	b->seed = (size_t)getpid();
 	if (!b->cluster) {
-		link_of(b, cfg->redis_host, (int)cfg->redis_port);
+		bus_link_of(b, cfg->redis_host, (int)cfg->redis_port);
 		return;
 	}
 	b->map_stale = 1;
@@ -810,7 +465,7 @@ static void *bus_main(void *arg)
 		wait_replies(&b, links_up(&b) ? 1000 : 100);
 	}
 	for (size_t i = 0; i < b.nlinks; i++) {
-		link_close(&b.links[i]);
+		bus_link_close(&b.links[i]);
 		free(b.links[i].unsub);
 	}
 	free(b.subs.ids);
