@@ -104,9 +104,15 @@ ADDR = {"h1": NET + ".11", "h2": NET + ".12", "h3": NET + ".13", "db": NET + ".2
 WS_BASE = BASE.replace("http://", "ws://", 1)
 RELAYS = {h: "%s/r/%s/ws" % (WS_BASE, h[1:]) for h in HOSTS}
 HOST_OF = {url: h for h, url in RELAYS.items()}
-SERVICES = {"db": ("postgres",), "h1": ("zk", "redis", "redis2", "api", "relay"),
-            "h2": ("zk", "redis", "redis2", "api", "relay"), "h3": ("zk", "redis", "redis2", "api", "relay"),
-            "lb": ("nginx", "notify")}
+# PostgreSQL (PARLEY_CLUSTER_PG): "patroni", a node under Patroni on each of
+# h1..h3, or "single", one PostgreSQL on db.
+PG_MODE = os.environ.get("PARLEY_CLUSTER_PG", "patroni")
+if PG_MODE == "patroni":
+    SERVICES = {h: ("zk", "redis", "redis2", "patroni", "api", "relay") for h in HOSTS}
+else:
+    SERVICES = {"db": ("postgres",)}
+    SERVICES.update({h: ("zk", "redis", "redis2", "api", "relay") for h in HOSTS})
+SERVICES["lb"] = ("nginx", "notify")
 # The Redis Cluster (scripts/cluster): on each host "redis" (6379), a master,
 # and "redis2" (6380), the replica of the previous host's master.
 REDIS_PORT, REDIS2_PORT = 6379, 6380
