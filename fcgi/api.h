@@ -19,6 +19,7 @@
 #include "password.h"
 #include "redis.h"
 #include "registry.h"
+#include "replica.h"
 #include "token.h"
 
 /* What all workers share: read-only after startup, but for the pool. */
@@ -38,6 +39,7 @@ struct api_worker {
 	const struct pl_config *cfg;	/* borrowed, immutable */
 	struct api_shared *shared;	/* borrowed */
 	struct pl_db db;
+	struct pl_replica replica;	/* reads on a standby, when configured */
 	struct pl_redis redis;
 	/* The relay registry: the shared one, or the worker's own over redis
 	 * (owned when it is not shared->registry). */
@@ -61,6 +63,14 @@ struct api_request {
 	long long session_id;
 	long long device_id;
 	long long retry_after_s;	/* Retry-After of a 429, or of a 503 if set */
+	/*
+	 * API_REPLICA routes: the primary's position when the session was
+	 * checked, and the standby that caught up with it (NULL: the primary),
+	 * chosen by the first read (api_sql) and kept for the request.
+	 */
+	struct pl_fence fence;
+	struct pl_db *read_db;
+	int read_db_chosen;
 
 	/* The reply, set by api_reply() or api_fail(). */
 	int status;
@@ -76,6 +86,9 @@ typedef enum pl_err (*api_handler_fn)(struct api_request *req);
 enum api_route_flag {
 	API_AUTH = 1 << 0,	/* requires a valid bearer token */
 	API_JSON_BODY = 1 << 1,	/* requires a JSON object body */
+	/* Its reads (api_sql with retry_ok) may go to a standby that has
+	 * caught up with the primary (replica.h); needs API_AUTH. */
+	API_REPLICA = 1 << 2,
 };
 
 struct api_route {

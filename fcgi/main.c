@@ -134,6 +134,7 @@ static void worker_release(struct api_worker *w)
 		pl_registry_free(w->registry);
 	w->registry = NULL;
 	pl_db_release(&w->db);
+	pl_replica_release(&w->replica);
 	pl_redis_release(&w->redis);
 }
 
@@ -168,6 +169,7 @@ static long long start_workers(struct worker_thread *threads, long long n,
 		t->listen_fd = fd;
 		pl_db_init(&t->w.db, cfg);
 		pl_db_set_statement_timeout(&t->w.db, cfg->db_statement_timeout_ms);
+		pl_replica_init(&t->w.replica, cfg);
 		pl_redis_init(&t->w.redis, cfg);
 		if (worker_registry_open(&t->w) != 0 ||
 		    pthread_create(&t->thread, NULL, worker_main, t) != 0) {

@@ -220,23 +220,31 @@ enum pl_err api_request_bearer(struct api_request *req, const char *header,
 	return PL_OK;
 }
 
-static enum pl_err authenticate(struct api_request *req)
+/*
+ * The session check; for API_REPLICA routes with a standby configured, the
+ * same statement reads the fence for the request's reads (replica.h).
+ */
+#define SESSION_SQL(MORE) "SELECT 1" MORE " FROM sessions WHERE id = $1 " \
+	"AND user_id = $2 AND device_id = $3 AND revoked_at IS NULL " \
+	"AND expires_at > now()"
+
+static enum pl_err authenticate(struct api_request *req, unsigned flags)
 {
 	const struct pl_config *cfg = req->w->cfg;
 	struct pl_token_claims claims;
 	char sid[24], uid[24], did[24];
 	PGresult *res;
 	enum pl_err rc;
-	int live;
+	int live, fenced;
 
 	rc = api_request_bearer(req, FCGX_GetParam("HTTP_AUTHORIZATION",
 						   req->fcgx->envp),
 				&req->w->shared->key, time(NULL), &claims);
 	if (rc)
 		return rc;
-	rc = api_sql(req, "SELECT 1 FROM sessions WHERE id = $1 AND user_id = $2 "
-		     "AND device_id = $3 AND revoked_at IS NULL "
-		     "AND expires_at > now()",
+	fenced = (flags & API_REPLICA) && req->w->replica.enabled;
+	rc = api_sql(req, fenced ? SESSION_SQL(", " PL_FENCE_SQL) :
+		     SESSION_SQL(""),
 		     3, (const char *const[]){ api_ll(sid, claims.session_id),
 					       api_ll(uid, claims.user_id),
 					       api_ll(did, claims.device_id) },
@@ -244,6 +252,8 @@ static enum pl_err authenticate(struct api_request *req)
 	if (rc)
 		return rc;
 	live = PQntuples(res) == 1;
+	if (live && fenced)
+		pl_fence_read(&req->fence, res, 1);
 	PQclear(res);
 	if (!live)
 		return api_fail(req, PL_UNAUTHORIZED, "the session has ended");
@@ -301,7 +311,7 @@ static enum pl_err dispatch(struct api_request *req, char *allow,
 	if (rc)
 		return rc;
 	if (route->flags & API_AUTH) {
-		rc = authenticate(req);
+		rc = authenticate(req, route->flags);
 		if (rc)
 			return rc;
 	}
@@ -487,13 +497,10 @@ enum pl_err api_query_int(struct api_request *req, const char *name,
 	return PL_OK;
 }
 
-enum pl_err api_sql(struct api_request *req, const char *sql, int nparams,
-		    const char *const *params, int retry_ok, PGresult **out)
+/* api_sql()'s answer for what pl_db_exec() returned. */
+static enum pl_err api_sql_result(struct api_request *req, enum pl_err rc,
+				  const char sqlstate[6])
 {
-	char sqlstate[6];
-	enum pl_err rc = pl_db_exec(&req->w->db, sql, nparams, params, retry_ok,
-				    out, sqlstate);
-
 	if (rc == PL_UNAVAILABLE && strcmp(sqlstate, "57014") == 0)
 		return api_fail(req, rc, "the request ran longer than [database] "
 				"statement_timeout_ms (%lld ms) allows",
@@ -503,6 +510,30 @@ enum pl_err api_sql(struct api_request *req, const char *sql, int nparams,
 	if (rc)
 		return api_fail(req, PL_INTERNAL, "database error");
 	return PL_OK;
+}
+
+enum pl_err api_sql(struct api_request *req, const char *sql, int nparams,
+		    const char *const *params, int retry_ok, PGresult **out)
+{
+	char sqlstate[6];
+	enum pl_err rc;
+
+	if (retry_ok && req->fence.lsn[0] && !req->read_db_chosen) {
+		req->read_db = pl_replica_for(&req->w->replica, &req->fence);
+		req->read_db_chosen = 1;
+	}
+	if (retry_ok && req->read_db) {
+		rc = pl_db_exec(req->read_db, sql, nparams, params, 1, out,
+				sqlstate);
+		/* A standby lost, or a query cancelled by its replay: the
+		 * primary answers this read and the rest of the request's. */
+		if (rc != PL_UNAVAILABLE || strcmp(sqlstate, "57014") == 0)
+			return api_sql_result(req, rc, sqlstate);
+		req->read_db = NULL;
+	}
+	rc = pl_db_exec(&req->w->db, sql, nparams, params, retry_ok, out,
+			sqlstate);
+	return api_sql_result(req, rc, sqlstate);
 }
 
 json_t *api_json_column(PGresult *res, int row, int col)

@@ -5,11 +5,13 @@
  * The one route table of parley-api (doc/protocol.md "REST"). Flags say what
  * request.c checks before the handler runs: API_AUTH a live session's
  * bearer token (and the per-user REST rate limit), API_JSON_BODY a JSON
- * object body.
+ * object body; API_REPLICA lets the route's reads go to a standby that has
+ * caught up (fcgi/api.h).
  */
 #define V1 "/api/v1"
 #define AUTH API_AUTH
 #define BODY API_JSON_BODY
+#define READ API_REPLICA
 
 const struct api_route api_routes[] = {
 	{ "GET", "/health", api_health_get, 0 },
@@ -38,11 +40,12 @@ const struct api_route api_routes[] = {
 	{ "DELETE", V1 "/conversations/{id}/members/{id}",
 	  api_conversations_remove_member, AUTH },
 	{ "POST", V1 "/conversations/{id}/messages", api_messages_send, AUTH | BODY },
-	{ "GET", V1 "/conversations/{id}/messages", api_messages_list, AUTH },
+	{ "GET", V1 "/conversations/{id}/messages", api_messages_list,
+	  AUTH | READ },
 	{ "POST", V1 "/conversations/{id}/read", api_conversations_read, AUTH | BODY },
 
-	{ "GET", V1 "/search", api_messages_search, AUTH },
-	{ "GET", V1 "/sync", api_sync_get, AUTH },
+	{ "GET", V1 "/search", api_messages_search, AUTH | READ },
+	{ "GET", V1 "/sync", api_sync_get, AUTH | READ },
 
 	{ "POST", V1 "/devices", api_devices_register, AUTH | BODY },
 	{ "GET", V1 "/devices", api_devices_list, AUTH },

@@ -35,6 +35,10 @@ static const struct key keys[] = {
 	STR("database", "conninfo",
 	    "host=127.0.0.1 port=5432 dbname=parley user=parley", db_conninfo,
 	    "libpq connection string"),
+	STR("database", "read_conninfo", "", db_read_conninfo,
+	    "libpq connection string for reads that standbys may serve "
+	    "(history, search, sync), fenced so that none misses an "
+	    "acknowledged write; empty: every read goes to conninfo"),
 	INT("database", "connect_timeout", 5, 1, 300, db_connect_timeout_s,
 	    "seconds to wait for one connection attempt"),
 	INT("database", "statement_timeout_ms", 5000, 0, 3600000,

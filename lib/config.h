@@ -20,6 +20,7 @@ struct pl_config {
 	enum pl_log_level log_level_value;	/* parsed from log_level */
 	/* [database] */
 	char *db_conninfo;
+	char *db_read_conninfo;	/* "" : reads go to db_conninfo */
 	long long db_connect_timeout_s;
 	long long db_statement_timeout_ms;	/* parley-api's connections */
 	/* [redis] */

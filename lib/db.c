@@ -10,8 +10,14 @@
 
 void pl_db_init(struct pl_db *db, const struct pl_config *cfg)
 {
+	pl_db_init_conninfo(db, cfg, cfg->db_conninfo);
+}
+
+void pl_db_init_conninfo(struct pl_db *db, const struct pl_config *cfg,
+			 const char *conninfo)
+{
 	memset(db, 0, sizeof(*db));
-	db->conninfo = strdup(cfg->db_conninfo);
+	db->conninfo = strdup(conninfo);
 	if (!db->conninfo)
 		abort();
 	db->connect_timeout_s = cfg->db_connect_timeout_s;
@@ -226,6 +232,20 @@ enum pl_err pl_db_exec(struct pl_db *db, const char *sql, int nparams,
 			if (retry_ok && attempt == 0 &&
 			    connect_once(db, 1) == PL_OK)
 				continue;
+			return PL_UNAVAILABLE;
+		}
+		/*
+		 * A write on a server that is read-only now (a primary demoted
+		 * under us): drop the connection, so that the next use finds
+		 * the primary again through the conninfo's hosts.
+		 */
+		if (state && strcmp(state, "25006") == 0) {
+			pl_log(PL_LOG_WARN, "db: postgresql is read-only now: %s",
+			       why);
+			forget_prepared(db);
+			PQfinish(db->conn);
+			db->conn = NULL;
+			db->was_down = 1;
 			return PL_UNAVAILABLE;
 		}
 		/* Admin shutdown and similar server states mean "down", too. */

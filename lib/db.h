@@ -36,6 +36,10 @@ struct pl_db {
 /* Copies the connection settings from cfg; does not connect. */
 void pl_db_init(struct pl_db *db, const struct pl_config *cfg);
 
+/* The same with another connection string (e.g. [database] read_conninfo). */
+void pl_db_init_conninfo(struct pl_db *db, const struct pl_config *cfg,
+			 const char *conninfo);
+
 /*
  * Gives every statement on db's connections a limit of timeout_ms (0: none,
  * the default): PostgreSQL cancels a statement that runs longer (SQLSTATE

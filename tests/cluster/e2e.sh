@@ -30,6 +30,7 @@ SKIP=(
 	test_relay_metrics_are_not_public         # 15: the relay's own port
 	test_sse_token_never_reaches_the_logs     # 15: scripts/dev stop relay, the run dir's logs
 	test_metrics_count_what_happened          # 20: the relay's own /metrics
+	test_search_past_the_statement_timeout_is_503 # 05: a lock on the primary; the bed's searches go to a standby
 )
 
 # Every browser test but 09-server-down, which stops a local stack's API.
