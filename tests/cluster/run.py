@@ -90,6 +90,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "faults"))
 
 import load as loadmod  # noqa: E402
 import parley_test  # noqa: E402
+import pgnodes  # noqa: E402
 import rest  # noqa: E402
 import ws  # noqa: E402
 from parley_test import wait_for  # noqa: E402
@@ -612,32 +613,37 @@ class Logs:
 # a function that is true once the fault's own recovery condition holds, for
 # recover_s) and returns a list of problems of its own.
 
-def fault_host_kill(load, st):
-    victims = [d for d in load.devices if d.url == RELAYS["h2"] and d.live]
-    pids = ns_pids("h2")
-    st["killed"] = {("h2", s) for s in SERVICES["h2"]}
-    # h2's Redis master: its replica (on h3) must take over.
-    master, nodes = ("h2", REDIS_PORT), cluster_nodes()
+def fault_host_kill(load, st, host="h2"):
+    """SIGKILL every process of host (h2 unless told), which stays down
+    until discovery must have dropped its relay, then starts again."""
+    victims = [d for d in load.devices if d.url == RELAYS[host] and d.live]
+    pids = ns_pids(host)
+    st["killed"] = {(host, s) for s in SERVICES[host]}
+    # host's Redis master: its replica (on the next host) must take over.
+    master, nodes = (host, REDIS_PORT), cluster_nodes()
     mid = next((n["id"] for n in nodes if (n["host"], n["port"]) == master), None)
     replica = next(((n["host"], n["port"]) for n in nodes if mid and n["master_id"] == mid), None)
     # Recovered once the killed host's sockets were all welcomed again and
     # every Redis slot has a live master again.
-    st["ready"] = lambda: all(d.live and d.welcomed_at > st["start"] for d in victims) and redis_serving()
+    st["ready"] = lambda: (all(d.live and d.welcomed_at > st["start"] for d in victims) and redis_serving()
+                           and pg_writable())
     st["start"] = time.monotonic()
     for p in pids:
         try:
             os.kill(p, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    if st.get("on_kill"):
+        st["on_kill"]()
     problems = []
-    wait_for(lambda: not ns_pids("h2"), 10, "every process of h2 to die")
+    wait_for(lambda: not ns_pids(host), 10, "every process of %s to die" % host)
     if replica is None:
-        problems.append("h2:%d had no replica before the kill" % REDIS_PORT)
+        problems.append("%s:%d had no replica before the kill" % master)
     else:
         try:
             t = wait_promoted(replica, master)
-            st["notes"].append("%s:%d took over h2:%d's slots %.1fs after the kill"
-                               % (replica + (REDIS_PORT, t - st["start"])))
+            st["notes"].append("%s:%d took over %s:%d's slots %.1fs after the kill"
+                               % (replica + master + (t - st["start"],)))
         except AssertionError as e:
             problems.append(str(e))
     try:
@@ -650,33 +656,33 @@ def fault_host_kill(load, st):
     landed = {}
     for d in victims:
         landed[HOST_OF.get(d.url, "-")] = landed.get(HOST_OF.get(d.url, "-"), 0) + 1
-    st["notes"].append("%d sockets were on h2; welcomed again elsewhere after at most %.1fs (%s)"
-                       % (len(victims), slow, ", ".join("on %s: %d" % kv for kv in sorted(landed.items()))))
+    st["notes"].append("%d sockets were on %s; welcomed again elsewhere after at most %.1fs (%s)"
+                       % (len(victims), host, slow, ", ".join("on %s: %d" % kv for kv in sorted(landed.items()))))
     sent_dead = [t - st["start"] for d in victims for t, url in d.discovered
-                 if url == RELAYS["h2"] and t > st["start"]]
+                 if url == RELAYS[host] and t > st["start"]]
     if sent_dead:
-        st["notes"].append("discover sent them to the dead h2 %d times (the last %.1fs after the kill)%s"
-                           % (len(sent_dead), max(sent_dead),
+        st["notes"].append("discover sent them to the dead %s %d times (the last %.1fs after the kill)%s"
+                           % (host, len(sent_dead), max(sent_dead),
                               "" if DISCOVER_ONLY else "; they went on to relays they knew"))
     if late or slow > REWELCOME_S:
-        problems.append("h2's sockets not all welcomed again within %ds: %.1fs, still without: %s"
-                        % (REWELCOME_S, slow, " ".join(late) or "-"))
+        problems.append("%s's sockets not all welcomed again within %ds: %.1fs, still without: %s"
+                        % (host, REWELCOME_S, slow, " ".join(late) or "-"))
     if not victims:
-        problems.append("no load device was on h2 when it was killed")
+        problems.append("no load device was on %s when it was killed" % host)
     if DISCOVERY == "zookeeper":
         # The relay's ephemeral znode goes with its session.
         try:
-            wait_for(lambda: "h2-relay" not in zk_relays(), EXPIRY_S + EXPIRY_SLACK_S,
-                     "h2's relay znode to vanish with its session", interval_s=0.5)
+            wait_for(lambda: host + "-relay" not in zk_relays(), EXPIRY_S + EXPIRY_SLACK_S,
+                     "%s's relay znode to vanish with its session" % host, interval_s=0.5)
         except AssertionError as e:
             problems.append(str(e))
-    # h2 stays down until discovery must have forgotten its relay, and a
+    # host stays down until discovery must have forgotten its relay, and a
     # little longer, so the watch sees what discover hands out then.
     time.sleep(max(0.0, st["start"] + EXPIRY_S + EXPIRY_SLACK_S + 3 - time.monotonic()))
-    st["dead"] = ("h2", st["start"], time.monotonic())
-    cluster("start", "h2")
+    st["dead"] = (host, st["start"], time.monotonic())
+    cluster("start", host)
     st["end"] = time.monotonic()
-    # h2's Redis nodes rejoin as replicas; its master takes its role back.
+    # host's Redis nodes rejoin as replicas; its master takes its role back.
     if replica is not None:
         try:
             wait_rejoined(master, replica)
@@ -882,22 +888,123 @@ def fault_slow_network(load, st):
 
 
 # name, function
+# PostgreSQL under Patroni (PG_MODE "patroni")
+
+PG_ADDR = {h: ADDR[h] for h in HOSTS}
+PG_CONNINFO = os.environ.get("PARLEY_TEST_PG", "")
+# After a PostgreSQL node is lost, writes must be back within this.
+PG_WRITES_BACK_S = 30.0
+
+
+def pg_writable():
+    """The database takes writes: with Patroni, a leader with a synchronous
+    standby (synchronous_mode_strict: a commit waits for one)."""
+    return PG_MODE != "patroni" or pgnodes.writable(PG_ADDR)
+
+
+def pg_whole():
+    """Every PostgreSQL node runs: a writable leader, the others streaming."""
+    if PG_MODE != "patroni":
+        return True
+    lead = pgnodes.leader(PG_ADDR)
+    return (lead is not None and pgnodes.writable(PG_ADDR)
+            and all(pgnodes.streaming(PG_ADDR, h) for h in HOSTS if h != lead))
+
+
+def pg_failover(st, old, sync):
+    """Waits for a new leader after old was lost; notes how long the
+    failover and the return of writes took. Returns problems."""
+    try:
+        wait_for(lambda: pgnodes.leader(PG_ADDR) not in (None, old), 40,
+                 "a PostgreSQL leader other than %s" % old, interval_s=0.2)
+        led = time.monotonic() - st["start"]
+        new = pgnodes.leader(PG_ADDR)
+        wait_for(lambda: pgnodes.commits(PG_CONNINFO), 40, "a commit on the new leader", interval_s=0.2)
+        writes = time.monotonic() - st["start"]
+    except AssertionError as e:
+        return [str(e)]
+    st["notes"].append("%s (the synchronous standby: %s) led %.1fs after the kill; the first commit "
+                       "(confirmed by a synchronous standby of its own) after %.1fs"
+                       % (new, "yes" if new == sync else "no, %s was" % sync, led, writes))
+    problems = []
+    if new != sync:
+        problems.append("%s was promoted, not the synchronous standby %s" % (new, sync))
+    if writes > PG_WRITES_BACK_S:
+        problems.append("writes back after %.1fs, more than %.0fs" % (writes, PG_WRITES_BACK_S))
+    return problems
+
+
+def pg_rejoined(st, old):
+    try:
+        wait_for(lambda: pgnodes.streaming(PG_ADDR, old), 60, "%s to rejoin as a standby" % old,
+                 interval_s=0.5)
+        st["notes"].append("%s back as a streaming standby %.1fs after its start"
+                           % (old, time.monotonic() - st["end"]))
+        return []
+    except AssertionError as e:
+        return [str(e) + " (%s)" % pgnodes.roles(PG_ADDR)]
+
+
+def fault_pg_primary_kill(load, st):
+    """SIGKILL the Patroni leader's PostgreSQL and Patroni (and its
+    supervisor): the synchronous standby must take over and writes must be
+    back within PG_WRITES_BACK_S; 10 s after the kill the node starts again
+    and must rejoin as a standby (pg_rewind when it must)."""
+    if PG_MODE != "patroni":
+        return ["pg-primary-kill needs the Patroni bed (PARLEY_CLUSTER_PG=patroni)"]
+    old, sync = pgnodes.leader(PG_ADDR), pgnodes.sync_standby(PG_ADDR)
+    if old is None or sync is None:
+        return ["no leader with a synchronous standby before the fault: %r" % pgnodes.roles(PG_ADDR)]
+    pids = pgnodes.node_pids(ns_pids(old), RUNDIR, old)
+    st["killed"] = {(old, "patroni")}
+    st["ready"] = pg_writable
+    st["start"] = time.monotonic()
+    pgnodes.kill(pids)
+    st["notes"].append("killed the leader %s's Patroni and PostgreSQL (%d processes)" % (old, len(pids)))
+    problems = pg_failover(st, old, sync)
+    time.sleep(max(0.0, st["start"] + 10 - time.monotonic()))
+    cluster("start", old)
+    st["end"] = time.monotonic()
+    return problems + pg_rejoined(st, old)
+
+
+def fault_pg_host_kill(load, st):
+    """host-kill on the host of the PostgreSQL leader: every process of
+    that host, its PostgreSQL primary among them. Besides host-kill's
+    checks, the synchronous standby must take over, writes must be back
+    within PG_WRITES_BACK_S, and the node must rejoin as a standby."""
+    if PG_MODE != "patroni":
+        return ["pg-host-kill needs the Patroni bed (PARLEY_CLUSTER_PG=patroni)"]
+    old, sync = pgnodes.leader(PG_ADDR), pgnodes.sync_standby(PG_ADDR)
+    if old is None or sync is None:
+        return ["no leader with a synchronous standby before the fault: %r" % pgnodes.roles(PG_ADDR)]
+    st["notes"].append("the PostgreSQL leader was on %s: that host is killed" % old)
+    watch = threading.Thread(target=lambda: st.setdefault("pg", pg_failover(st, old, sync)), daemon=True)
+    st["on_kill"] = watch.start
+    problems = fault_host_kill(load, st, host=old)
+    watch.join(60)
+    return problems + st.get("pg", ["the failover watch did not finish"]) + pg_rejoined(st, old)
+
+
 FAULTS = [
     ("host-kill", fault_host_kill),
     ("redis-master-kill", fault_redis_master_kill),
     ("zk-node-kill", fault_zk_node_kill),
     ("partition", fault_partition),
     ("slow-network", fault_slow_network),
+    ("pg-primary-kill", fault_pg_primary_kill),
+    ("pg-host-kill", fault_pg_host_kill),
 ]
 
 
 def bed_recovered(probe):
     """Every service runs, the ensemble is whole, every Redis slot has a
-    live master, every relay delivers."""
+    live master, every PostgreSQL node runs (a leader, the others
+    streaming), every relay delivers."""
     modes = zk_modes()
     return (services_running() and list(modes.values()).count("leader") == 1
             and all(m in ("leader", "follower") for m in modes.values())
-            and redis_serving() and probe.delivers(HOSTS))
+            and redis_serving() and pg_whole() and probe.delivers(HOSTS))
 
 
 class RecoveryWatch(threading.Thread):

@@ -1,0 +1,107 @@
+"""The bed's Patroni cluster as the cluster faults see it (tests/cluster/run.py).
+
+Each node's Patroni REST API (port 8008 on h1..h3) says what the node is:
+GET /primary answers 200 on the leader, GET /sync on the synchronous
+standby, GET /patroni the node's role, state, timeline and WAL position.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import urllib.error
+import urllib.request
+
+PORT = 8008
+
+
+def _get(addr, path, timeout=2):
+    """(status, JSON body or None) of GET path on the node at addr; 0 when it does not answer."""
+    try:
+        with urllib.request.urlopen("http://%s:%d%s" % (addr, PORT, path), timeout=timeout) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        try:
+            return e.code, json.loads(e.read() or b"null")
+        except ValueError:
+            return e.code, None
+    except (OSError, ValueError):
+        return 0, None
+
+
+def leader(addrs):
+    """The host whose node is the running primary, or None (addrs: host -> address)."""
+    for host, addr in addrs.items():
+        if _get(addr, "/primary")[0] == 200:
+            return host
+    return None
+
+
+def sync_standby(addrs):
+    for host, addr in addrs.items():
+        if _get(addr, "/sync")[0] == 200:
+            return host
+    return None
+
+
+def roles(addrs):
+    """{host: "role/state"} ("down" for a node whose Patroni does not answer)."""
+    out = {}
+    for host, addr in addrs.items():
+        status, body = _get(addr, "/patroni")
+        out[host] = "%s/%s" % (body.get("role"), body.get("state")) if status and body else "down"
+    return out
+
+
+def writable(addrs):
+    """A leader that takes writes: a running primary with a synchronous
+    standby (in synchronous_mode_strict a commit waits for one)."""
+    return leader(addrs) is not None and sync_standby(addrs) is not None
+
+
+def streaming(addrs, host):
+    """host's node runs as a standby that streams from the leader."""
+    status, body = _get(addrs[host], "/patroni")
+    if not status or not body or body.get("role") not in ("replica", "sync_standby"):
+        return False
+    return body.get("state") in ("running", "streaming") and _get(addrs[host], "/replica")[0] == 200
+
+
+def commits(conninfo, timeout_s=2):
+    """A transaction that writes commits through conninfo (a multi-host
+    conninfo with target_session_attrs=read-write) within timeout_s: the
+    primary takes writes and a synchronous standby confirms them."""
+    try:
+        out = subprocess.run(["psql", "-X", "-At", "-c", "SELECT txid_current()",
+                              conninfo + " connect_timeout=2"],
+                             capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return False
+    return out.returncode == 0
+
+
+def node_pids(ns_pids, rundir, host):
+    """The pids of host's Patroni (supervisor and child) and PostgreSQL."""
+    pids = []
+    for name in ("patroni.pid", "patroni.child.pid"):
+        try:
+            with open(os.path.join(rundir, host, "run", name)) as f:
+                pids.append(int(f.read()))
+        except (OSError, ValueError):
+            pass
+    for p in ns_pids:
+        try:
+            with open("/proc/%d/comm" % p) as f:
+                if f.read().strip().startswith("postgres"):
+                    pids.append(p)
+        except OSError:
+            pass
+    return pids
+
+
+def kill(pids):
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
