@@ -11,7 +11,9 @@
  * the primary's current timeline (a standby left over from before a
  * failover may hold WAL the new primary never had) and can be seen to do
  * so; it waits up to PL_REPLICA_WAIT_MS for that, and otherwise the read
- * goes to the primary. So a reader sees at least what the primary had
+ * goes to the primary. A standby seen past a fence needs no new look for a
+ * fence below that (replay only moves forward): a read-mostly load costs
+ * the standby one statement per read. So a reader sees at least what the primary had
  * acknowledged when the request arrived, its own sends included.
  *
  * A struct pl_replica belongs to one thread, like the struct pl_db inside.
@@ -35,6 +37,16 @@ struct pl_replica {
 	int enabled;		/* [database] read_conninfo is set */
 	struct pl_db db;
 	int no_privilege;	/* logged once: the WAL receiver is hidden */
+	/*
+	 * What the last look at the server found: it had replayed up to
+	 * seen_lsn of timeline seen_tli (a primary of that timeline: up to
+	 * everything), on connection number seen_connect of db. Replay only
+	 * moves forward, so a fence at or below it needs no new look while
+	 * the connection and the primary's timeline stay the same.
+	 */
+	unsigned long long seen_lsn;
+	long long seen_tli;
+	unsigned long long seen_connect;
 	/* Counters, read by the owner thread for its logs and metrics. */
 	unsigned long long served, behind, failed;
 };
