@@ -10,7 +10,8 @@ messages, through the bed's REST API. Then, for each mode in turn (primary,
 standbys, primary, standbys), writes read_conninfo into every host's
 parley.conf (empty: every read on the primary; else the host's own,
 its standby first), restarts the three
-parley-api (their supervisors start them again), and runs wrk for SECONDS
+parley-api (their supervisors start them again), and runs wrk for 3 s (not
+measured: warming connections and caches), then for SECONDS
 against GET /conversations/{id}/messages?limit=20 through nginx, every
 request with the next user's token and conversation. Reports per run: the
 requests per second, the latency percentiles, non-2xx answers, and the
@@ -148,6 +149,10 @@ def pg_cpu():
 
 
 def run(mode, lua):
+    # Warm-up, not measured: the restarted APIs' connections and the
+    # servers' caches.
+    subprocess.run(["wrk", "-t2", "-c%d" % CONNECTIONS, "-d3s", "-s", lua, URL + "/api/v1/health"],
+                   capture_output=True, timeout=60)
     before, cpu0 = xacts(), pg_cpu()
     p = subprocess.run(["wrk", "-t2", "-c%d" % CONNECTIONS, "-d%ds" % SECONDS, "--latency", "-s", lua,
                         URL + "/api/v1/health"], capture_output=True, text=True, timeout=SECONDS + 60)
