@@ -28,6 +28,16 @@ the other relays in turn). Faults:
   slow-network  on h3's link for 20 s: 3 % of packets dropped each way
                 (iptables statistic) and a 256 kbit/s cap (tc tbf, which queues
                 up to 1 s of packets, then drops)
+  pg-primary-kill
+                SIGKILL the Patroni leader's PostgreSQL and Patroni (and its
+                supervisor): the synchronous standby must take over, a commit
+                must go through within 30 s; 10 s after the kill the node
+                starts again and must rejoin as a streaming standby
+  pg-host-kill  host-kill on the host of the PostgreSQL leader (whichever it
+                is): host-kill's checks, and pg-primary-kill's
+
+With Patroni (PARLEY_CLUSTER_PG=patroni, the default), host-kill also takes
+h2's PostgreSQL node, a standby or the leader, as it happens to be.
 
 One line per fault, as tests/faults/run.py prints, with the time to recover:
 
@@ -36,7 +46,8 @@ One line per fault, as tests/faults/run.py prints, with the time to recover:
 recover_s: from the fault's start until every load device has a socket
 again, a message sent over REST reaches a fresh socket on every running
 relay, and (zk-node-kill) the ensemble takes a write, (host-kill,
-redis-master-kill) every Redis slot has a live master again. recovered:
+redis-master-kill) every Redis slot has a live master again, (host-kill,
+pg-*) PostgreSQL has a leader with a synchronous standby again. recovered:
 after the load settled, every service of the bed runs, the ensemble has all
 three nodes, every Redis slot a live master, every relay takes a hello and
 delivers, within 60 s. Problems found follow as "#" lines. Checked besides
