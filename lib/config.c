@@ -397,6 +397,25 @@ static int finish(struct pl_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The first line of text longer than inih reads whole (INI_MAX_LINE bytes,
+ * the newline and NUL included: it would cut it and read the rest as a line
+ * of its own), or 0.
+ */
+static int long_line(const char *text)
+{
+	int line = 1;
+
+	for (const char *p = text; *p; line++) {
+		size_t n = strcspn(p, "\n");
+
+		if (n + 2 > INI_MAX_LINE)
+			return line;
+		p += n + (p[n] == '\n');
+	}
+	return 0;
+}
+
 int pl_config_parse(struct pl_config *cfg, const char *text, const char *name,
 		    char *err, size_t errlen)
 {
@@ -405,6 +424,11 @@ int pl_config_parse(struct pl_config *cfg, const char *text, const char *name,
 	int line;
 
 	err[0] = '\0';
+	if ((line = long_line(text)) != 0) {
+		snprintf(err, errlen, "%s:%d: the line is longer than %d "
+			 "characters", name, line, INI_MAX_LINE - 2);
+		return -1;
+	}
 	line = ini_parse_string(text, on_ini_key, &st);
 	if (line != 0) {
 		/* ini_parse_string() fails (-2) only when it cannot allocate. */

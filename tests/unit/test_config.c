@@ -124,6 +124,34 @@ static void expect_load_error(const char *text, const char *want,
 	pl_config_release(&cfg);
 }
 
+/*
+ * A conninfo listing every node with its options easily passes 200
+ * characters, which inih would cut, reading the rest as a line of its own:
+ * refused, naming the line, instead. The longest line inih reads whole
+ * still works.
+ */
+static void test_config_line_too_long_is_refused_with_its_number(void **state)
+{
+	struct pl_config cfg;
+	char text[512], err[512];
+	const char *head = "[database]\nconninfo = host=";
+	size_t n = strlen(head);
+
+	(void)state;
+	memcpy(text, head, n);
+	memset(text + n, 'a', 300);
+	snprintf(text + n + 300, sizeof(text) - n - 300, "\n");
+	expect_load_error(text, ":2:", "longer than 198 characters");
+	teardown(state);	/* a new file for the next write_conf() */
+	/* "conninfo = host=" and 182 more: 198 characters. */
+	snprintf(text + n + 182, sizeof(text) - n - 182, "\n");
+	write_conf(text);
+	pl_config_init(&cfg);
+	assert_int_equal(pl_config_load(&cfg, path, err, sizeof(err)), 0);
+	assert_int_equal(strlen(cfg.db_conninfo), strlen("host=") + 182);
+	pl_config_release(&cfg);
+}
+
 static void test_config_discovery_backend_is_redis_or_zookeeper(void **state)
 {
 	struct pl_config cfg;
@@ -232,6 +260,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_config_reads_file_and_env_wins, teardown),
 		cmocka_unit_test_teardown(test_config_unknown_key_names_file_and_line, teardown),
 		cmocka_unit_test_teardown(test_config_out_of_range_is_an_error, teardown),
+		cmocka_unit_test_teardown(test_config_line_too_long_is_refused_with_its_number,
+					  teardown),
 		cmocka_unit_test_teardown(test_config_discovery_backend_is_redis_or_zookeeper,
 					  teardown),
 		cmocka_unit_test_teardown(test_config_zookeeper_backend_needs_its_servers,
