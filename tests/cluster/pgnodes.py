@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 import urllib.error
 import urllib.request
 
@@ -78,6 +79,43 @@ def commits(conninfo, timeout_s=2):
     except subprocess.TimeoutExpired:
         return False
     return out.returncode == 0
+
+
+def switchover(addrs, leader_host, candidate, timeout_s=40):
+    """Patroni's planned switchover from leader_host to candidate (which must
+    be the synchronous standby, in synchronous_mode): True once candidate
+    leads and takes writes."""
+    body = json.dumps({"leader": leader_host, "candidate": candidate}).encode()
+    req = urllib.request.Request("http://%s:%d/switchover" % (addrs[leader_host], PORT), data=body,
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as r:
+            r.read()
+    except (OSError, urllib.error.HTTPError):
+        return False
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if leader(addrs) == candidate and writable(addrs):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def lead_on(addrs, host):
+    """Moves the leader to host by planned switchovers, each to the
+    synchronous standby of the moment (at most three). Returns the
+    switchovers made, or raises AssertionError."""
+    moves = []
+    for _ in range(3):
+        lead, sync = leader(addrs), sync_standby(addrs)
+        if lead == host:
+            return moves
+        if lead is None or sync is None or not switchover(addrs, lead, sync):
+            raise AssertionError("switchover %s -> %s failed (%r)" % (lead, sync, roles(addrs)))
+        moves.append("%s->%s" % (lead, sync))
+    if leader(addrs) != host:
+        raise AssertionError("the leader is not on %s after %s" % (host, " ".join(moves)))
+    return moves
 
 
 def node_pids(ns_pids, rundir, host):

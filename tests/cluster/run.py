@@ -24,7 +24,10 @@ the other relays in turn). Faults:
   zk-node-kill  SIGKILL the ZooKeeper leader (and its supervisor) for 10 s;
                 the other two must elect a leader and take writes meanwhile
   partition     iptables in h3 drops everything between h3 and h1, h2, db
-                (not nginx on lb, nor the clients on the host) for 20 s
+                (not nginx on lb, nor the clients on the host) for 20 s; with
+                Patroni, h3 is made the PostgreSQL leader first (planned
+                switchovers under the load), must lose that role and rejoin
+                as a standby
   slow-network  on h3's link for 20 s: 3 % of packets dropped each way
                 (iptables statistic) and a 256 kbit/s cap (tc tbf, which queues
                 up to 1 s of packets, then drops)
@@ -834,6 +837,17 @@ def clear_rules(ns):
 
 
 def fault_partition(load, st):
+    """Cuts h3 off from h1, h2 (and db) for 20 s. With Patroni, h3 leads
+    PostgreSQL first (planned switchovers under the load): the cut-off
+    primary must demote itself, the synchronous standby take over, and h3
+    rejoin as a standby afterwards (pg_rewind)."""
+    if PG_MODE == "patroni":
+        try:
+            moves = pgnodes.lead_on(PG_ADDR, "h3")
+            st["notes"].append("PostgreSQL leader moved to h3 first (%s)" % (" ".join(moves) or "it was there"))
+        except AssertionError as e:
+            return [str(e)]
+        sync = pgnodes.sync_standby(PG_ADDR)
     victims = [d for d in load.devices if d.url == RELAYS["h3"] and d.live]
     cut = ",".join(ADDR[h] for h in ("h1", "h2", "db"))
     fault_rules("h3", [("-s", cut, "-j", "DROP"), ("-d", cut, "-j", "DROP")])
@@ -849,7 +863,15 @@ def fault_partition(load, st):
     # h3's relay cannot refresh its registration while cut off: discover
     # must stop handing it out once that expired.
     st["dead"] = ("h3", st["start"], st["end"])
-    return fencing(victims, st)
+    problems = fencing(victims, st)
+    if PG_MODE == "patroni":
+        lead = pgnodes.leader(PG_ADDR)
+        st["notes"].append("PostgreSQL leader after the partition: %s (the synchronous standby before it: %s)"
+                           % (lead, sync))
+        if lead == "h3":
+            problems.append("h3 still leads PostgreSQL after being cut off for 20 s")
+        problems += pg_rejoined(st, "h3")
+    return problems
 
 
 def fencing(victims, st):
@@ -871,7 +893,10 @@ def fencing(victims, st):
     late = [d.name for d in victims if fenced.get(d.name, 1e9) > FENCE_S + EXPIRY_SLACK_S]
     if late:
         problems.append("h3's relay did not fence itself: sockets not closed with 1001 within %.0fs: %s"
-                        % (FENCE_S + EXPIRY_SLACK_S, " ".join(late)))
+                        % (FENCE_S + EXPIRY_SLACK_S, " ".join(
+                            "%s (closes: %s)" % (d.name, ", ".join("%d at %.1fs" % (c, t - start) for t, c in d.closes
+                                                                  if t >= start - 5) or "none")
+                            for d in victims if d.name in late)))
     stuck = [d.name for d in victims if d.name not in moved]
     if stuck:
         problems.append("sockets of the cut-off relay not welcomed elsewhere during the partition: %s"
