@@ -558,6 +558,7 @@ class Probe:
         self.a, self.b = rest.new_user("cpa"), rest.new_user("cpb")
         self.conv = rest.direct(self.a, self.b)
         self.n = 0
+        self.failure = None  # why the last delivers() failed
 
     def delivers(self, hosts, timeout_s=5):
         socks = []
@@ -566,11 +567,15 @@ class Probe:
                 socks.append(ws.connect(self.b, url=RELAYS[h]))
             self.n += 1
             sent = rest.send(self.a, self.conv, "probe %d" % self.n)
-            for s in socks:
-                if s.expect("message", timeout=timeout_s)["message_id"] != sent["message_id"]:
+            for h, s in zip(hosts, socks):
+                got = s.expect("message", timeout=timeout_s)["message_id"]
+                if got != sent["message_id"]:
+                    self.failure = "%s's socket got message %r, not %r" % (h, got, sent["message_id"])
                     return False
             return True
-        except Exception:  # noqa: BLE001 - not serving yet
+        except Exception as e:  # noqa: BLE001 - not serving yet
+            self.failure = "%s (%d of %d sockets open)" % (("%s: %s" % (type(e).__name__, e))[:160], len(socks),
+                                                           len(hosts))
             return False
         finally:
             for s in socks:
@@ -1138,6 +1143,9 @@ def run_fault(name, fn, cfg, probe):
     killed = set(st["killed"])
     problems += logs.crashes(killed)
     rec_s = (recovery.at - st["start"]) if recovery.at and st["start"] else None
+    if (rec_s is None or st["end"] is None or rec_s > st["end"] - st["start"] + 15) and recovery.probe.failure:
+        st["notes"].append("late to serve again; the probe's last failure: %s; load devices without a socket: %s"
+                           % (recovery.probe.failure, " ".join(d.name for d in load.devices if not d.live) or "none"))
     if rec_s is None:
         problems.append("the bed did not serve every client again within 60 s of the fault")
     print("fault=%s sent=%d acked=%d delivered=%d lost=%d duplicated=%d recovered=%s recover_s=%s"
