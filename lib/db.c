@@ -191,6 +191,48 @@ static PGresult *run(struct pl_db *db, const char *sql, int nparams,
 	return PQexecPrepared(db->conn, name, nparams, params, NULL, NULL, 0);
 }
 
+/*
+ * What a statement's error (SQLSTATE state, message why) on a connection
+ * that is still up means for the caller; logged here.
+ */
+static enum pl_err failed(struct pl_db *db, const char *state, const char *why)
+{
+	/*
+	 * A write on a server that is read-only now (a primary demoted
+	 * under us): drop the connection, so that the next use finds
+	 * the primary again through the conninfo's hosts.
+	 */
+	if (state && strcmp(state, "25006") == 0) {
+		pl_log(PL_LOG_WARN, "db: postgresql is read-only now: %s",
+		       why);
+		forget_prepared(db);
+		PQfinish(db->conn);
+		db->conn = NULL;
+		db->was_down = 1;
+		return PL_UNAVAILABLE;
+	}
+	/* Admin shutdown and similar server states mean "down", too. */
+	if (state && (strncmp(state, "57P", 3) == 0 ||
+		      strncmp(state, "08", 2) == 0)) {
+		pl_log(PL_LOG_WARN, "db: postgresql unavailable: %s", why);
+		return PL_UNAVAILABLE;
+	}
+	/* Cancelled by statement_timeout: the request took too long. */
+	if (state && strcmp(state, "57014") == 0) {
+		pl_log(PL_LOG_WARN, "db: statement cancelled: %s", why);
+		return PL_UNAVAILABLE;
+	}
+	/* Serialization failures and deadlocks are the caller's to retry. */
+	if (state && strncmp(state, "40", 2) == 0) {
+		pl_log(PL_LOG_WARN, "db: statement aborted (%s): %s",
+		       state, why);
+		return PL_UNAVAILABLE;
+	}
+	pl_log(PL_LOG_ERR, "db: statement failed (%s): %s",
+	       state ? state : "?", why);
+	return PL_INTERNAL;
+}
+
 enum pl_err pl_db_exec(struct pl_db *db, const char *sql, int nparams,
 		       const char *const *params, int retry_ok, PGresult **out,
 		       char sqlstate[6])
@@ -234,40 +276,7 @@ enum pl_err pl_db_exec(struct pl_db *db, const char *sql, int nparams,
 				continue;
 			return PL_UNAVAILABLE;
 		}
-		/*
-		 * A write on a server that is read-only now (a primary demoted
-		 * under us): drop the connection, so that the next use finds
-		 * the primary again through the conninfo's hosts.
-		 */
-		if (state && strcmp(state, "25006") == 0) {
-			pl_log(PL_LOG_WARN, "db: postgresql is read-only now: %s",
-			       why);
-			forget_prepared(db);
-			PQfinish(db->conn);
-			db->conn = NULL;
-			db->was_down = 1;
-			return PL_UNAVAILABLE;
-		}
-		/* Admin shutdown and similar server states mean "down", too. */
-		if (state && (strncmp(state, "57P", 3) == 0 ||
-			      strncmp(state, "08", 2) == 0)) {
-			pl_log(PL_LOG_WARN, "db: postgresql unavailable: %s", why);
-			return PL_UNAVAILABLE;
-		}
-		/* Cancelled by statement_timeout: the request took too long. */
-		if (state && strcmp(state, "57014") == 0) {
-			pl_log(PL_LOG_WARN, "db: statement cancelled: %s", why);
-			return PL_UNAVAILABLE;
-		}
-		/* Serialization failures and deadlocks are the caller's to retry. */
-		if (state && strncmp(state, "40", 2) == 0) {
-			pl_log(PL_LOG_WARN, "db: statement aborted (%s): %s",
-			       state, why);
-			return PL_UNAVAILABLE;
-		}
-		pl_log(PL_LOG_ERR, "db: statement failed (%s): %s",
-		       state ? state : "?", why);
-		return PL_INTERNAL;
+		return failed(db, state, why);
 	}
 	return PL_UNAVAILABLE;
 }
