@@ -109,13 +109,32 @@ def lead_on(addrs, host):
     for _ in range(3):
         lead, sync = leader(addrs), sync_standby(addrs)
         if lead == host:
+            settled(addrs)
             return moves
         if lead is None or sync is None or not switchover(addrs, lead, sync):
             raise AssertionError("switchover %s -> %s failed (%r)" % (lead, sync, roles(addrs)))
         moves.append("%s->%s" % (lead, sync))
     if leader(addrs) != host:
         raise AssertionError("the leader is not on %s after %s" % (host, " ".join(moves)))
+    settled(addrs)
     return moves
+
+
+def settled(addrs, timeout_s=40):
+    """Waits until the leader has a synchronous standby that streams, the
+    same one three looks in a row, a second apart: right after a switchover
+    Patroni may not have named one yet, and in synchronous_mode_strict a
+    leader lost before it has cannot be replaced (no node may be promoted)."""
+    deadline = time.monotonic() + timeout_s
+    seen = []
+    while time.monotonic() < deadline:
+        sync = sync_standby(addrs)
+        ok = leader(addrs) is not None and sync is not None and streaming(addrs, sync)
+        seen = seen + [sync] if ok and (not seen or seen[-1] == sync) else ([sync] if ok else [])
+        if len(seen) >= 3:
+            return sync
+        time.sleep(1)
+    raise AssertionError("no steady synchronous standby within %ds (%r)" % (timeout_s, roles(addrs)))
 
 
 def node_pids(ns_pids, rundir, host):

@@ -999,6 +999,10 @@ def fault_pg_primary_kill(load, st):
     and must rejoin as a standby (pg_rewind when it must)."""
     if PG_MODE != "patroni":
         return ["pg-primary-kill needs the Patroni bed (PARLEY_CLUSTER_PG=patroni)"]
+    try:
+        pgnodes.settled(PG_ADDR)
+    except AssertionError as e:
+        return [str(e)]
     old, sync = pgnodes.leader(PG_ADDR), pgnodes.sync_standby(PG_ADDR)
     if old is None or sync is None:
         return ["no leader with a synchronous standby before the fault: %r" % pgnodes.roles(PG_ADDR)]
@@ -1022,6 +1026,10 @@ def fault_pg_host_kill(load, st):
     within PG_WRITES_BACK_S, and the node must rejoin as a standby."""
     if PG_MODE != "patroni":
         return ["pg-host-kill needs the Patroni bed (PARLEY_CLUSTER_PG=patroni)"]
+    try:
+        pgnodes.settled(PG_ADDR)
+    except AssertionError as e:
+        return [str(e)]
     old, sync = pgnodes.leader(PG_ADDR), pgnodes.sync_standby(PG_ADDR)
     if old is None or sync is None:
         return ["no leader with a synchronous standby before the fault: %r" % pgnodes.roles(PG_ADDR)]
