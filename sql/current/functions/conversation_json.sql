@@ -6,9 +6,10 @@
 --
 
 CREATE FUNCTION public.conversation_json(p_conversation bigint, p_user bigint) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
-    SELECT jsonb_build_object(
+BEGIN
+    RETURN (SELECT jsonb_build_object(
         'id', c.id,
         'kind', c.kind,
         'title', c.title,
@@ -20,10 +21,10 @@ CREATE FUNCTION public.conversation_json(p_conversation bigint, p_user bigint) R
         'created_at', rfc3339(c.created_at),
         'last_activity_at', rfc3339(c.last_activity_at),
         'last_message', (SELECT message_json(lm) FROM messages lm
-                          WHERE lm.conversation_id = c.id
+                          WHERE lm.conversation_id = p_conversation
                             AND lm.message_id = c.last_message_id),
         'unread', (SELECT count(*) FROM messages u
-                    WHERE u.conversation_id = c.id
+                    WHERE u.conversation_id = p_conversation
                       AND u.message_id > me.last_read_message_id
                       AND u.sender_id <> p_user),
         'muted', me.muted,
@@ -31,5 +32,6 @@ CREATE FUNCTION public.conversation_json(p_conversation bigint, p_user bigint) R
         'last_read_message_id', me.last_read_message_id)
       FROM conversations c
       JOIN members me ON me.conversation_id = c.id AND me.user_id = p_user
-     WHERE c.id = p_conversation
+     WHERE c.id = p_conversation);
+END
 $$;

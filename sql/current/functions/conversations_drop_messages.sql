@@ -16,5 +16,3 @@ $$;
 
 
 SET default_tablespace = '';
-
-SET default_table_access_method = heap;

@@ -14,6 +14,7 @@ DECLARE
     users    bigint[];
     now_at   timestamptz := clock_timestamp();
     calls    int;
+    conv     bigint;
 BEGIN
     -- The batch, numbered in input order, with what can be said without
     -- locks: malformed items, non-members, keys already stored.
@@ -66,12 +67,26 @@ BEGIN
     UPDATE pm_batch p SET st = 'not_found'
      WHERE st IS NULL AND NOT EXISTS (SELECT 1 FROM members m
                                       WHERE m.conversation_id = p.c AND m.user_id = p.s);
-    UPDATE pm_batch p
-       SET st = CASE WHEN m.body = p.b THEN 'duplicate' ELSE 'conflict' END,
-           mid = m.message_id, at = m.created_at
-      FROM messages m
-     WHERE p.st IS NULL AND m.conversation_id = p.c AND m.sender_id = p.s
-       AND m.client_msg_id = p.k;
+    -- A batch of few conversations looks its keys up one conversation at a
+    -- time, each lookup pruned to its partition of messages as it starts
+    -- (012); as one join, every call would set up a scan of all 32.
+    IF cardinality(convs) > 8 THEN
+        UPDATE pm_batch p
+           SET st = CASE WHEN m.body = p.b THEN 'duplicate' ELSE 'conflict' END,
+               mid = m.message_id, at = m.created_at
+          FROM messages m
+         WHERE p.st IS NULL AND m.conversation_id = p.c AND m.sender_id = p.s
+           AND m.client_msg_id = p.k;
+    ELSIF convs IS NOT NULL THEN
+        FOREACH conv IN ARRAY convs LOOP
+            UPDATE pm_batch p
+               SET st = CASE WHEN m.body = p.b THEN 'duplicate' ELSE 'conflict' END,
+                   mid = m.message_id, at = m.created_at
+              FROM messages m
+             WHERE p.st IS NULL AND p.c = conv AND m.conversation_id = conv
+               AND m.sender_id = p.s AND m.client_msg_id = p.k;
+        END LOOP;
+    END IF;
     UPDATE pm_batch p SET st = 'later'
       FROM pm_batch f
      WHERE p.st IS NULL AND f.st IS NULL AND f.c = p.c AND f.s = p.s

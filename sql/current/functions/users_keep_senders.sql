@@ -16,3 +16,6 @@ BEGIN
     RETURN NULL;
 END
 $$;
+
+
+SET default_table_access_method = heap;
