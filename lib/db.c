@@ -59,21 +59,32 @@ static void first_line(const char *msg, char *out, size_t outlen)
 }
 
 /*
- * Sets the session's statement_timeout on a new connection, when db has one.
- * Returns 0, or -1 with the reason in why.
+ * Sets up a new connection's session. Parley's statements are prepared once
+ * per connection and meant to be planned once: plan_cache_mode =
+ * force_generic_plan keeps them so on the hash-partitioned messages and
+ * inbox (sql/012), where PostgreSQL's estimates count every partition while
+ * a run reads one, and would otherwise plan each call again. For the same
+ * estimates, a read of a few rows could look worth compiling (jit) or
+ * handing to parallel workers, each far slower than the read: both are off.
+ * Also the statement_timeout, when db has one. Returns 0, or -1 with the
+ * reason in why.
  */
-static int set_statement_timeout(struct pl_db *db, char *why, size_t whylen)
+static int set_session(struct pl_db *db, char *why, size_t whylen)
 {
 	char ms[24];
 	const char *params[1] = { ms };
 	PGresult *res;
 	int rc;
 
-	if (db->statement_timeout_ms <= 0)
-		return 0;
-	snprintf(ms, sizeof(ms), "%lld", db->statement_timeout_ms);
-	res = PQexecParams(db->conn, "SELECT set_config('statement_timeout', "
-			   "$1, false)", 1, NULL, params, NULL, NULL, 0);
+	snprintf(ms, sizeof(ms), "%lld",
+		 db->statement_timeout_ms > 0 ? db->statement_timeout_ms : 0);
+	res = PQexecParams(db->conn, "SELECT set_config('plan_cache_mode', "
+			   "'force_generic_plan', false), set_config('jit', "
+			   "'off', false), set_config("
+			   "'max_parallel_workers_per_gather', '0', false), "
+			   "CASE WHEN $1::text <> '0' THEN set_config("
+			   "'statement_timeout', $1, false) END",
+			   1, NULL, params, NULL, NULL, 0);
 	rc = res && PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : -1;
 	if (rc)
 		first_line(res ? PQresultErrorMessage(res) :
@@ -99,8 +110,8 @@ static enum pl_err connect_once(struct pl_db *db, int quiet)
 	if (!db->conn || PQstatus(db->conn) != CONNECTION_OK) {
 		first_line(db->conn ? PQerrorMessage(db->conn) : "out of memory",
 			   why, sizeof(why));
-	} else if (set_statement_timeout(db, why, sizeof(why))) {
-		/* Never a connection without its limit: the next use retries. */
+	} else if (set_session(db, why, sizeof(why))) {
+		/* Never a connection without its settings: the next use retries. */
 		PQfinish(db->conn);
 		db->conn = NULL;
 	} else {

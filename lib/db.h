@@ -18,7 +18,9 @@
 /*
  * Statements run through pl_db_exec are prepared on first use and run as
  * prepared statements from then on (no parse and plan per call). Up to
- * PL_DB_STATEMENTS distinct texts per connection; more run unprepared.
+ * PL_DB_STATEMENTS distinct texts per connection; more run unprepared. Every
+ * connection's session keeps one generic plan per statement
+ * (plan_cache_mode), and runs without JIT compilation or parallel workers.
  */
 #define PL_DB_STATEMENTS 128
 
