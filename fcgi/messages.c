@@ -124,19 +124,30 @@ enum pl_err api_messages_list(struct api_request *req)
  * match MATCH, a condition on message m: q.ts holds the query's words
  * ('simple' configuration, any language), q.pat the query as an ILIKE
  * pattern. Each kind of match is its own branch, so each uses its own index
- * and PostgreSQL rechecks only that condition.
+ * and PostgreSQL rechecks only that condition. messages is hash-partitioned
+ * by conversation (sql/012), so the branch reads each conversation's newest
+ * matches on its own (LATERAL), pruned to the conversation's partition; the
+ * newest of those are the newest of all.
  */
 #define SEARCH_BRANCH(MATCH) \
-	"(SELECT m.conversation_id, m.message_id FROM q, messages m " \
-	"  JOIN members b ON b.conversation_id = m.conversation_id AND " \
-	"  b.user_id = $1 " \
-	"  WHERE ($3::bigint = 0 OR m.conversation_id = $3) AND " MATCH \
+	"(SELECT m.conversation_id, m.message_id FROM q, members b " \
+	"  CROSS JOIN LATERAL (SELECT m.conversation_id, m.message_id, " \
+	"  m.created_at FROM messages m " \
+	"  WHERE m.conversation_id = b.conversation_id AND " MATCH \
+	"  ORDER BY m.created_at DESC, m.message_id DESC " \
+	"  LIMIT " SEARCH_CANDIDATES ") m " \
+	"  WHERE b.user_id = $1 AND ($3::bigint = 0 OR b.conversation_id = $3) " \
 	"  ORDER BY m.created_at DESC, m.message_id DESC " \
 	"  LIMIT " SEARCH_CANDIDATES ")"
 #define SEARCH_WORDS SEARCH_BRANCH("to_tsvector('simple', m.body) @@ q.ts")
 #define SEARCH_SUBSTRINGS SEARCH_BRANCH("m.body ILIKE q.pat")
 
-/* The search over CANDIDATES: word matches rank first, then newest. */
+/*
+ * The search over CANDIDATES: word matches rank first, then newest. Each
+ * candidate's message is read on its own, pruned to its partition; LIMIT 1
+ * (its key finds one) tells the planner so, which would otherwise rather
+ * hash all of messages.
+ */
 #define SEARCH_SQL(CANDIDATES) \
 	"WITH q AS (SELECT plainto_tsquery('simple', $2) AS ts, " \
 	"  '%' || replace(replace(replace($2, '\\', '\\\\'), '%', '\\%'), " \
@@ -145,9 +156,12 @@ enum pl_err api_messages_list(struct api_request *req)
 	"SELECT json_build_object('messages', coalesce(json_agg(" \
 	"  message_out(r.msg) ORDER BY r.rank DESC, r.created_at DESC, " \
 	"  r.message_id DESC), '[]')) FROM (" \
-	"  SELECT m AS msg, m.created_at, m.message_id, " \
+	"  SELECT m.msg, m.created_at, m.message_id, " \
 	"  ts_rank(to_tsvector('simple', m.body), q.ts) AS rank " \
-	"  FROM q, c JOIN messages m USING (conversation_id, message_id) " \
+	"  FROM q, c CROSS JOIN LATERAL (SELECT m AS msg, m.created_at, " \
+	"  m.message_id, m.body FROM messages m " \
+	"  WHERE m.conversation_id = c.conversation_id " \
+	"  AND m.message_id = c.message_id LIMIT 1) m " \
 	"  ORDER BY rank DESC, m.created_at DESC, m.message_id DESC " \
 	"  LIMIT $4) r"
 

@@ -194,14 +194,17 @@ static void add_push(struct notifier *n, struct job *job, int apns,
  * the unread count (capped: it is only a badge). A job without a row is of
  * a member or message that is gone. A push device is one with a token and a
  * live session (not revoked, not expired): a phone that logged out, or whose
- * session was revoked, gets nothing, whatever token it still holds.
+ * session was revoked, gets nothing, whatever token it still holds. Each
+ * message is read on its own (LATERAL ... LIMIT 1), pruned to its partition
+ * of messages (sql/012), as lib/inbox.h reads a page.
  */
 static const char JOBS_SQL[] =
 	"SELECT x.i, c.cursor, m.muted, u.display_name, y.body, b.badge, d.devs "
 	"FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) WITH ORDINALITY "
 	"  AS x(uid, cid, mid, i) "
 	"JOIN members m ON m.conversation_id = x.cid AND m.user_id = x.uid "
-	"JOIN messages y ON y.conversation_id = x.cid AND y.message_id = x.mid "
+	"CROSS JOIN LATERAL (SELECT y.sender_id, y.body FROM messages y "
+	"  WHERE y.conversation_id = x.cid AND y.message_id = x.mid LIMIT 1) y "
 	"JOIN users u ON u.id = y.sender_id "
 	"CROSS JOIN LATERAL (SELECT coalesce(max(cursor), 0) AS cursor "
 	"  FROM devices WHERE user_id = x.uid) c "
@@ -212,8 +215,9 @@ static const char JOBS_SQL[] =
 	"  WHERE s.device_id = devices.id AND s.revoked_at IS NULL "
 	"  AND s.expires_at > now())) d "
 	"CROSS JOIN LATERAL (SELECT count(*) AS badge FROM (SELECT 1 FROM inbox i "
-	"  JOIN messages z ON z.conversation_id = i.conversation_id AND "
-	"  z.message_id = i.message_id WHERE d.n > 0 AND i.user_id = x.uid AND "
+	"  CROSS JOIN LATERAL (SELECT z.sender_id FROM messages z WHERE "
+	"  z.conversation_id = i.conversation_id AND z.message_id = i.message_id "
+	"  LIMIT 1) z WHERE d.n > 0 AND i.user_id = x.uid AND "
 	"  i.seq > c.cursor AND z.sender_id <> x.uid LIMIT 99) q) b";
 
 /* Jobs checked in one statement. */
