@@ -1,5 +1,5 @@
 -- 012: messages is hash-partitioned by conversation_id, inbox by user_id,
--- 32 partitions each.
+-- 8 partitions each.
 --
 -- Every read and write of the history names its conversation (a page of
 -- history, posting's dedupe and insert, a conversation's last message and
@@ -8,10 +8,18 @@
 -- columns: messages (conversation_id, message_id) and its dedupe key
 -- (conversation_id, sender_id, client_msg_id), inbox (user_id, seq). So they
 -- stay the tables' primary and unique keys, and each of those lookups is
--- pruned to one partition, whose indexes and vacuums are a 32nd of the
--- table's. The partition count is fixed here, up front: a hash partition
--- cannot be split in place (another count is another copy of both tables,
--- as below), so it is chosen for a history many times today's.
+-- pruned to one partition, whose indexes and vacuums are an 8th of the
+-- table's.
+--
+-- The count is fixed here. Statements that join a page of rows to their
+-- messages (an inbox page, search, the notifier) cannot be pruned before
+-- they run: each opens every partition of messages, so every partition
+-- costs every such read. On 1 million messages and 2 million inbox rows, a
+-- /sync page of 50 ran 3,260 a second with 8 partitions, 2,840-2,980 with
+-- 16, 2,540-2,620 with 32, and 3,460-3,480 unpartitioned (pgbench, 2
+-- clients, the statements below). A hash partition splits later without
+-- copying the rest: detach it, attach two of twice the modulus in its
+-- place (8 and 16 may coexist), and move its rows into them.
 --
 -- The tables are rebuilt and filled from the old ones in this transaction,
 -- which holds both old tables locked throughout: sends and reads wait for
@@ -27,7 +35,7 @@
 --
 -- conversation_json() (003) becomes PL/pgSQL, with the same result. A SQL
 -- function's statement is planned again by every statement that calls it,
--- and its two reads of messages, planned for all 32 partitions, made a
+-- and its two reads of messages, planned for every partition, made a
 -- conversation list more than twice as slow. PL/pgSQL keeps the plan for
 -- the session, and the reads name p_conversation (which c.id equals), so
 -- each is pruned to one partition as it starts.
@@ -37,28 +45,27 @@
 -- search, the notifier's checks) read each message on its own (LATERAL,
 -- LIMIT 1), pruned to its partition when it runs, and Parley's connections
 -- keep one generic plan per statement (lib/db.c): PostgreSQL's estimates
--- count all 32 partitions where a run reads one, and would otherwise plan
+-- count every partition where a run reads one, and would otherwise plan
 -- each call again, or hash all of messages to find a page's messages.
 --
 -- post_messages_sets() (010) is defined again with one change: a batch of
 -- up to 8 conversations checks its keys against messages one conversation
 -- at a time, each check pruned to one partition as it starts, where the
--- join set up scans of all 32 partitions at every call. Results are the
+-- join set up scans of every partition at every call. Results are the
 -- same.
 --
 -- A partitioned table holds no storage parameters, so the autovacuum
--- settings go on the partitions, and are chosen so that 64 partitions are
--- not vacuumed and analyzed 32 times as often as two tables were: each run
+-- settings go on the partitions, and are chosen so that 16 partitions are
+-- not vacuumed and analyzed 8 times as often as two tables were: each run
 -- makes every connection plan its statements on that table again (a
--- generic plan names all 32 partitions). With 009's 20,000 spread as 625
--- per partition and the default analyze thresholds, a minute of sends in
--- pgbench ran 790 of them, and planning took 14% of PostgreSQL's CPU
--- instead of 4%. A messages partition is vacuumed, merging its GIN pending
--- lists, after 2,500 new rows (80,000 across the table): 20,000 on each
--- would have a search read up to that many pending rows in every partition
--- it reads, where 009 bounded the whole table's. Partitions are analyzed
--- after 20,000 changed rows and a tenth of their size (the default floor
--- is 50); inbox partitions are vacuumed after 20,000 new rows and a fifth.
+-- generic plan names every partition). A messages partition is vacuumed,
+-- merging its GIN pending lists, after 2,500 new rows: 20,000 across the
+-- table, 009's bound on the pending rows a search may read. Partitions are
+-- analyzed after 20,000 changed rows and a tenth of their size (the
+-- default floor is 50: with it, and 32 partitions a table, a minute of
+-- sends in pgbench ran 790 vacuums and analyzes, and planning took 14% of
+-- PostgreSQL's CPU instead of 4%);
+-- inbox partitions are vacuumed after 20,000 new rows and a fifth.
 
 LOCK TABLE messages, inbox IN ACCESS EXCLUSIVE MODE;
 
@@ -85,18 +92,18 @@ CREATE TABLE inbox_new (
 
 DO $$
 BEGIN
-    FOR r IN 0 .. 31 LOOP
+    FOR r IN 0 .. 7 LOOP
         EXECUTE format('CREATE TABLE %I PARTITION OF messages_new '
-                       'FOR VALUES WITH (MODULUS 32, REMAINDER %s) '
+                       'FOR VALUES WITH (MODULUS 8, REMAINDER %s) '
                        'WITH (autovacuum_vacuum_insert_threshold = 2500, '
                        'autovacuum_vacuum_insert_scale_factor = 0, '
                        'autovacuum_analyze_threshold = 20000)',
-                       'messages_p' || lpad(r::text, 2, '0'), r);
+                       'messages_p' || r::text, r);
         EXECUTE format('CREATE TABLE %I PARTITION OF inbox_new '
-                       'FOR VALUES WITH (MODULUS 32, REMAINDER %s) '
+                       'FOR VALUES WITH (MODULUS 8, REMAINDER %s) '
                        'WITH (autovacuum_vacuum_insert_threshold = 20000, '
                        'autovacuum_analyze_threshold = 20000)',
-                       'inbox_p' || lpad(r::text, 2, '0'), r);
+                       'inbox_p' || r::text, r);
     END LOOP;
 END
 $$;
@@ -293,7 +300,7 @@ BEGIN
                                       WHERE m.conversation_id = p.c AND m.user_id = p.s);
     -- A batch of few conversations looks its keys up one conversation at a
     -- time, each lookup pruned to its partition of messages as it starts
-    -- (012); as one join, every call would set up a scan of all 32.
+    -- (012); as one join, every call would set up a scan of every one.
     IF cardinality(convs) > 8 THEN
         UPDATE pm_batch p
            SET st = CASE WHEN m.body = p.b THEN 'duplicate' ELSE 'conflict' END,

@@ -132,10 +132,10 @@ CREATE TABLE public.inbox (
 PARTITION BY HASH (user_id);
 
 --
--- Name: inbox_p00; Type: TABLE; Schema: public; Owner: -
+-- Name: inbox_p0; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.inbox_p00 (
+CREATE TABLE public.inbox_p0 (
     user_id bigint NOT NULL,
     seq bigint NOT NULL,
     conversation_id bigint NOT NULL,
@@ -145,10 +145,10 @@ CREATE TABLE public.inbox_p00 (
 WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
 
 --
--- Name: inbox_p01; Type: TABLE; Schema: public; Owner: -
+-- Name: inbox_p1; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.inbox_p01 (
+CREATE TABLE public.inbox_p1 (
     user_id bigint NOT NULL,
     seq bigint NOT NULL,
     conversation_id bigint NOT NULL,
@@ -158,10 +158,10 @@ CREATE TABLE public.inbox_p01 (
 WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
 
 --
--- Name: inbox_p02; Type: TABLE; Schema: public; Owner: -
+-- Name: inbox_p2; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.inbox_p02 (
+CREATE TABLE public.inbox_p2 (
     user_id bigint NOT NULL,
     seq bigint NOT NULL,
     conversation_id bigint NOT NULL,
@@ -171,10 +171,10 @@ CREATE TABLE public.inbox_p02 (
 WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
 
 --
--- Name: inbox_p03; Type: TABLE; Schema: public; Owner: -
+-- Name: inbox_p3; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.inbox_p03 (
+CREATE TABLE public.inbox_p3 (
     user_id bigint NOT NULL,
     seq bigint NOT NULL,
     conversation_id bigint NOT NULL,
@@ -184,10 +184,10 @@ CREATE TABLE public.inbox_p03 (
 WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
 
 --
--- Name: inbox_p04; Type: TABLE; Schema: public; Owner: -
+-- Name: inbox_p4; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.inbox_p04 (
+CREATE TABLE public.inbox_p4 (
     user_id bigint NOT NULL,
     seq bigint NOT NULL,
     conversation_id bigint NOT NULL,
@@ -197,10 +197,10 @@ CREATE TABLE public.inbox_p04 (
 WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
 
 --
--- Name: inbox_p05; Type: TABLE; Schema: public; Owner: -
+-- Name: inbox_p5; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.inbox_p05 (
+CREATE TABLE public.inbox_p5 (
     user_id bigint NOT NULL,
     seq bigint NOT NULL,
     conversation_id bigint NOT NULL,
@@ -210,10 +210,10 @@ CREATE TABLE public.inbox_p05 (
 WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
 
 --
--- Name: inbox_p06; Type: TABLE; Schema: public; Owner: -
+-- Name: inbox_p6; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.inbox_p06 (
+CREATE TABLE public.inbox_p6 (
     user_id bigint NOT NULL,
     seq bigint NOT NULL,
     conversation_id bigint NOT NULL,
@@ -223,322 +223,10 @@ CREATE TABLE public.inbox_p06 (
 WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
 
 --
--- Name: inbox_p07; Type: TABLE; Schema: public; Owner: -
+-- Name: inbox_p7; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.inbox_p07 (
-    user_id bigint NOT NULL,
-    seq bigint NOT NULL,
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    CONSTRAINT inbox_seq_check CHECK ((seq > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
-
---
--- Name: inbox_p08; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inbox_p08 (
-    user_id bigint NOT NULL,
-    seq bigint NOT NULL,
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    CONSTRAINT inbox_seq_check CHECK ((seq > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
-
---
--- Name: inbox_p09; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inbox_p09 (
-    user_id bigint NOT NULL,
-    seq bigint NOT NULL,
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    CONSTRAINT inbox_seq_check CHECK ((seq > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
-
---
--- Name: inbox_p10; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inbox_p10 (
-    user_id bigint NOT NULL,
-    seq bigint NOT NULL,
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    CONSTRAINT inbox_seq_check CHECK ((seq > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
-
---
--- Name: inbox_p11; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inbox_p11 (
-    user_id bigint NOT NULL,
-    seq bigint NOT NULL,
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    CONSTRAINT inbox_seq_check CHECK ((seq > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
-
---
--- Name: inbox_p12; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inbox_p12 (
-    user_id bigint NOT NULL,
-    seq bigint NOT NULL,
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    CONSTRAINT inbox_seq_check CHECK ((seq > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
-
---
--- Name: inbox_p13; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inbox_p13 (
-    user_id bigint NOT NULL,
-    seq bigint NOT NULL,
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    CONSTRAINT inbox_seq_check CHECK ((seq > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
-
---
--- Name: inbox_p14; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inbox_p14 (
-    user_id bigint NOT NULL,
-    seq bigint NOT NULL,
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    CONSTRAINT inbox_seq_check CHECK ((seq > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
-
---
--- Name: inbox_p15; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inbox_p15 (
-    user_id bigint NOT NULL,
-    seq bigint NOT NULL,
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    CONSTRAINT inbox_seq_check CHECK ((seq > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
-
---
--- Name: inbox_p16; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inbox_p16 (
-    user_id bigint NOT NULL,
-    seq bigint NOT NULL,
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    CONSTRAINT inbox_seq_check CHECK ((seq > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
-
---
--- Name: inbox_p17; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inbox_p17 (
-    user_id bigint NOT NULL,
-    seq bigint NOT NULL,
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    CONSTRAINT inbox_seq_check CHECK ((seq > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
-
---
--- Name: inbox_p18; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inbox_p18 (
-    user_id bigint NOT NULL,
-    seq bigint NOT NULL,
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    CONSTRAINT inbox_seq_check CHECK ((seq > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
-
---
--- Name: inbox_p19; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inbox_p19 (
-    user_id bigint NOT NULL,
-    seq bigint NOT NULL,
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    CONSTRAINT inbox_seq_check CHECK ((seq > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
-
---
--- Name: inbox_p20; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inbox_p20 (
-    user_id bigint NOT NULL,
-    seq bigint NOT NULL,
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    CONSTRAINT inbox_seq_check CHECK ((seq > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
-
---
--- Name: inbox_p21; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inbox_p21 (
-    user_id bigint NOT NULL,
-    seq bigint NOT NULL,
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    CONSTRAINT inbox_seq_check CHECK ((seq > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
-
---
--- Name: inbox_p22; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inbox_p22 (
-    user_id bigint NOT NULL,
-    seq bigint NOT NULL,
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    CONSTRAINT inbox_seq_check CHECK ((seq > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
-
---
--- Name: inbox_p23; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inbox_p23 (
-    user_id bigint NOT NULL,
-    seq bigint NOT NULL,
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    CONSTRAINT inbox_seq_check CHECK ((seq > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
-
---
--- Name: inbox_p24; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inbox_p24 (
-    user_id bigint NOT NULL,
-    seq bigint NOT NULL,
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    CONSTRAINT inbox_seq_check CHECK ((seq > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
-
---
--- Name: inbox_p25; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inbox_p25 (
-    user_id bigint NOT NULL,
-    seq bigint NOT NULL,
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    CONSTRAINT inbox_seq_check CHECK ((seq > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
-
---
--- Name: inbox_p26; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inbox_p26 (
-    user_id bigint NOT NULL,
-    seq bigint NOT NULL,
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    CONSTRAINT inbox_seq_check CHECK ((seq > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
-
---
--- Name: inbox_p27; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inbox_p27 (
-    user_id bigint NOT NULL,
-    seq bigint NOT NULL,
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    CONSTRAINT inbox_seq_check CHECK ((seq > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
-
---
--- Name: inbox_p28; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inbox_p28 (
-    user_id bigint NOT NULL,
-    seq bigint NOT NULL,
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    CONSTRAINT inbox_seq_check CHECK ((seq > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
-
---
--- Name: inbox_p29; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inbox_p29 (
-    user_id bigint NOT NULL,
-    seq bigint NOT NULL,
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    CONSTRAINT inbox_seq_check CHECK ((seq > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
-
---
--- Name: inbox_p30; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inbox_p30 (
-    user_id bigint NOT NULL,
-    seq bigint NOT NULL,
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    CONSTRAINT inbox_seq_check CHECK ((seq > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
-
---
--- Name: inbox_p31; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inbox_p31 (
+CREATE TABLE public.inbox_p7 (
     user_id bigint NOT NULL,
     seq bigint NOT NULL,
     conversation_id bigint NOT NULL,
@@ -562,10 +250,10 @@ CREATE TABLE public.members (
 );
 
 --
--- Name: messages_p00; Type: TABLE; Schema: public; Owner: -
+-- Name: messages_p0; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.messages_p00 (
+CREATE TABLE public.messages_p0 (
     conversation_id bigint NOT NULL,
     message_id bigint NOT NULL,
     sender_id bigint NOT NULL,
@@ -579,10 +267,10 @@ CREATE TABLE public.messages_p00 (
 WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
 
 --
--- Name: messages_p01; Type: TABLE; Schema: public; Owner: -
+-- Name: messages_p1; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.messages_p01 (
+CREATE TABLE public.messages_p1 (
     conversation_id bigint NOT NULL,
     message_id bigint NOT NULL,
     sender_id bigint NOT NULL,
@@ -596,10 +284,10 @@ CREATE TABLE public.messages_p01 (
 WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
 
 --
--- Name: messages_p02; Type: TABLE; Schema: public; Owner: -
+-- Name: messages_p2; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.messages_p02 (
+CREATE TABLE public.messages_p2 (
     conversation_id bigint NOT NULL,
     message_id bigint NOT NULL,
     sender_id bigint NOT NULL,
@@ -613,10 +301,10 @@ CREATE TABLE public.messages_p02 (
 WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
 
 --
--- Name: messages_p03; Type: TABLE; Schema: public; Owner: -
+-- Name: messages_p3; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.messages_p03 (
+CREATE TABLE public.messages_p3 (
     conversation_id bigint NOT NULL,
     message_id bigint NOT NULL,
     sender_id bigint NOT NULL,
@@ -630,10 +318,10 @@ CREATE TABLE public.messages_p03 (
 WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
 
 --
--- Name: messages_p04; Type: TABLE; Schema: public; Owner: -
+-- Name: messages_p4; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.messages_p04 (
+CREATE TABLE public.messages_p4 (
     conversation_id bigint NOT NULL,
     message_id bigint NOT NULL,
     sender_id bigint NOT NULL,
@@ -647,10 +335,10 @@ CREATE TABLE public.messages_p04 (
 WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
 
 --
--- Name: messages_p05; Type: TABLE; Schema: public; Owner: -
+-- Name: messages_p5; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.messages_p05 (
+CREATE TABLE public.messages_p5 (
     conversation_id bigint NOT NULL,
     message_id bigint NOT NULL,
     sender_id bigint NOT NULL,
@@ -664,10 +352,10 @@ CREATE TABLE public.messages_p05 (
 WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
 
 --
--- Name: messages_p06; Type: TABLE; Schema: public; Owner: -
+-- Name: messages_p6; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.messages_p06 (
+CREATE TABLE public.messages_p6 (
     conversation_id bigint NOT NULL,
     message_id bigint NOT NULL,
     sender_id bigint NOT NULL,
@@ -681,418 +369,10 @@ CREATE TABLE public.messages_p06 (
 WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
 
 --
--- Name: messages_p07; Type: TABLE; Schema: public; Owner: -
+-- Name: messages_p7; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.messages_p07 (
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    sender_id bigint NOT NULL,
-    client_msg_id text NOT NULL,
-    body text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
-    CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
-    CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
-
---
--- Name: messages_p08; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.messages_p08 (
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    sender_id bigint NOT NULL,
-    client_msg_id text NOT NULL,
-    body text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
-    CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
-    CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
-
---
--- Name: messages_p09; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.messages_p09 (
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    sender_id bigint NOT NULL,
-    client_msg_id text NOT NULL,
-    body text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
-    CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
-    CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
-
---
--- Name: messages_p10; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.messages_p10 (
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    sender_id bigint NOT NULL,
-    client_msg_id text NOT NULL,
-    body text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
-    CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
-    CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
-
---
--- Name: messages_p11; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.messages_p11 (
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    sender_id bigint NOT NULL,
-    client_msg_id text NOT NULL,
-    body text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
-    CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
-    CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
-
---
--- Name: messages_p12; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.messages_p12 (
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    sender_id bigint NOT NULL,
-    client_msg_id text NOT NULL,
-    body text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
-    CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
-    CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
-
---
--- Name: messages_p13; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.messages_p13 (
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    sender_id bigint NOT NULL,
-    client_msg_id text NOT NULL,
-    body text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
-    CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
-    CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
-
---
--- Name: messages_p14; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.messages_p14 (
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    sender_id bigint NOT NULL,
-    client_msg_id text NOT NULL,
-    body text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
-    CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
-    CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
-
---
--- Name: messages_p15; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.messages_p15 (
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    sender_id bigint NOT NULL,
-    client_msg_id text NOT NULL,
-    body text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
-    CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
-    CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
-
---
--- Name: messages_p16; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.messages_p16 (
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    sender_id bigint NOT NULL,
-    client_msg_id text NOT NULL,
-    body text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
-    CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
-    CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
-
---
--- Name: messages_p17; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.messages_p17 (
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    sender_id bigint NOT NULL,
-    client_msg_id text NOT NULL,
-    body text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
-    CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
-    CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
-
---
--- Name: messages_p18; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.messages_p18 (
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    sender_id bigint NOT NULL,
-    client_msg_id text NOT NULL,
-    body text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
-    CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
-    CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
-
---
--- Name: messages_p19; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.messages_p19 (
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    sender_id bigint NOT NULL,
-    client_msg_id text NOT NULL,
-    body text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
-    CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
-    CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
-
---
--- Name: messages_p20; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.messages_p20 (
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    sender_id bigint NOT NULL,
-    client_msg_id text NOT NULL,
-    body text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
-    CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
-    CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
-
---
--- Name: messages_p21; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.messages_p21 (
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    sender_id bigint NOT NULL,
-    client_msg_id text NOT NULL,
-    body text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
-    CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
-    CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
-
---
--- Name: messages_p22; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.messages_p22 (
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    sender_id bigint NOT NULL,
-    client_msg_id text NOT NULL,
-    body text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
-    CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
-    CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
-
---
--- Name: messages_p23; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.messages_p23 (
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    sender_id bigint NOT NULL,
-    client_msg_id text NOT NULL,
-    body text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
-    CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
-    CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
-
---
--- Name: messages_p24; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.messages_p24 (
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    sender_id bigint NOT NULL,
-    client_msg_id text NOT NULL,
-    body text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
-    CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
-    CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
-
---
--- Name: messages_p25; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.messages_p25 (
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    sender_id bigint NOT NULL,
-    client_msg_id text NOT NULL,
-    body text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
-    CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
-    CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
-
---
--- Name: messages_p26; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.messages_p26 (
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    sender_id bigint NOT NULL,
-    client_msg_id text NOT NULL,
-    body text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
-    CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
-    CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
-
---
--- Name: messages_p27; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.messages_p27 (
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    sender_id bigint NOT NULL,
-    client_msg_id text NOT NULL,
-    body text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
-    CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
-    CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
-
---
--- Name: messages_p28; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.messages_p28 (
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    sender_id bigint NOT NULL,
-    client_msg_id text NOT NULL,
-    body text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
-    CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
-    CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
-
---
--- Name: messages_p29; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.messages_p29 (
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    sender_id bigint NOT NULL,
-    client_msg_id text NOT NULL,
-    body text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
-    CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
-    CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
-
---
--- Name: messages_p30; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.messages_p30 (
-    conversation_id bigint NOT NULL,
-    message_id bigint NOT NULL,
-    sender_id bigint NOT NULL,
-    client_msg_id text NOT NULL,
-    body text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
-    CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
-    CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
-)
-WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
-
---
--- Name: messages_p31; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.messages_p31 (
+CREATE TABLE public.messages_p7 (
     conversation_id bigint NOT NULL,
     message_id bigint NOT NULL,
     sender_id bigint NOT NULL,
@@ -1189,388 +469,100 @@ CREATE SEQUENCE public.users_id_seq
 ALTER SEQUENCE public.users_id_seq OWNED BY public.users.id;
 
 --
--- Name: inbox_p00; Type: TABLE ATTACH; Schema: public; Owner: -
+-- Name: inbox_p0; Type: TABLE ATTACH; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p00 FOR VALUES WITH (modulus 32, remainder 0);
+ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p0 FOR VALUES WITH (modulus 8, remainder 0);
 
 --
--- Name: inbox_p01; Type: TABLE ATTACH; Schema: public; Owner: -
+-- Name: inbox_p1; Type: TABLE ATTACH; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p01 FOR VALUES WITH (modulus 32, remainder 1);
+ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p1 FOR VALUES WITH (modulus 8, remainder 1);
 
 --
--- Name: inbox_p02; Type: TABLE ATTACH; Schema: public; Owner: -
+-- Name: inbox_p2; Type: TABLE ATTACH; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p02 FOR VALUES WITH (modulus 32, remainder 2);
+ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p2 FOR VALUES WITH (modulus 8, remainder 2);
 
 --
--- Name: inbox_p03; Type: TABLE ATTACH; Schema: public; Owner: -
+-- Name: inbox_p3; Type: TABLE ATTACH; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p03 FOR VALUES WITH (modulus 32, remainder 3);
+ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p3 FOR VALUES WITH (modulus 8, remainder 3);
 
 --
--- Name: inbox_p04; Type: TABLE ATTACH; Schema: public; Owner: -
+-- Name: inbox_p4; Type: TABLE ATTACH; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p04 FOR VALUES WITH (modulus 32, remainder 4);
+ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p4 FOR VALUES WITH (modulus 8, remainder 4);
 
 --
--- Name: inbox_p05; Type: TABLE ATTACH; Schema: public; Owner: -
+-- Name: inbox_p5; Type: TABLE ATTACH; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p05 FOR VALUES WITH (modulus 32, remainder 5);
+ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p5 FOR VALUES WITH (modulus 8, remainder 5);
 
 --
--- Name: inbox_p06; Type: TABLE ATTACH; Schema: public; Owner: -
+-- Name: inbox_p6; Type: TABLE ATTACH; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p06 FOR VALUES WITH (modulus 32, remainder 6);
+ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p6 FOR VALUES WITH (modulus 8, remainder 6);
 
 --
--- Name: inbox_p07; Type: TABLE ATTACH; Schema: public; Owner: -
+-- Name: inbox_p7; Type: TABLE ATTACH; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p07 FOR VALUES WITH (modulus 32, remainder 7);
+ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p7 FOR VALUES WITH (modulus 8, remainder 7);
 
 --
--- Name: inbox_p08; Type: TABLE ATTACH; Schema: public; Owner: -
+-- Name: messages_p0; Type: TABLE ATTACH; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p08 FOR VALUES WITH (modulus 32, remainder 8);
+ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p0 FOR VALUES WITH (modulus 8, remainder 0);
 
 --
--- Name: inbox_p09; Type: TABLE ATTACH; Schema: public; Owner: -
+-- Name: messages_p1; Type: TABLE ATTACH; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p09 FOR VALUES WITH (modulus 32, remainder 9);
+ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p1 FOR VALUES WITH (modulus 8, remainder 1);
 
 --
--- Name: inbox_p10; Type: TABLE ATTACH; Schema: public; Owner: -
+-- Name: messages_p2; Type: TABLE ATTACH; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p10 FOR VALUES WITH (modulus 32, remainder 10);
+ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p2 FOR VALUES WITH (modulus 8, remainder 2);
 
 --
--- Name: inbox_p11; Type: TABLE ATTACH; Schema: public; Owner: -
+-- Name: messages_p3; Type: TABLE ATTACH; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p11 FOR VALUES WITH (modulus 32, remainder 11);
+ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p3 FOR VALUES WITH (modulus 8, remainder 3);
 
 --
--- Name: inbox_p12; Type: TABLE ATTACH; Schema: public; Owner: -
+-- Name: messages_p4; Type: TABLE ATTACH; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p12 FOR VALUES WITH (modulus 32, remainder 12);
+ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p4 FOR VALUES WITH (modulus 8, remainder 4);
 
 --
--- Name: inbox_p13; Type: TABLE ATTACH; Schema: public; Owner: -
+-- Name: messages_p5; Type: TABLE ATTACH; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p13 FOR VALUES WITH (modulus 32, remainder 13);
+ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p5 FOR VALUES WITH (modulus 8, remainder 5);
 
 --
--- Name: inbox_p14; Type: TABLE ATTACH; Schema: public; Owner: -
+-- Name: messages_p6; Type: TABLE ATTACH; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p14 FOR VALUES WITH (modulus 32, remainder 14);
+ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p6 FOR VALUES WITH (modulus 8, remainder 6);
 
 --
--- Name: inbox_p15; Type: TABLE ATTACH; Schema: public; Owner: -
+-- Name: messages_p7; Type: TABLE ATTACH; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p15 FOR VALUES WITH (modulus 32, remainder 15);
-
---
--- Name: inbox_p16; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p16 FOR VALUES WITH (modulus 32, remainder 16);
-
---
--- Name: inbox_p17; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p17 FOR VALUES WITH (modulus 32, remainder 17);
-
---
--- Name: inbox_p18; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p18 FOR VALUES WITH (modulus 32, remainder 18);
-
---
--- Name: inbox_p19; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p19 FOR VALUES WITH (modulus 32, remainder 19);
-
---
--- Name: inbox_p20; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p20 FOR VALUES WITH (modulus 32, remainder 20);
-
---
--- Name: inbox_p21; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p21 FOR VALUES WITH (modulus 32, remainder 21);
-
---
--- Name: inbox_p22; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p22 FOR VALUES WITH (modulus 32, remainder 22);
-
---
--- Name: inbox_p23; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p23 FOR VALUES WITH (modulus 32, remainder 23);
-
---
--- Name: inbox_p24; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p24 FOR VALUES WITH (modulus 32, remainder 24);
-
---
--- Name: inbox_p25; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p25 FOR VALUES WITH (modulus 32, remainder 25);
-
---
--- Name: inbox_p26; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p26 FOR VALUES WITH (modulus 32, remainder 26);
-
---
--- Name: inbox_p27; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p27 FOR VALUES WITH (modulus 32, remainder 27);
-
---
--- Name: inbox_p28; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p28 FOR VALUES WITH (modulus 32, remainder 28);
-
---
--- Name: inbox_p29; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p29 FOR VALUES WITH (modulus 32, remainder 29);
-
---
--- Name: inbox_p30; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p30 FOR VALUES WITH (modulus 32, remainder 30);
-
---
--- Name: inbox_p31; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox ATTACH PARTITION public.inbox_p31 FOR VALUES WITH (modulus 32, remainder 31);
-
---
--- Name: messages_p00; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p00 FOR VALUES WITH (modulus 32, remainder 0);
-
---
--- Name: messages_p01; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p01 FOR VALUES WITH (modulus 32, remainder 1);
-
---
--- Name: messages_p02; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p02 FOR VALUES WITH (modulus 32, remainder 2);
-
---
--- Name: messages_p03; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p03 FOR VALUES WITH (modulus 32, remainder 3);
-
---
--- Name: messages_p04; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p04 FOR VALUES WITH (modulus 32, remainder 4);
-
---
--- Name: messages_p05; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p05 FOR VALUES WITH (modulus 32, remainder 5);
-
---
--- Name: messages_p06; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p06 FOR VALUES WITH (modulus 32, remainder 6);
-
---
--- Name: messages_p07; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p07 FOR VALUES WITH (modulus 32, remainder 7);
-
---
--- Name: messages_p08; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p08 FOR VALUES WITH (modulus 32, remainder 8);
-
---
--- Name: messages_p09; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p09 FOR VALUES WITH (modulus 32, remainder 9);
-
---
--- Name: messages_p10; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p10 FOR VALUES WITH (modulus 32, remainder 10);
-
---
--- Name: messages_p11; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p11 FOR VALUES WITH (modulus 32, remainder 11);
-
---
--- Name: messages_p12; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p12 FOR VALUES WITH (modulus 32, remainder 12);
-
---
--- Name: messages_p13; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p13 FOR VALUES WITH (modulus 32, remainder 13);
-
---
--- Name: messages_p14; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p14 FOR VALUES WITH (modulus 32, remainder 14);
-
---
--- Name: messages_p15; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p15 FOR VALUES WITH (modulus 32, remainder 15);
-
---
--- Name: messages_p16; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p16 FOR VALUES WITH (modulus 32, remainder 16);
-
---
--- Name: messages_p17; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p17 FOR VALUES WITH (modulus 32, remainder 17);
-
---
--- Name: messages_p18; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p18 FOR VALUES WITH (modulus 32, remainder 18);
-
---
--- Name: messages_p19; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p19 FOR VALUES WITH (modulus 32, remainder 19);
-
---
--- Name: messages_p20; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p20 FOR VALUES WITH (modulus 32, remainder 20);
-
---
--- Name: messages_p21; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p21 FOR VALUES WITH (modulus 32, remainder 21);
-
---
--- Name: messages_p22; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p22 FOR VALUES WITH (modulus 32, remainder 22);
-
---
--- Name: messages_p23; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p23 FOR VALUES WITH (modulus 32, remainder 23);
-
---
--- Name: messages_p24; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p24 FOR VALUES WITH (modulus 32, remainder 24);
-
---
--- Name: messages_p25; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p25 FOR VALUES WITH (modulus 32, remainder 25);
-
---
--- Name: messages_p26; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p26 FOR VALUES WITH (modulus 32, remainder 26);
-
---
--- Name: messages_p27; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p27 FOR VALUES WITH (modulus 32, remainder 27);
-
---
--- Name: messages_p28; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p28 FOR VALUES WITH (modulus 32, remainder 28);
-
---
--- Name: messages_p29; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p29 FOR VALUES WITH (modulus 32, remainder 29);
-
---
--- Name: messages_p30; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p30 FOR VALUES WITH (modulus 32, remainder 30);
-
---
--- Name: messages_p31; Type: TABLE ATTACH; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p31 FOR VALUES WITH (modulus 32, remainder 31);
+ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p7 FOR VALUES WITH (modulus 8, remainder 7);
 
 --
 -- Name: conversations id; Type: DEFAULT; Schema: public; Owner: -
@@ -1632,228 +624,60 @@ ALTER TABLE ONLY public.inbox
     ADD CONSTRAINT inbox_pkey PRIMARY KEY (user_id, seq);
 
 --
--- Name: inbox_p00 inbox_p00_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: inbox_p0 inbox_p0_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.inbox_p00
-    ADD CONSTRAINT inbox_p00_pkey PRIMARY KEY (user_id, seq);
+ALTER TABLE ONLY public.inbox_p0
+    ADD CONSTRAINT inbox_p0_pkey PRIMARY KEY (user_id, seq);
 
 --
--- Name: inbox_p01 inbox_p01_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: inbox_p1 inbox_p1_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.inbox_p01
-    ADD CONSTRAINT inbox_p01_pkey PRIMARY KEY (user_id, seq);
+ALTER TABLE ONLY public.inbox_p1
+    ADD CONSTRAINT inbox_p1_pkey PRIMARY KEY (user_id, seq);
 
 --
--- Name: inbox_p02 inbox_p02_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: inbox_p2 inbox_p2_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.inbox_p02
-    ADD CONSTRAINT inbox_p02_pkey PRIMARY KEY (user_id, seq);
+ALTER TABLE ONLY public.inbox_p2
+    ADD CONSTRAINT inbox_p2_pkey PRIMARY KEY (user_id, seq);
 
 --
--- Name: inbox_p03 inbox_p03_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: inbox_p3 inbox_p3_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.inbox_p03
-    ADD CONSTRAINT inbox_p03_pkey PRIMARY KEY (user_id, seq);
+ALTER TABLE ONLY public.inbox_p3
+    ADD CONSTRAINT inbox_p3_pkey PRIMARY KEY (user_id, seq);
 
 --
--- Name: inbox_p04 inbox_p04_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: inbox_p4 inbox_p4_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.inbox_p04
-    ADD CONSTRAINT inbox_p04_pkey PRIMARY KEY (user_id, seq);
+ALTER TABLE ONLY public.inbox_p4
+    ADD CONSTRAINT inbox_p4_pkey PRIMARY KEY (user_id, seq);
 
 --
--- Name: inbox_p05 inbox_p05_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: inbox_p5 inbox_p5_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.inbox_p05
-    ADD CONSTRAINT inbox_p05_pkey PRIMARY KEY (user_id, seq);
+ALTER TABLE ONLY public.inbox_p5
+    ADD CONSTRAINT inbox_p5_pkey PRIMARY KEY (user_id, seq);
 
 --
--- Name: inbox_p06 inbox_p06_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: inbox_p6 inbox_p6_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.inbox_p06
-    ADD CONSTRAINT inbox_p06_pkey PRIMARY KEY (user_id, seq);
+ALTER TABLE ONLY public.inbox_p6
+    ADD CONSTRAINT inbox_p6_pkey PRIMARY KEY (user_id, seq);
 
 --
--- Name: inbox_p07 inbox_p07_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: inbox_p7 inbox_p7_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.inbox_p07
-    ADD CONSTRAINT inbox_p07_pkey PRIMARY KEY (user_id, seq);
-
---
--- Name: inbox_p08 inbox_p08_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox_p08
-    ADD CONSTRAINT inbox_p08_pkey PRIMARY KEY (user_id, seq);
-
---
--- Name: inbox_p09 inbox_p09_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox_p09
-    ADD CONSTRAINT inbox_p09_pkey PRIMARY KEY (user_id, seq);
-
---
--- Name: inbox_p10 inbox_p10_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox_p10
-    ADD CONSTRAINT inbox_p10_pkey PRIMARY KEY (user_id, seq);
-
---
--- Name: inbox_p11 inbox_p11_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox_p11
-    ADD CONSTRAINT inbox_p11_pkey PRIMARY KEY (user_id, seq);
-
---
--- Name: inbox_p12 inbox_p12_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox_p12
-    ADD CONSTRAINT inbox_p12_pkey PRIMARY KEY (user_id, seq);
-
---
--- Name: inbox_p13 inbox_p13_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox_p13
-    ADD CONSTRAINT inbox_p13_pkey PRIMARY KEY (user_id, seq);
-
---
--- Name: inbox_p14 inbox_p14_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox_p14
-    ADD CONSTRAINT inbox_p14_pkey PRIMARY KEY (user_id, seq);
-
---
--- Name: inbox_p15 inbox_p15_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox_p15
-    ADD CONSTRAINT inbox_p15_pkey PRIMARY KEY (user_id, seq);
-
---
--- Name: inbox_p16 inbox_p16_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox_p16
-    ADD CONSTRAINT inbox_p16_pkey PRIMARY KEY (user_id, seq);
-
---
--- Name: inbox_p17 inbox_p17_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox_p17
-    ADD CONSTRAINT inbox_p17_pkey PRIMARY KEY (user_id, seq);
-
---
--- Name: inbox_p18 inbox_p18_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox_p18
-    ADD CONSTRAINT inbox_p18_pkey PRIMARY KEY (user_id, seq);
-
---
--- Name: inbox_p19 inbox_p19_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox_p19
-    ADD CONSTRAINT inbox_p19_pkey PRIMARY KEY (user_id, seq);
-
---
--- Name: inbox_p20 inbox_p20_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox_p20
-    ADD CONSTRAINT inbox_p20_pkey PRIMARY KEY (user_id, seq);
-
---
--- Name: inbox_p21 inbox_p21_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox_p21
-    ADD CONSTRAINT inbox_p21_pkey PRIMARY KEY (user_id, seq);
-
---
--- Name: inbox_p22 inbox_p22_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox_p22
-    ADD CONSTRAINT inbox_p22_pkey PRIMARY KEY (user_id, seq);
-
---
--- Name: inbox_p23 inbox_p23_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox_p23
-    ADD CONSTRAINT inbox_p23_pkey PRIMARY KEY (user_id, seq);
-
---
--- Name: inbox_p24 inbox_p24_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox_p24
-    ADD CONSTRAINT inbox_p24_pkey PRIMARY KEY (user_id, seq);
-
---
--- Name: inbox_p25 inbox_p25_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox_p25
-    ADD CONSTRAINT inbox_p25_pkey PRIMARY KEY (user_id, seq);
-
---
--- Name: inbox_p26 inbox_p26_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox_p26
-    ADD CONSTRAINT inbox_p26_pkey PRIMARY KEY (user_id, seq);
-
---
--- Name: inbox_p27 inbox_p27_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox_p27
-    ADD CONSTRAINT inbox_p27_pkey PRIMARY KEY (user_id, seq);
-
---
--- Name: inbox_p28 inbox_p28_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox_p28
-    ADD CONSTRAINT inbox_p28_pkey PRIMARY KEY (user_id, seq);
-
---
--- Name: inbox_p29 inbox_p29_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox_p29
-    ADD CONSTRAINT inbox_p29_pkey PRIMARY KEY (user_id, seq);
-
---
--- Name: inbox_p30 inbox_p30_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox_p30
-    ADD CONSTRAINT inbox_p30_pkey PRIMARY KEY (user_id, seq);
-
---
--- Name: inbox_p31 inbox_p31_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.inbox_p31
-    ADD CONSTRAINT inbox_p31_pkey PRIMARY KEY (user_id, seq);
+ALTER TABLE ONLY public.inbox_p7
+    ADD CONSTRAINT inbox_p7_pkey PRIMARY KEY (user_id, seq);
 
 --
 -- Name: members members_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -1870,11 +694,11 @@ ALTER TABLE ONLY public.messages
     ADD CONSTRAINT messages_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
 
 --
--- Name: messages_p00 messages_p00_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: messages_p0 messages_p0_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.messages_p00
-    ADD CONSTRAINT messages_p00_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
+ALTER TABLE ONLY public.messages_p0
+    ADD CONSTRAINT messages_p0_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
 
 --
 -- Name: messages messages_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -1884,445 +708,109 @@ ALTER TABLE ONLY public.messages
     ADD CONSTRAINT messages_pkey PRIMARY KEY (conversation_id, message_id);
 
 --
--- Name: messages_p00 messages_p00_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: messages_p0 messages_p0_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.messages_p00
-    ADD CONSTRAINT messages_p00_pkey PRIMARY KEY (conversation_id, message_id);
+ALTER TABLE ONLY public.messages_p0
+    ADD CONSTRAINT messages_p0_pkey PRIMARY KEY (conversation_id, message_id);
 
 --
--- Name: messages_p01 messages_p01_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: messages_p1 messages_p1_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.messages_p01
-    ADD CONSTRAINT messages_p01_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
+ALTER TABLE ONLY public.messages_p1
+    ADD CONSTRAINT messages_p1_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
 
 --
--- Name: messages_p01 messages_p01_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: messages_p1 messages_p1_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.messages_p01
-    ADD CONSTRAINT messages_p01_pkey PRIMARY KEY (conversation_id, message_id);
+ALTER TABLE ONLY public.messages_p1
+    ADD CONSTRAINT messages_p1_pkey PRIMARY KEY (conversation_id, message_id);
 
 --
--- Name: messages_p02 messages_p02_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: messages_p2 messages_p2_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.messages_p02
-    ADD CONSTRAINT messages_p02_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
+ALTER TABLE ONLY public.messages_p2
+    ADD CONSTRAINT messages_p2_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
 
 --
--- Name: messages_p02 messages_p02_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: messages_p2 messages_p2_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.messages_p02
-    ADD CONSTRAINT messages_p02_pkey PRIMARY KEY (conversation_id, message_id);
+ALTER TABLE ONLY public.messages_p2
+    ADD CONSTRAINT messages_p2_pkey PRIMARY KEY (conversation_id, message_id);
 
 --
--- Name: messages_p03 messages_p03_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: messages_p3 messages_p3_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.messages_p03
-    ADD CONSTRAINT messages_p03_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
+ALTER TABLE ONLY public.messages_p3
+    ADD CONSTRAINT messages_p3_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
 
 --
--- Name: messages_p03 messages_p03_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: messages_p3 messages_p3_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.messages_p03
-    ADD CONSTRAINT messages_p03_pkey PRIMARY KEY (conversation_id, message_id);
+ALTER TABLE ONLY public.messages_p3
+    ADD CONSTRAINT messages_p3_pkey PRIMARY KEY (conversation_id, message_id);
 
 --
--- Name: messages_p04 messages_p04_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: messages_p4 messages_p4_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.messages_p04
-    ADD CONSTRAINT messages_p04_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
+ALTER TABLE ONLY public.messages_p4
+    ADD CONSTRAINT messages_p4_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
 
 --
--- Name: messages_p04 messages_p04_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: messages_p4 messages_p4_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.messages_p04
-    ADD CONSTRAINT messages_p04_pkey PRIMARY KEY (conversation_id, message_id);
+ALTER TABLE ONLY public.messages_p4
+    ADD CONSTRAINT messages_p4_pkey PRIMARY KEY (conversation_id, message_id);
 
 --
--- Name: messages_p05 messages_p05_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: messages_p5 messages_p5_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.messages_p05
-    ADD CONSTRAINT messages_p05_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
+ALTER TABLE ONLY public.messages_p5
+    ADD CONSTRAINT messages_p5_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
 
 --
--- Name: messages_p05 messages_p05_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: messages_p5 messages_p5_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.messages_p05
-    ADD CONSTRAINT messages_p05_pkey PRIMARY KEY (conversation_id, message_id);
+ALTER TABLE ONLY public.messages_p5
+    ADD CONSTRAINT messages_p5_pkey PRIMARY KEY (conversation_id, message_id);
 
 --
--- Name: messages_p06 messages_p06_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: messages_p6 messages_p6_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.messages_p06
-    ADD CONSTRAINT messages_p06_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
+ALTER TABLE ONLY public.messages_p6
+    ADD CONSTRAINT messages_p6_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
 
 --
--- Name: messages_p06 messages_p06_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: messages_p6 messages_p6_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.messages_p06
-    ADD CONSTRAINT messages_p06_pkey PRIMARY KEY (conversation_id, message_id);
+ALTER TABLE ONLY public.messages_p6
+    ADD CONSTRAINT messages_p6_pkey PRIMARY KEY (conversation_id, message_id);
 
 --
--- Name: messages_p07 messages_p07_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: messages_p7 messages_p7_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.messages_p07
-    ADD CONSTRAINT messages_p07_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
+ALTER TABLE ONLY public.messages_p7
+    ADD CONSTRAINT messages_p7_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
 
 --
--- Name: messages_p07 messages_p07_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: messages_p7 messages_p7_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.messages_p07
-    ADD CONSTRAINT messages_p07_pkey PRIMARY KEY (conversation_id, message_id);
-
---
--- Name: messages_p08 messages_p08_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p08
-    ADD CONSTRAINT messages_p08_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
-
---
--- Name: messages_p08 messages_p08_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p08
-    ADD CONSTRAINT messages_p08_pkey PRIMARY KEY (conversation_id, message_id);
-
---
--- Name: messages_p09 messages_p09_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p09
-    ADD CONSTRAINT messages_p09_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
-
---
--- Name: messages_p09 messages_p09_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p09
-    ADD CONSTRAINT messages_p09_pkey PRIMARY KEY (conversation_id, message_id);
-
---
--- Name: messages_p10 messages_p10_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p10
-    ADD CONSTRAINT messages_p10_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
-
---
--- Name: messages_p10 messages_p10_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p10
-    ADD CONSTRAINT messages_p10_pkey PRIMARY KEY (conversation_id, message_id);
-
---
--- Name: messages_p11 messages_p11_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p11
-    ADD CONSTRAINT messages_p11_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
-
---
--- Name: messages_p11 messages_p11_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p11
-    ADD CONSTRAINT messages_p11_pkey PRIMARY KEY (conversation_id, message_id);
-
---
--- Name: messages_p12 messages_p12_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p12
-    ADD CONSTRAINT messages_p12_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
-
---
--- Name: messages_p12 messages_p12_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p12
-    ADD CONSTRAINT messages_p12_pkey PRIMARY KEY (conversation_id, message_id);
-
---
--- Name: messages_p13 messages_p13_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p13
-    ADD CONSTRAINT messages_p13_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
-
---
--- Name: messages_p13 messages_p13_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p13
-    ADD CONSTRAINT messages_p13_pkey PRIMARY KEY (conversation_id, message_id);
-
---
--- Name: messages_p14 messages_p14_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p14
-    ADD CONSTRAINT messages_p14_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
-
---
--- Name: messages_p14 messages_p14_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p14
-    ADD CONSTRAINT messages_p14_pkey PRIMARY KEY (conversation_id, message_id);
-
---
--- Name: messages_p15 messages_p15_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p15
-    ADD CONSTRAINT messages_p15_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
-
---
--- Name: messages_p15 messages_p15_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p15
-    ADD CONSTRAINT messages_p15_pkey PRIMARY KEY (conversation_id, message_id);
-
---
--- Name: messages_p16 messages_p16_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p16
-    ADD CONSTRAINT messages_p16_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
-
---
--- Name: messages_p16 messages_p16_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p16
-    ADD CONSTRAINT messages_p16_pkey PRIMARY KEY (conversation_id, message_id);
-
---
--- Name: messages_p17 messages_p17_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p17
-    ADD CONSTRAINT messages_p17_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
-
---
--- Name: messages_p17 messages_p17_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p17
-    ADD CONSTRAINT messages_p17_pkey PRIMARY KEY (conversation_id, message_id);
-
---
--- Name: messages_p18 messages_p18_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p18
-    ADD CONSTRAINT messages_p18_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
-
---
--- Name: messages_p18 messages_p18_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p18
-    ADD CONSTRAINT messages_p18_pkey PRIMARY KEY (conversation_id, message_id);
-
---
--- Name: messages_p19 messages_p19_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p19
-    ADD CONSTRAINT messages_p19_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
-
---
--- Name: messages_p19 messages_p19_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p19
-    ADD CONSTRAINT messages_p19_pkey PRIMARY KEY (conversation_id, message_id);
-
---
--- Name: messages_p20 messages_p20_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p20
-    ADD CONSTRAINT messages_p20_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
-
---
--- Name: messages_p20 messages_p20_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p20
-    ADD CONSTRAINT messages_p20_pkey PRIMARY KEY (conversation_id, message_id);
-
---
--- Name: messages_p21 messages_p21_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p21
-    ADD CONSTRAINT messages_p21_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
-
---
--- Name: messages_p21 messages_p21_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p21
-    ADD CONSTRAINT messages_p21_pkey PRIMARY KEY (conversation_id, message_id);
-
---
--- Name: messages_p22 messages_p22_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p22
-    ADD CONSTRAINT messages_p22_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
-
---
--- Name: messages_p22 messages_p22_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p22
-    ADD CONSTRAINT messages_p22_pkey PRIMARY KEY (conversation_id, message_id);
-
---
--- Name: messages_p23 messages_p23_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p23
-    ADD CONSTRAINT messages_p23_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
-
---
--- Name: messages_p23 messages_p23_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p23
-    ADD CONSTRAINT messages_p23_pkey PRIMARY KEY (conversation_id, message_id);
-
---
--- Name: messages_p24 messages_p24_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p24
-    ADD CONSTRAINT messages_p24_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
-
---
--- Name: messages_p24 messages_p24_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p24
-    ADD CONSTRAINT messages_p24_pkey PRIMARY KEY (conversation_id, message_id);
-
---
--- Name: messages_p25 messages_p25_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p25
-    ADD CONSTRAINT messages_p25_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
-
---
--- Name: messages_p25 messages_p25_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p25
-    ADD CONSTRAINT messages_p25_pkey PRIMARY KEY (conversation_id, message_id);
-
---
--- Name: messages_p26 messages_p26_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p26
-    ADD CONSTRAINT messages_p26_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
-
---
--- Name: messages_p26 messages_p26_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p26
-    ADD CONSTRAINT messages_p26_pkey PRIMARY KEY (conversation_id, message_id);
-
---
--- Name: messages_p27 messages_p27_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p27
-    ADD CONSTRAINT messages_p27_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
-
---
--- Name: messages_p27 messages_p27_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p27
-    ADD CONSTRAINT messages_p27_pkey PRIMARY KEY (conversation_id, message_id);
-
---
--- Name: messages_p28 messages_p28_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p28
-    ADD CONSTRAINT messages_p28_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
-
---
--- Name: messages_p28 messages_p28_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p28
-    ADD CONSTRAINT messages_p28_pkey PRIMARY KEY (conversation_id, message_id);
-
---
--- Name: messages_p29 messages_p29_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p29
-    ADD CONSTRAINT messages_p29_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
-
---
--- Name: messages_p29 messages_p29_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p29
-    ADD CONSTRAINT messages_p29_pkey PRIMARY KEY (conversation_id, message_id);
-
---
--- Name: messages_p30 messages_p30_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p30
-    ADD CONSTRAINT messages_p30_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
-
---
--- Name: messages_p30 messages_p30_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p30
-    ADD CONSTRAINT messages_p30_pkey PRIMARY KEY (conversation_id, message_id);
-
---
--- Name: messages_p31 messages_p31_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p31
-    ADD CONSTRAINT messages_p31_conversation_id_sender_id_client_msg_id_key UNIQUE (conversation_id, sender_id, client_msg_id);
-
---
--- Name: messages_p31 messages_p31_pkey; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages_p31
-    ADD CONSTRAINT messages_p31_pkey PRIMARY KEY (conversation_id, message_id);
+ALTER TABLE ONLY public.messages_p7
+    ADD CONSTRAINT messages_p7_pkey PRIMARY KEY (conversation_id, message_id);
 
 --
 -- Name: schema_migrations schema_migrations_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -2390,10 +878,10 @@ CREATE INDEX members_user ON public.members USING btree (user_id);
 CREATE INDEX messages_trgm ON ONLY public.messages USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
 
 --
--- Name: messages_p00_body_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: messages_p0_body_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX messages_p00_body_idx ON public.messages_p00 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
+CREATE INDEX messages_p0_body_idx ON public.messages_p0 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
 
 --
 -- Name: messages_words; Type: INDEX; Schema: public; Owner: -
@@ -2402,382 +890,94 @@ CREATE INDEX messages_p00_body_idx ON public.messages_p00 USING gin (body public
 CREATE INDEX messages_words ON ONLY public.messages USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
 
 --
--- Name: messages_p00_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: messages_p0_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX messages_p00_to_tsvector_idx ON public.messages_p00 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
+CREATE INDEX messages_p0_to_tsvector_idx ON public.messages_p0 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
 
 --
--- Name: messages_p01_body_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: messages_p1_body_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX messages_p01_body_idx ON public.messages_p01 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
+CREATE INDEX messages_p1_body_idx ON public.messages_p1 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
 
 --
--- Name: messages_p01_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: messages_p1_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX messages_p01_to_tsvector_idx ON public.messages_p01 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
+CREATE INDEX messages_p1_to_tsvector_idx ON public.messages_p1 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
 
 --
--- Name: messages_p02_body_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: messages_p2_body_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX messages_p02_body_idx ON public.messages_p02 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
+CREATE INDEX messages_p2_body_idx ON public.messages_p2 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
 
 --
--- Name: messages_p02_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: messages_p2_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX messages_p02_to_tsvector_idx ON public.messages_p02 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
+CREATE INDEX messages_p2_to_tsvector_idx ON public.messages_p2 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
 
 --
--- Name: messages_p03_body_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: messages_p3_body_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX messages_p03_body_idx ON public.messages_p03 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
+CREATE INDEX messages_p3_body_idx ON public.messages_p3 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
 
 --
--- Name: messages_p03_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: messages_p3_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX messages_p03_to_tsvector_idx ON public.messages_p03 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
+CREATE INDEX messages_p3_to_tsvector_idx ON public.messages_p3 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
 
 --
--- Name: messages_p04_body_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: messages_p4_body_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX messages_p04_body_idx ON public.messages_p04 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
+CREATE INDEX messages_p4_body_idx ON public.messages_p4 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
 
 --
--- Name: messages_p04_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: messages_p4_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX messages_p04_to_tsvector_idx ON public.messages_p04 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
+CREATE INDEX messages_p4_to_tsvector_idx ON public.messages_p4 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
 
 --
--- Name: messages_p05_body_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: messages_p5_body_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX messages_p05_body_idx ON public.messages_p05 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
+CREATE INDEX messages_p5_body_idx ON public.messages_p5 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
 
 --
--- Name: messages_p05_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: messages_p5_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX messages_p05_to_tsvector_idx ON public.messages_p05 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
+CREATE INDEX messages_p5_to_tsvector_idx ON public.messages_p5 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
 
 --
--- Name: messages_p06_body_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: messages_p6_body_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX messages_p06_body_idx ON public.messages_p06 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
+CREATE INDEX messages_p6_body_idx ON public.messages_p6 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
 
 --
--- Name: messages_p06_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: messages_p6_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX messages_p06_to_tsvector_idx ON public.messages_p06 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
+CREATE INDEX messages_p6_to_tsvector_idx ON public.messages_p6 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
 
 --
--- Name: messages_p07_body_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: messages_p7_body_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX messages_p07_body_idx ON public.messages_p07 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
+CREATE INDEX messages_p7_body_idx ON public.messages_p7 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
 
 --
--- Name: messages_p07_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: messages_p7_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX messages_p07_to_tsvector_idx ON public.messages_p07 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p08_body_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p08_body_idx ON public.messages_p08 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p08_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p08_to_tsvector_idx ON public.messages_p08 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p09_body_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p09_body_idx ON public.messages_p09 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p09_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p09_to_tsvector_idx ON public.messages_p09 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p10_body_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p10_body_idx ON public.messages_p10 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p10_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p10_to_tsvector_idx ON public.messages_p10 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p11_body_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p11_body_idx ON public.messages_p11 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p11_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p11_to_tsvector_idx ON public.messages_p11 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p12_body_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p12_body_idx ON public.messages_p12 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p12_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p12_to_tsvector_idx ON public.messages_p12 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p13_body_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p13_body_idx ON public.messages_p13 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p13_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p13_to_tsvector_idx ON public.messages_p13 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p14_body_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p14_body_idx ON public.messages_p14 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p14_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p14_to_tsvector_idx ON public.messages_p14 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p15_body_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p15_body_idx ON public.messages_p15 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p15_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p15_to_tsvector_idx ON public.messages_p15 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p16_body_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p16_body_idx ON public.messages_p16 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p16_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p16_to_tsvector_idx ON public.messages_p16 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p17_body_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p17_body_idx ON public.messages_p17 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p17_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p17_to_tsvector_idx ON public.messages_p17 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p18_body_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p18_body_idx ON public.messages_p18 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p18_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p18_to_tsvector_idx ON public.messages_p18 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p19_body_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p19_body_idx ON public.messages_p19 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p19_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p19_to_tsvector_idx ON public.messages_p19 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p20_body_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p20_body_idx ON public.messages_p20 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p20_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p20_to_tsvector_idx ON public.messages_p20 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p21_body_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p21_body_idx ON public.messages_p21 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p21_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p21_to_tsvector_idx ON public.messages_p21 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p22_body_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p22_body_idx ON public.messages_p22 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p22_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p22_to_tsvector_idx ON public.messages_p22 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p23_body_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p23_body_idx ON public.messages_p23 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p23_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p23_to_tsvector_idx ON public.messages_p23 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p24_body_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p24_body_idx ON public.messages_p24 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p24_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p24_to_tsvector_idx ON public.messages_p24 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p25_body_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p25_body_idx ON public.messages_p25 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p25_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p25_to_tsvector_idx ON public.messages_p25 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p26_body_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p26_body_idx ON public.messages_p26 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p26_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p26_to_tsvector_idx ON public.messages_p26 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p27_body_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p27_body_idx ON public.messages_p27 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p27_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p27_to_tsvector_idx ON public.messages_p27 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p28_body_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p28_body_idx ON public.messages_p28 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p28_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p28_to_tsvector_idx ON public.messages_p28 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p29_body_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p29_body_idx ON public.messages_p29 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p29_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p29_to_tsvector_idx ON public.messages_p29 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p30_body_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p30_body_idx ON public.messages_p30 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p30_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p30_to_tsvector_idx ON public.messages_p30 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p31_body_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p31_body_idx ON public.messages_p31 USING gin (body public.gin_trgm_ops) WITH (gin_pending_list_limit='32768');
-
---
--- Name: messages_p31_to_tsvector_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX messages_p31_to_tsvector_idx ON public.messages_p31 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
+CREATE INDEX messages_p7_to_tsvector_idx ON public.messages_p7 USING gin (to_tsvector('simple'::regconfig, body)) WITH (gin_pending_list_limit='32768');
 
 --
 -- Name: sessions_device; Type: INDEX; Schema: public; Owner: -
@@ -2792,964 +992,244 @@ CREATE INDEX sessions_device ON public.sessions USING btree (device_id);
 CREATE INDEX sessions_user ON public.sessions USING btree (user_id);
 
 --
--- Name: inbox_p00_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: inbox_p0_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p00_pkey;
+ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p0_pkey;
 
 --
--- Name: inbox_p01_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: inbox_p1_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p01_pkey;
+ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p1_pkey;
 
 --
--- Name: inbox_p02_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: inbox_p2_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p02_pkey;
+ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p2_pkey;
 
 --
--- Name: inbox_p03_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: inbox_p3_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p03_pkey;
+ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p3_pkey;
 
 --
--- Name: inbox_p04_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: inbox_p4_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p04_pkey;
+ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p4_pkey;
 
 --
--- Name: inbox_p05_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: inbox_p5_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p05_pkey;
+ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p5_pkey;
 
 --
--- Name: inbox_p06_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: inbox_p6_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p06_pkey;
+ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p6_pkey;
 
 --
--- Name: inbox_p07_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: inbox_p7_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p07_pkey;
+ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p7_pkey;
 
 --
--- Name: inbox_p08_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p0_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p08_pkey;
+ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p0_body_idx;
 
 --
--- Name: inbox_p09_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p0_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p09_pkey;
+ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p0_conversation_id_sender_id_client_msg_id_key;
 
 --
--- Name: inbox_p10_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p0_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p10_pkey;
+ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p0_pkey;
 
 --
--- Name: inbox_p11_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p0_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p11_pkey;
+ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p0_to_tsvector_idx;
 
 --
--- Name: inbox_p12_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p1_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p12_pkey;
+ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p1_body_idx;
 
 --
--- Name: inbox_p13_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p1_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p13_pkey;
+ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p1_conversation_id_sender_id_client_msg_id_key;
 
 --
--- Name: inbox_p14_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p1_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p14_pkey;
+ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p1_pkey;
 
 --
--- Name: inbox_p15_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p1_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p15_pkey;
+ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p1_to_tsvector_idx;
 
 --
--- Name: inbox_p16_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p2_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p16_pkey;
+ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p2_body_idx;
 
 --
--- Name: inbox_p17_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p2_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p17_pkey;
+ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p2_conversation_id_sender_id_client_msg_id_key;
 
 --
--- Name: inbox_p18_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p2_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p18_pkey;
+ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p2_pkey;
 
 --
--- Name: inbox_p19_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p2_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p19_pkey;
+ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p2_to_tsvector_idx;
 
 --
--- Name: inbox_p20_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p3_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p20_pkey;
+ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p3_body_idx;
 
 --
--- Name: inbox_p21_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p3_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p21_pkey;
+ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p3_conversation_id_sender_id_client_msg_id_key;
 
 --
--- Name: inbox_p22_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p3_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p22_pkey;
+ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p3_pkey;
 
 --
--- Name: inbox_p23_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p3_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p23_pkey;
+ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p3_to_tsvector_idx;
 
 --
--- Name: inbox_p24_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p4_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p24_pkey;
+ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p4_body_idx;
 
 --
--- Name: inbox_p25_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p4_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p25_pkey;
+ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p4_conversation_id_sender_id_client_msg_id_key;
 
 --
--- Name: inbox_p26_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p4_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p26_pkey;
+ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p4_pkey;
 
 --
--- Name: inbox_p27_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p4_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p27_pkey;
+ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p4_to_tsvector_idx;
 
 --
--- Name: inbox_p28_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p5_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p28_pkey;
+ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p5_body_idx;
 
 --
--- Name: inbox_p29_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p5_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p29_pkey;
+ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p5_conversation_id_sender_id_client_msg_id_key;
 
 --
--- Name: inbox_p30_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p5_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p30_pkey;
+ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p5_pkey;
 
 --
--- Name: inbox_p31_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p5_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.inbox_pkey ATTACH PARTITION public.inbox_p31_pkey;
+ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p5_to_tsvector_idx;
 
 --
--- Name: messages_p00_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p6_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p00_body_idx;
+ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p6_body_idx;
 
 --
--- Name: messages_p00_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p6_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p00_conversation_id_sender_id_client_msg_id_key;
+ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p6_conversation_id_sender_id_client_msg_id_key;
 
 --
--- Name: messages_p00_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p6_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p00_pkey;
+ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p6_pkey;
 
 --
--- Name: messages_p00_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p6_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p00_to_tsvector_idx;
+ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p6_to_tsvector_idx;
 
 --
--- Name: messages_p01_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p7_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p01_body_idx;
+ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p7_body_idx;
 
 --
--- Name: messages_p01_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p7_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p01_conversation_id_sender_id_client_msg_id_key;
+ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p7_conversation_id_sender_id_client_msg_id_key;
 
 --
--- Name: messages_p01_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p7_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p01_pkey;
+ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p7_pkey;
 
 --
--- Name: messages_p01_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: messages_p7_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p01_to_tsvector_idx;
-
---
--- Name: messages_p02_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p02_body_idx;
-
---
--- Name: messages_p02_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p02_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p02_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p02_pkey;
-
---
--- Name: messages_p02_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p02_to_tsvector_idx;
-
---
--- Name: messages_p03_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p03_body_idx;
-
---
--- Name: messages_p03_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p03_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p03_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p03_pkey;
-
---
--- Name: messages_p03_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p03_to_tsvector_idx;
-
---
--- Name: messages_p04_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p04_body_idx;
-
---
--- Name: messages_p04_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p04_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p04_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p04_pkey;
-
---
--- Name: messages_p04_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p04_to_tsvector_idx;
-
---
--- Name: messages_p05_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p05_body_idx;
-
---
--- Name: messages_p05_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p05_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p05_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p05_pkey;
-
---
--- Name: messages_p05_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p05_to_tsvector_idx;
-
---
--- Name: messages_p06_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p06_body_idx;
-
---
--- Name: messages_p06_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p06_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p06_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p06_pkey;
-
---
--- Name: messages_p06_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p06_to_tsvector_idx;
-
---
--- Name: messages_p07_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p07_body_idx;
-
---
--- Name: messages_p07_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p07_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p07_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p07_pkey;
-
---
--- Name: messages_p07_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p07_to_tsvector_idx;
-
---
--- Name: messages_p08_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p08_body_idx;
-
---
--- Name: messages_p08_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p08_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p08_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p08_pkey;
-
---
--- Name: messages_p08_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p08_to_tsvector_idx;
-
---
--- Name: messages_p09_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p09_body_idx;
-
---
--- Name: messages_p09_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p09_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p09_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p09_pkey;
-
---
--- Name: messages_p09_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p09_to_tsvector_idx;
-
---
--- Name: messages_p10_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p10_body_idx;
-
---
--- Name: messages_p10_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p10_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p10_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p10_pkey;
-
---
--- Name: messages_p10_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p10_to_tsvector_idx;
-
---
--- Name: messages_p11_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p11_body_idx;
-
---
--- Name: messages_p11_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p11_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p11_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p11_pkey;
-
---
--- Name: messages_p11_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p11_to_tsvector_idx;
-
---
--- Name: messages_p12_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p12_body_idx;
-
---
--- Name: messages_p12_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p12_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p12_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p12_pkey;
-
---
--- Name: messages_p12_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p12_to_tsvector_idx;
-
---
--- Name: messages_p13_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p13_body_idx;
-
---
--- Name: messages_p13_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p13_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p13_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p13_pkey;
-
---
--- Name: messages_p13_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p13_to_tsvector_idx;
-
---
--- Name: messages_p14_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p14_body_idx;
-
---
--- Name: messages_p14_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p14_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p14_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p14_pkey;
-
---
--- Name: messages_p14_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p14_to_tsvector_idx;
-
---
--- Name: messages_p15_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p15_body_idx;
-
---
--- Name: messages_p15_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p15_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p15_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p15_pkey;
-
---
--- Name: messages_p15_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p15_to_tsvector_idx;
-
---
--- Name: messages_p16_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p16_body_idx;
-
---
--- Name: messages_p16_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p16_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p16_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p16_pkey;
-
---
--- Name: messages_p16_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p16_to_tsvector_idx;
-
---
--- Name: messages_p17_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p17_body_idx;
-
---
--- Name: messages_p17_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p17_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p17_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p17_pkey;
-
---
--- Name: messages_p17_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p17_to_tsvector_idx;
-
---
--- Name: messages_p18_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p18_body_idx;
-
---
--- Name: messages_p18_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p18_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p18_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p18_pkey;
-
---
--- Name: messages_p18_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p18_to_tsvector_idx;
-
---
--- Name: messages_p19_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p19_body_idx;
-
---
--- Name: messages_p19_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p19_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p19_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p19_pkey;
-
---
--- Name: messages_p19_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p19_to_tsvector_idx;
-
---
--- Name: messages_p20_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p20_body_idx;
-
---
--- Name: messages_p20_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p20_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p20_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p20_pkey;
-
---
--- Name: messages_p20_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p20_to_tsvector_idx;
-
---
--- Name: messages_p21_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p21_body_idx;
-
---
--- Name: messages_p21_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p21_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p21_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p21_pkey;
-
---
--- Name: messages_p21_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p21_to_tsvector_idx;
-
---
--- Name: messages_p22_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p22_body_idx;
-
---
--- Name: messages_p22_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p22_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p22_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p22_pkey;
-
---
--- Name: messages_p22_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p22_to_tsvector_idx;
-
---
--- Name: messages_p23_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p23_body_idx;
-
---
--- Name: messages_p23_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p23_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p23_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p23_pkey;
-
---
--- Name: messages_p23_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p23_to_tsvector_idx;
-
---
--- Name: messages_p24_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p24_body_idx;
-
---
--- Name: messages_p24_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p24_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p24_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p24_pkey;
-
---
--- Name: messages_p24_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p24_to_tsvector_idx;
-
---
--- Name: messages_p25_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p25_body_idx;
-
---
--- Name: messages_p25_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p25_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p25_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p25_pkey;
-
---
--- Name: messages_p25_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p25_to_tsvector_idx;
-
---
--- Name: messages_p26_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p26_body_idx;
-
---
--- Name: messages_p26_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p26_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p26_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p26_pkey;
-
---
--- Name: messages_p26_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p26_to_tsvector_idx;
-
---
--- Name: messages_p27_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p27_body_idx;
-
---
--- Name: messages_p27_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p27_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p27_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p27_pkey;
-
---
--- Name: messages_p27_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p27_to_tsvector_idx;
-
---
--- Name: messages_p28_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p28_body_idx;
-
---
--- Name: messages_p28_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p28_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p28_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p28_pkey;
-
---
--- Name: messages_p28_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p28_to_tsvector_idx;
-
---
--- Name: messages_p29_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p29_body_idx;
-
---
--- Name: messages_p29_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p29_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p29_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p29_pkey;
-
---
--- Name: messages_p29_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p29_to_tsvector_idx;
-
---
--- Name: messages_p30_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p30_body_idx;
-
---
--- Name: messages_p30_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p30_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p30_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p30_pkey;
-
---
--- Name: messages_p30_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p30_to_tsvector_idx;
-
---
--- Name: messages_p31_body_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_trgm ATTACH PARTITION public.messages_p31_body_idx;
-
---
--- Name: messages_p31_conversation_id_sender_id_client_msg_id_key; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_conversation_id_sender_id_client_msg_id_key ATTACH PARTITION public.messages_p31_conversation_id_sender_id_client_msg_id_key;
-
---
--- Name: messages_p31_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_pkey ATTACH PARTITION public.messages_p31_pkey;
-
---
--- Name: messages_p31_to_tsvector_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p31_to_tsvector_idx;
+ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p7_to_tsvector_idx;
 
 --
 -- Name: conversations conversations_drop_messages; Type: TRIGGER; Schema: public; Owner: -

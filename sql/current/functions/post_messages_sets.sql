@@ -69,7 +69,7 @@ BEGIN
                                       WHERE m.conversation_id = p.c AND m.user_id = p.s);
     -- A batch of few conversations looks its keys up one conversation at a
     -- time, each lookup pruned to its partition of messages as it starts
-    -- (012); as one join, every call would set up a scan of all 32.
+    -- (012); as one join, every call would set up a scan of every one.
     IF cardinality(convs) > 8 THEN
         UPDATE pm_batch p
            SET st = CASE WHEN m.body = p.b THEN 'duplicate' ELSE 'conflict' END,
