@@ -34,7 +34,7 @@ pg() { psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U parley "$
 
 pg -d parley -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" 2>&1 | grep -v "does not exist, skipping" || true
 for f in "$TOP"/sql/[0-9]*.sql; do
-	pg -d "$DB" -f "$f" >/dev/null
+	pg -d "$DB" -1 -f "$f" >/dev/null
 done
 
 started=$(date +%s)
@@ -72,7 +72,7 @@ out="SELECT json_build_object('messages', coalesce(json_agg(message_out(r.msg) O
 any="$q $out SELECT m AS msg, m.created_at, m.message_id, ts_rank(to_tsvector('simple', m.body), q.ts) AS rank FROM q, messages m JOIN members b ON b.conversation_id = m.conversation_id AND b.user_id = \$1 WHERE (\$3::bigint = 0 OR m.conversation_id = \$3) AND (to_tsvector('simple', m.body) @@ q.ts OR m.body ILIKE q.pat) ORDER BY rank DESC, m.created_at DESC, m.message_id DESC LIMIT \$4) r"
 # "as served" (fcgi/messages.c): the newest 5000 matches of each kind, ranked.
 branch() {
-	printf '%s' "(SELECT m.conversation_id, m.message_id FROM q, members b CROSS JOIN LATERAL (SELECT m.conversation_id, m.message_id, m.created_at FROM messages m WHERE m.conversation_id = b.conversation_id AND $1 ORDER BY m.created_at DESC, m.message_id DESC LIMIT 5000) m WHERE b.user_id = \$1 AND (\$3::bigint = 0 OR b.conversation_id = \$3) ORDER BY m.created_at DESC, m.message_id DESC LIMIT 5000)"
+	printf '%s' "(SELECT m.conversation_id, m.message_id FROM q, messages m JOIN members b ON b.conversation_id = m.conversation_id AND b.user_id = \$1 WHERE (\$3::bigint = 0 OR m.conversation_id = \$3) AND $1 ORDER BY m.created_at DESC, m.message_id DESC LIMIT 5000)"
 }
 ranked="$out SELECT m.msg, m.created_at, m.message_id, ts_rank(to_tsvector('simple', m.body), q.ts) AS rank FROM q, c CROSS JOIN LATERAL (SELECT m AS msg, m.created_at, m.message_id, m.body FROM messages m WHERE m.conversation_id = c.conversation_id AND m.message_id = c.message_id LIMIT 1) m ORDER BY rank DESC, m.created_at DESC, m.message_id DESC LIMIT \$4) r"
 words=$(branch "to_tsvector('simple', m.body) @@ q.ts")

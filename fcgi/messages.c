@@ -124,19 +124,13 @@ enum pl_err api_messages_list(struct api_request *req)
  * match MATCH, a condition on message m: q.ts holds the query's words
  * ('simple' configuration, any language), q.pat the query as an ILIKE
  * pattern. Each kind of match is its own branch, so each uses its own index
- * and PostgreSQL rechecks only that condition. messages is hash-partitioned
- * by conversation (sql/012), so the branch reads each conversation's newest
- * matches on its own (LATERAL), pruned to the conversation's partition; the
- * newest of those are the newest of all.
+ * and PostgreSQL rechecks only that condition.
  */
 #define SEARCH_BRANCH(MATCH) \
-	"(SELECT m.conversation_id, m.message_id FROM q, members b " \
-	"  CROSS JOIN LATERAL (SELECT m.conversation_id, m.message_id, " \
-	"  m.created_at FROM messages m " \
-	"  WHERE m.conversation_id = b.conversation_id AND " MATCH \
-	"  ORDER BY m.created_at DESC, m.message_id DESC " \
-	"  LIMIT " SEARCH_CANDIDATES ") m " \
-	"  WHERE b.user_id = $1 AND ($3::bigint = 0 OR b.conversation_id = $3) " \
+	"(SELECT m.conversation_id, m.message_id FROM q, messages m " \
+	"  JOIN members b ON b.conversation_id = m.conversation_id AND " \
+	"  b.user_id = $1 " \
+	"  WHERE ($3::bigint = 0 OR m.conversation_id = $3) AND " MATCH \
 	"  ORDER BY m.created_at DESC, m.message_id DESC " \
 	"  LIMIT " SEARCH_CANDIDATES ")"
 #define SEARCH_WORDS SEARCH_BRANCH("to_tsvector('simple', m.body) @@ q.ts")
