@@ -992,20 +992,31 @@ def pg_rejoined(st, old):
         return [str(e) + " (%s)" % pgnodes.roles(PG_ADDR)]
 
 
+def pg_before(fault):
+    """The PostgreSQL leader and its synchronous standby before FAULT, once
+    the standby is steady (strict mode cannot replace a leader without
+    one): (old, sync, []), or (None, None, [why the fault cannot run])."""
+    if PG_MODE != "patroni":
+        return None, None, ["%s needs the Patroni bed (PARLEY_CLUSTER_PG=patroni)" % fault]
+    try:
+        pgnodes.settled(PG_ADDR)
+    except AssertionError as e:
+        return None, None, [str(e)]
+    old, sync = pgnodes.leader(PG_ADDR), pgnodes.sync_standby(PG_ADDR)
+    if old is None or sync is None:
+        return None, None, ["no leader with a synchronous standby before the fault: %r"
+                            % pgnodes.roles(PG_ADDR)]
+    return old, sync, []
+
+
 def fault_pg_primary_kill(load, st):
     """SIGKILL the Patroni leader's PostgreSQL and Patroni (and its
     supervisor): the synchronous standby must take over and writes must be
     back within PG_WRITES_BACK_S; 10 s after the kill the node starts again
     and must rejoin as a standby (pg_rewind when it must)."""
-    if PG_MODE != "patroni":
-        return ["pg-primary-kill needs the Patroni bed (PARLEY_CLUSTER_PG=patroni)"]
-    try:
-        pgnodes.settled(PG_ADDR)
-    except AssertionError as e:
-        return [str(e)]
-    old, sync = pgnodes.leader(PG_ADDR), pgnodes.sync_standby(PG_ADDR)
-    if old is None or sync is None:
-        return ["no leader with a synchronous standby before the fault: %r" % pgnodes.roles(PG_ADDR)]
+    old, sync, problems = pg_before("pg-primary-kill")
+    if problems:
+        return problems
     pids = pgnodes.node_pids(ns_pids(old), RUNDIR, old)
     st["killed"] = {(old, "patroni")}
     st["ready"] = pg_writable
@@ -1024,15 +1035,9 @@ def fault_pg_host_kill(load, st):
     that host, its PostgreSQL primary among them. Besides host-kill's
     checks, the synchronous standby must take over, writes must be back
     within PG_WRITES_BACK_S, and the node must rejoin as a standby."""
-    if PG_MODE != "patroni":
-        return ["pg-host-kill needs the Patroni bed (PARLEY_CLUSTER_PG=patroni)"]
-    try:
-        pgnodes.settled(PG_ADDR)
-    except AssertionError as e:
-        return [str(e)]
-    old, sync = pgnodes.leader(PG_ADDR), pgnodes.sync_standby(PG_ADDR)
-    if old is None or sync is None:
-        return ["no leader with a synchronous standby before the fault: %r" % pgnodes.roles(PG_ADDR)]
+    old, sync, problems = pg_before("pg-host-kill")
+    if problems:
+        return problems
     st["notes"].append("the PostgreSQL leader was on %s: that host is killed" % old)
     watch = threading.Thread(target=lambda: st.setdefault("pg", pg_failover(st, old, sync)), daemon=True)
     st["on_kill"] = watch.start
