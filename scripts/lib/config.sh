@@ -60,12 +60,39 @@ parley_conf() {
 		auth_extra=$'hash_ops = 1\nhash_memory_kib = 1024'
 		limits=$'\n[limits]\nauth_per_ip_per_minute = 0\nauth_per_user_per_minute = 0\nsends_per_second = 0\nrest_per_minute = 0\nframes_per_second = 0'
 	fi
+	local overlay sets=()
+	overlay=$(local_conf)
+	[ -z "$overlay" ] || [ -f "$overlay" ] ||
+		die "PARLEY_LOCAL_CONF names $overlay, which is not a file"
+	if [ -n "$overlay" ]; then
+		ini_sets "$overlay" >/dev/null || die "fix $overlay (the operator's settings)"
+		mapfile -t sets < <(ini_sets "$overlay")
+	fi
 	render "$TOP/deploy/parley-dev.conf.in" STACK="$STACK" LEVEL="$level" PG_PORT="$PG_PORT" \
 		REDIS_PORT="$REDIS_PORT" RUNDIR="$RUNDIR" AUTH_EXTRA="$auth_extra" \
 		RELAY_PORT="$relay_port" PUBLIC_WS_URL="${PUBLIC_URL/#http/ws}" N="$n" \
 		CAPACITY="$capacity" RELAY_EXTRA="$relay_extra" GRACE_MS="$grace_ms" \
 		NOTIFY_EXTRA="$notify_extra" PUSH="$push" HEARTBEAT="$heartbeat" \
-		TIMEOUT="$timeout" GRACE="$grace" LIMITS="$limits"
+		TIMEOUT="$timeout" GRACE="$grace" LIMITS="$limits" |
+		if [ -n "$overlay" ]; then
+			printf '; %s merged in below, last\n' "$overlay"
+			ini_set "${sets[@]}"
+		else
+			cat
+		fi
+}
+
+# local_conf: the operator's own settings for this stack, merged into
+# parley.conf and relay2.conf after everything generated (so they win), and
+# never written by scripts/dev: the file PARLEY_LOCAL_CONF names (which must
+# exist), else RUNDIR/etc/parley.local.conf when there is one. Prints its
+# path, or nothing. "down --purge" deletes RUNDIR with the file in it.
+local_conf() {
+	if [ -n "${PARLEY_LOCAL_CONF:-}" ]; then
+		printf '%s\n' "$PARLEY_LOCAL_CONF"
+	elif [ -f "$RUNDIR/etc/parley.local.conf" ]; then
+		printf '%s\n' "$RUNDIR/etc/parley.local.conf"
+	fi
 }
 
 redis_conf() {

@@ -47,6 +47,25 @@ replace_dir() {
 	mv "$2.new" "$2"
 }
 
+# check_local_conf: with the operator's settings (local_conf), both relays'
+# parley.conf as "up" would write them must pass parley-admin
+# --check-config (every key known, every value in range); else dies before
+# any file is written, with the reason, and the running stack is left as it
+# was.
+check_local_conf() {
+	local overlay n out
+	overlay=$(local_conf)
+	[ -n "$overlay" ] || return 0
+	[ -f "$overlay" ] || die "PARLEY_LOCAL_CONF names $overlay, which is not a file"
+	ini_sets "$overlay" >/dev/null ||
+		die "fix $overlay (the operator's settings for this stack) and run up again"
+	for n in 1 2; do
+		if ! out=$(parley_conf "$n" | "$BUILDDIR/admin/parley-admin" -c /dev/stdin \
+			--check-config 2>&1); then
+			die "with $overlay merged in, parley.conf is refused: ${out#parley-admin: }"
+		fi
+	done
+}
 
 # Lays out the runtime dir and refreshes the copies and the configuration.
 # Sets CHANGED[service]=1 for services whose binary or configuration changed.
@@ -60,6 +79,7 @@ prepare_rundir() {
 		[ -x "$BUILDDIR/$b" ] || die "missing $BUILDDIR/$b: build first (scripts/dev up without --no-build, or set PARLEY_BUILDDIR)"
 	done
 	ensure_user
+	check_local_conf
 
 	local marker=$RUNDIR/.parley-stack
 	if [ -d "$RUNDIR" ]; then
