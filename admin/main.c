@@ -18,6 +18,9 @@
  *       of a file, or from standard input (its first line); without any of
  *       them a random one is made and printed.
  *
+ *   parley-admin [-c FILE] user revoke|disable|enable|reset-password USER ...
+ *       what an operator does to one account (admin/user.c).
+ *
  *   parley-admin [-c FILE] session USER... [--platform web|ios|android]
  *       creates a new device and session for each USER exactly as a login
  *       does (the device's cursor at the user's newest seq) and prints one
@@ -31,6 +34,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "admin.h"
 #include "db.h"
 #include "limits.h"
 #include "log.h"
@@ -136,7 +140,7 @@ static char *read_file(const char *path)
 }
 
 /* Runs a script of several statements; PQexec is the one libpq call for that. */
-static int exec_script(PGconn *conn, const char *sql, const char *what)
+int admin_exec(PGconn *conn, const char *sql, const char *what)
 {
 	PGresult *res = PQexec(conn, sql);
 	int ok = res && (PQresultStatus(res) == PGRES_COMMAND_OK ||
@@ -180,21 +184,21 @@ static int apply_one(struct pl_db *db, const char *dir,
 		return -1;
 	}
 	snprintf(v, sizeof(v), "%ld", m->version);
-	if (exec_script(db->conn, "BEGIN", "BEGIN"))
+	if (admin_exec(db->conn, "BEGIN", "BEGIN"))
 		goto out;
-	if (exec_script(db->conn, sql, m->name))
+	if (admin_exec(db->conn, sql, m->name))
 		goto rollback;
 	if (pl_db_exec(db, "INSERT INTO schema_migrations (version, name) "
 		       "VALUES ($1, $2)", 2, params, 0, &res, NULL))
 		goto rollback;
 	PQclear(res);
-	if (exec_script(db->conn, "COMMIT", "COMMIT"))
+	if (admin_exec(db->conn, "COMMIT", "COMMIT"))
 		goto out;
 	pl_log(PL_LOG_INFO, "admin: applied %s", m->name);
 	rc = 0;
 	goto out;
 rollback:
-	exec_script(db->conn, "ROLLBACK", "ROLLBACK");
+	admin_exec(db->conn, "ROLLBACK", "ROLLBACK");
 out:
 	free(sql);
 	return rc;
@@ -211,7 +215,7 @@ static int migrate(struct pl_db *db, const char *dir)
 		return 1;
 	if (pl_db_ensure(db))
 		goto out;
-	if (exec_script(db->conn,
+	if (admin_exec(db->conn,
 			"SET client_min_messages = warning;"
 			"CREATE TABLE IF NOT EXISTS schema_migrations ("
 			" version integer PRIMARY KEY,"
@@ -236,7 +240,7 @@ static int migrate(struct pl_db *db, const char *dir)
 	rc = 0;
 out:
 	if (db->conn)
-		exec_script(db->conn, "SELECT pg_advisory_unlock_all()", "unlock");
+		admin_exec(db->conn, "SELECT pg_advisory_unlock_all()", "unlock");
 	free(list);
 	return rc;
 }
@@ -285,8 +289,8 @@ static int read_password(FILE *f, const char *what, char *buf, size_t buflen)
  * The password of users add from --password-file PATH or --password-stdin
  * (file NULL, from_stdin 0: nothing to read). Returns 0, or 2 (printed).
  */
-static int password_input(const char *file, int from_stdin, char *buf,
-			  size_t buflen)
+int admin_password_input(const char *file, int from_stdin, char *buf,
+			 size_t buflen)
 {
 	FILE *f;
 	int rc;
@@ -306,6 +310,33 @@ static int password_input(const char *file, int from_stdin, char *buf,
 	return rc;
 }
 
+/*
+ * hash: password's argon2id hash with the [auth] settings, once it passes
+ * the rules a signup's password must. Returns 0, 2 (refused, printed) or 1.
+ */
+int admin_hash_password(const struct pl_config *cfg, const char *password,
+			char hash[PL_PASSWORD_HASH_BYTES])
+{
+	struct pl_password_pool pool;
+	char why[128];
+	int rc = 0;
+
+	if (pl_validate_password(password, why, sizeof(why))) {
+		fprintf(stderr, "parley-admin: the password is refused: %s\n",
+			why);
+		return 2;
+	}
+	if (pl_password_pool_init(&pool, 1, cfg->auth_hash_ops,
+				  cfg->auth_hash_memory_kib)) {
+		fprintf(stderr, "parley-admin: cannot start libsodium\n");
+		return 1;
+	}
+	if (pl_password_hash(&pool, password, hash))
+		rc = 1;
+	pl_password_pool_release(&pool);
+	return rc;
+}
+
 /* users add: one set-based INSERT of prefix1 .. prefixN sharing one hash. */
 static int create_users(struct pl_db *db, const struct pl_config *cfg,
 			 const char *prefix, long count, const char *password)
@@ -313,11 +344,11 @@ static int create_users(struct pl_db *db, const struct pl_config *cfg,
 	char name[64], why[128], hash[PL_PASSWORD_HASH_BYTES], n[24];
 	char made[2 * 12 + 1];
 	const char *params[3] = { prefix, hash, n };
-	struct pl_password_pool pool;
 	struct timespec t0;
 	unsigned char raw[12];
 	PGresult *res;
 	long created;
+	int rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (count < 1 || count > 1000000) {
@@ -335,27 +366,13 @@ static int create_users(struct pl_db *db, const struct pl_config *cfg,
 			return 2;
 		}
 	}
-	if (pl_password_pool_init(&pool, 1, cfg->auth_hash_ops,
-				  cfg->auth_hash_memory_kib)) {
-		fprintf(stderr, "parley-admin: cannot start libsodium\n");
-		return 1;
-	}
 	if (!password) {
 		randombytes_buf(raw, sizeof(raw));
 		sodium_bin2hex(made, sizeof(made), raw, sizeof(raw));
 		password = made;
 	}
-	if (pl_validate_password(password, why, sizeof(why))) {
-		fprintf(stderr, "parley-admin: the password is refused: %s\n",
-			why);
-		pl_password_pool_release(&pool);
-		return 2;
-	}
-	if (pl_password_hash(&pool, password, hash)) {
-		pl_password_pool_release(&pool);
-		return 1;
-	}
-	pl_password_pool_release(&pool);
+	if ((rc = admin_hash_password(cfg, password, hash)))
+		return rc;
 	snprintf(n, sizeof(n), "%ld", count);
 	if (pl_db_exec(db, "INSERT INTO users (username, password_hash, "
 		       "display_name) SELECT $1 || g, $2, $1 || g "
@@ -390,7 +407,7 @@ static int make_sessions(struct pl_db *db, const struct pl_config *cfg,
 	}
 	tokens = calloc((size_t)nusers, sizeof(*tokens));
 	if (!tokens || pl_db_ensure(db) ||
-	    exec_script(db->conn, "BEGIN", "BEGIN"))
+	    admin_exec(db->conn, "BEGIN", "BEGIN"))
 		goto out;
 	snprintf(ttl, sizeof(ttl), "%lld", cfg->auth_token_ttl_s);
 	for (; done < nusers; done++) {
@@ -426,14 +443,14 @@ static int make_sessions(struct pl_db *db, const struct pl_config *cfg,
 			goto rollback;
 		}
 	}
-	if (exec_script(db->conn, "COMMIT", "COMMIT"))
+	if (admin_exec(db->conn, "COMMIT", "COMMIT"))
 		goto out;
 	for (int i = 0; i < nusers; i++)
 		printf("%s\n", tokens[i]);
 	rc = 0;
 	goto out;
 rollback:
-	exec_script(db->conn, "ROLLBACK", "ROLLBACK");
+	admin_exec(db->conn, "ROLLBACK", "ROLLBACK");
 out:
 	if (tokens)
 		for (int i = 0; i < nusers; i++)
@@ -442,18 +459,6 @@ out:
 	sodium_memzero(&key, sizeof(key));
 	return rc;
 }
-
-/* What every command gets: the configuration and a lazy connection. */
-struct admin {
-	struct pl_config cfg;
-	struct pl_db db;
-};
-
-/*
- * A command's handler: argv[0] is the command's name, the rest its own
- * arguments. Returns the exit status (2 for a usage error, printed).
- */
-typedef int (*admin_cmd_fn)(struct admin *a, int argc, char **argv);
 
 static void usage(FILE *out);
 
@@ -531,7 +536,7 @@ static int admin_cmd_users(struct admin *a, int argc, char **argv)
 			"--password-file and --password-stdin\n");
 		return 2;
 	}
-	status = password_input(file, from_stdin, typed, sizeof(typed));
+	status = admin_password_input(file, from_stdin, typed, sizeof(typed));
 	if (status == 0)
 		status = create_users(&a->db, &a->cfg, prefix, count,
 				      file || from_stdin ? typed : password);
@@ -588,6 +593,7 @@ static const struct admin_cmd {
 	  "      (for load tests and demos). The password is PW (seen by anyone\n"
 	  "      who runs ps), the first line of PATH, or the first line of\n"
 	  "      standard input; without any of them a random one is printed\n" },
+	{ "user", admin_cmd_user, ADMIN_USER_HELP },
 	{ "session", admin_cmd_session,
 	  "  session USER... [--platform web|ios|android]\n"
 	  "      a new device and session for each USER, as a login makes them;\n"
@@ -627,7 +633,7 @@ int main(int argc, char **argv)
 {
 	struct admin a;
 	const struct admin_cmd *cmd;
-	char help[2048];
+	char help[4096];
 	int next, status;
 
 	usage_text(help, sizeof(help));
@@ -641,6 +647,11 @@ int main(int argc, char **argv)
 		usage(stderr);
 		pl_config_release(&a.cfg);
 		return 2;
+	}
+	if (sodium_init() < 0) {
+		fprintf(stderr, "parley-admin: cannot start libsodium\n");
+		pl_config_release(&a.cfg);
+		return 1;
 	}
 	pl_db_init(&a.db, &a.cfg);
 	cmd = find_command(argv[next]);

@@ -182,13 +182,18 @@ static enum pl_err login_device(struct api_request *req, const char **platform,
 /*
  * A new device for user_id at each login, its cursor at the user's head
  * (doc/protocol.md "Cursors"), and its session; a push token moves here
- * from any other device. Strings are borrowed; push_token and name may be
+ * from any other device. Made only while the account is enabled and its
+ * password hash is still hash, the one the login verified: the user's row
+ * is read FOR SHARE, so a parley-admin user disable or reset-password that
+ * holds it is waited for and seen (its revocation, a later statement, then
+ * sees any session made before). Strings are borrowed; push_token and name
+ * may be
  * NULL. Returns PL_OK with the new ids, or the failure (recorded).
  */
 static enum pl_err login_new_device(struct api_request *req, long long user_id,
-				    const char *platform, const char *push_token,
-				    const char *name, long long *device_id,
-				    long long *session_id)
+				    const char *hash, const char *platform,
+				    const char *push_token, const char *name,
+				    long long *device_id, long long *session_id)
 {
 	char uid[24], ttl[24];
 	PGresult *res = NULL;
@@ -207,18 +212,23 @@ static enum pl_err login_new_device(struct api_request *req, long long user_id,
 		     "WITH dev AS (INSERT INTO devices (user_id, platform, push_token, "
 		     "  push_token_set_at, name, cursor) "
 		     "  SELECT $1, $2, $3, CASE WHEN $3::text IS NULL THEN NULL ELSE now() END, "
-		     "  $4, last_seq FROM user_heads WHERE user_id = $1 RETURNING id) "
+		     "  $4, last_seq FROM user_heads, (SELECT FROM users WHERE "
+		     "  id = $1 AND password_hash = $6 AND disabled_at IS NULL "
+		     "  FOR SHARE) u "
+		     "  WHERE user_id = $1 RETURNING id) "
 		     "INSERT INTO sessions (user_id, device_id, expires_at) "
 		     "SELECT $1, dev.id, now() + make_interval(secs => $5::bigint) "
 		     "FROM dev RETURNING device_id, id",
-		     5, (const char *const[]){ uid, platform, push_token, name,
-					       api_ll(ttl, req->w->cfg->auth_token_ttl_s) },
+		     6, (const char *const[]){ uid, platform, push_token, name,
+					       api_ll(ttl, req->w->cfg->auth_token_ttl_s),
+					       hash },
 		     0, &res);
 	if (rc)
 		return rc;
 	if (PQntuples(res) != 1) {
 		PQclear(res);
-		return api_fail(req, PL_INTERNAL, "no device was created");
+		return api_fail(req, PL_UNAUTHORIZED, "the account changed "
+				"while logging in: log in again");
 	}
 	*device_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	*session_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
@@ -230,7 +240,8 @@ static enum pl_err login_new_device(struct api_request *req, long long user_id,
 enum pl_err api_auth_login(struct api_request *req)
 {
 	const char *username, *password, *platform, *push_token, *name;
-	long long user_id, device_id, session_id;
+	char hash[PL_PASSWORD_HASH_BYTES];
+	long long user_id, device_id = 0, session_id = 0;
 	time_t expires_at;
 	PGresult *res = NULL;
 	json_t *user, *reply;
@@ -247,7 +258,8 @@ enum pl_err api_auth_login(struct api_request *req)
 		return rc;
 	if ((rc = api_sql(req, "SELECT id, password_hash, jsonb_build_object("
 			  "'id', id, 'username', username, 'display_name', "
-			  "display_name) FROM users WHERE username = $1", 1,
+			  "display_name), disabled_at IS NOT NULL FROM users "
+			  "WHERE username = $1", 1,
 			  (const char *const[]){ username }, 1, &res)))
 		return rc;
 	found = PQntuples(res) == 1;
@@ -261,13 +273,20 @@ enum pl_err api_auth_login(struct api_request *req)
 			return hash_pool_busy(req);
 		return api_fail(req, PL_UNAUTHORIZED, "wrong username or password");
 	}
+	/* Disabled by the operator (parley-admin user disable): said only to
+	 * whoever knows the password. */
+	if (PQgetvalue(res, 0, 3)[0] == 't') {
+		PQclear(res);
+		return api_fail(req, PL_FORBIDDEN, "this account is disabled");
+	}
 	user_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	snprintf(hash, sizeof(hash), "%s", PQgetvalue(res, 0, 1));
 	user = api_json_column(res, 0, 2);
 	PQclear(res);
 
 	expires_at = time(NULL) + req->w->cfg->auth_token_ttl_s;
-	if ((rc = login_new_device(req, user_id, platform, push_token, name,
-				   &device_id, &session_id))) {
+	if ((rc = login_new_device(req, user_id, hash, platform, push_token,
+				   name, &device_id, &session_id))) {
 		json_decref(user);
 		return rc;
 	}

@@ -447,6 +447,7 @@ CREATE TABLE public.users (
     display_name text NOT NULL,
     settings jsonb DEFAULT '{}'::jsonb NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    disabled_at timestamp with time zone,
     CONSTRAINT users_display_name_check CHECK (((char_length(display_name) >= 1) AND (char_length(display_name) <= 64))),
     CONSTRAINT users_username_check CHECK ((username ~ '^[a-z0-9_.-]{3,32}$'::text))
 );

@@ -1,0 +1,61 @@
+/*
+ * admin.h: what parley-admin's commands share (admin/main.c runs them,
+ * admin/user.c holds "user").
+ */
+#ifndef PL_ADMIN_H
+#define PL_ADMIN_H
+
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
+#include "config.h"
+#include "db.h"
+#include "password.h"
+
+/* What every command gets: the configuration and a lazy connection. */
+struct admin {
+	struct pl_config cfg;
+	struct pl_db db;
+};
+
+/*
+ * A command's handler: argv[0] is the command's name, the rest its own
+ * arguments. Returns the exit status (2 for a usage error, printed).
+ */
+typedef int (*admin_cmd_fn)(struct admin *a, int argc, char **argv);
+
+/* Runs a script of several statements (what names it in messages). 0 or -1. */
+int admin_exec(PGconn *conn, const char *sql, const char *what);
+
+/*
+ * The first line of the file (--password-file) or of standard input
+ * (from_stdin) into buf; nothing read when neither. Returns 0, or 2 (printed).
+ */
+int admin_password_input(const char *file, int from_stdin, char *buf,
+			 size_t buflen);
+
+/*
+ * hash: password's hash with the [auth] settings, once it passes the rules
+ * a signup's password must. Returns 0, 2 (refused, printed) or 1.
+ */
+int admin_hash_password(const struct pl_config *cfg, const char *password,
+			char hash[PL_PASSWORD_HASH_BYTES]);
+
+/* user revoke|disable|enable|reset-password USER [...] (admin/user.c). */
+int admin_cmd_user(struct admin *a, int argc, char **argv);
+
+#define ADMIN_USER_HELP \
+	"  user revoke USER\n" \
+	"      end every session of USER: their tokens stop working on REST at\n" \
+	"      once, their sockets are closed, their phones get no more pushes\n" \
+	"  user disable USER\n" \
+	"      revoke as above, and refuse USER's logins (403 forbidden)\n" \
+	"  user enable USER\n" \
+	"      let USER log in again\n" \
+	"  user reset-password USER\n" \
+	"            [--password PW | --password-file PATH | --password-stdin]\n" \
+	"      a new password for USER (a random one is printed when none is\n" \
+	"      given), and revoke as above: every device logs in again\n"
+
+#endif
