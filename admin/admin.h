@@ -1,6 +1,6 @@
 /*
  * admin.h: what parley-admin's commands share (admin/main.c runs them,
- * admin/user.c holds "user").
+ * admin/user.c holds "user", admin/stats.c "stats").
  */
 #ifndef PL_ADMIN_H
 #define PL_ADMIN_H
@@ -41,6 +41,9 @@ int admin_password_input(const char *file, int from_stdin, char *buf,
  */
 int admin_hash_password(const struct pl_config *cfg, const char *password,
 			char hash[PL_PASSWORD_HASH_BYTES]);
+
+/* stats [--window SECONDS] (admin/stats.c). */
+int admin_cmd_stats(struct admin *a, int argc, char **argv);
 
 /* user revoke|disable|enable|reset-password USER [...] (admin/user.c). */
 int admin_cmd_user(struct admin *a, int argc, char **argv);

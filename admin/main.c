@@ -18,6 +18,9 @@
  *       of a file, or from standard input (its first line); without any of
  *       them a random one is made and printed.
  *
+ *   parley-admin [-c FILE] stats [--window SECONDS]
+ *       the service at a glance (admin/stats.c).
+ *
  *   parley-admin [-c FILE] user revoke|disable|enable|reset-password USER ...
  *       what an operator does to one account (admin/user.c).
  *
@@ -593,6 +596,11 @@ static const struct admin_cmd {
 	  "      (for load tests and demos). The password is PW (seen by anyone\n"
 	  "      who runs ps), the first line of PATH, or the first line of\n"
 	  "      standard input; without any of them a random one is printed\n" },
+	{ "stats", admin_cmd_stats,
+	  "  stats [--window SECONDS]\n"
+	  "      users, live sessions, messages stored in the last SECONDS\n"
+	  "      (default 10) and per minute, relays and their sockets, the\n"
+	  "      push queue\n" },
 	{ "user", admin_cmd_user, ADMIN_USER_HELP },
 	{ "session", admin_cmd_session,
 	  "  session USER... [--platform web|ios|android]\n"

@@ -259,8 +259,9 @@ static int any_node(struct pl_redis *r)
 
 /*
  * The key a command routes by, or -1 for none: an EVAL's first key, the
- * first stream of XREADGROUP, XGROUP's key, else the first argument. PUBLISH
- * has none: a classic publish reaches every node from any.
+ * first stream of XREADGROUP, XGROUP's and XINFO's key, else the first
+ * argument. PUBLISH has none: a classic publish reaches every node from
+ * any.
  */
 static int route_key(int argc, const char **argv)
 {
@@ -280,7 +281,7 @@ static int route_key(int argc, const char **argv)
 				return i + 1;
 		return -1;
 	}
-	if (strcasecmp(cmd, "XGROUP") == 0)
+	if (strcasecmp(cmd, "XGROUP") == 0 || strcasecmp(cmd, "XINFO") == 0)
 		return argc > 2 ? 2 : -1;
 	return argc > 1 ? 1 : -1;
 }
