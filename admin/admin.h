@@ -29,11 +29,14 @@ typedef int (*admin_cmd_fn)(struct admin *a, int argc, char **argv);
 int admin_exec(PGconn *conn, const char *sql, const char *what);
 
 /*
- * The first line of the file (--password-file) or of standard input
- * (from_stdin) into buf; nothing read when neither. Returns 0, or 2 (printed).
+ * The password of a command taking --password PW (password), --password-file
+ * PATH (file) or --password-stdin (from_stdin), at most one of them: *out
+ * is PW, or buf holding the file's or standard input's first line, or NULL
+ * when none was given. Returns 0, or 2 (printed).
  */
-int admin_password_input(const char *file, int from_stdin, char *buf,
-			 size_t buflen);
+int admin_password_option(const char *password, const char *file,
+			  int from_stdin, char *buf, size_t buflen,
+			  const char **out);
 
 /*
  * hash: password's hash with the [auth] settings, once it passes the rules

@@ -289,15 +289,26 @@ static int read_password(FILE *f, const char *what, char *buf, size_t buflen)
 }
 
 /*
- * The password of users add from --password-file PATH or --password-stdin
- * (file NULL, from_stdin 0: nothing to read). Returns 0, or 2 (printed).
+ * The password of users add and user reset-password, from at most one of
+ * --password PW (password), --password-file PATH (file) and
+ * --password-stdin (from_stdin), read into buf when it comes from a file;
+ * *out is it, or NULL when none was given. Returns 0, or 2 (printed).
  */
-int admin_password_input(const char *file, int from_stdin, char *buf,
-			 size_t buflen)
+int admin_password_option(const char *password, const char *file,
+			  int from_stdin, char *buf, size_t buflen,
+			  const char **out)
 {
 	FILE *f;
 	int rc;
 
+	*out = password;
+	if (!!password + !!file + from_stdin > 1) {
+		fprintf(stderr, "parley-admin: give one of --password, "
+			"--password-file and --password-stdin\n");
+		return 2;
+	}
+	if (file || from_stdin)
+		*out = buf;
 	if (from_stdin)
 		return read_password(stdin, "standard input", buf, buflen);
 	if (!file)
@@ -534,15 +545,10 @@ static int admin_cmd_users(struct admin *a, int argc, char **argv)
 			"and --prefix P\n");
 		return 2;
 	}
-	if (!!password + !!file + from_stdin > 1) {
-		fprintf(stderr, "parley-admin: give one of --password, "
-			"--password-file and --password-stdin\n");
-		return 2;
-	}
-	status = admin_password_input(file, from_stdin, typed, sizeof(typed));
+	status = admin_password_option(password, file, from_stdin, typed,
+				       sizeof(typed), &password);
 	if (status == 0)
-		status = create_users(&a->db, &a->cfg, prefix, count,
-				      file || from_stdin ? typed : password);
+		status = create_users(&a->db, &a->cfg, prefix, count, password);
 	sodium_memzero(typed, sizeof(typed));
 	return status;
 }

@@ -120,15 +120,18 @@ rollback:
 	return 1;
 }
 
+/* Random passwords: 12 bytes in hex. */
+#define MADE_BYTES 12
+
 /* The new password's hash for reset-password from its options (argv from
  * 3 on); made, when none is given, gets a random password to print. */
 static int new_password(struct admin *a, int argc, char **argv,
-			char hash[PL_PASSWORD_HASH_BYTES], char *made,
-			size_t madelen)
+			char hash[PL_PASSWORD_HASH_BYTES],
+			char made[2 * MADE_BYTES + 1])
 {
 	const char *password = NULL, *file = NULL;
 	char typed[PL_PASSWORD_MAX_BYTES + 3];
-	unsigned char raw[12];
+	unsigned char raw[MADE_BYTES];
 	int from_stdin = 0, status;
 
 	for (int i = 3; i < argc; i++) {
@@ -145,17 +148,11 @@ static int new_password(struct admin *a, int argc, char **argv,
 			return 2;
 		}
 	}
-	if (!!password + !!file + from_stdin > 1) {
-		fprintf(stderr, "parley-admin: give one of --password, "
-			"--password-file and --password-stdin\n");
-		return 2;
-	}
-	status = admin_password_input(file, from_stdin, typed, sizeof(typed));
-	if (status == 0 && (file || from_stdin))
-		password = typed;
-	if (status == 0 && !password && madelen >= 2 * sizeof(raw) + 1) {
+	status = admin_password_option(password, file, from_stdin, typed,
+				       sizeof(typed), &password);
+	if (status == 0 && !password) {
 		randombytes_buf(raw, sizeof(raw));
-		sodium_bin2hex(made, madelen, raw, sizeof(raw));
+		sodium_bin2hex(made, 2 * MADE_BYTES + 1, raw, sizeof(raw));
 		password = made;
 	}
 	if (status == 0)
@@ -167,7 +164,7 @@ static int new_password(struct admin *a, int argc, char **argv,
 int admin_cmd_user(struct admin *a, int argc, char **argv)
 {
 	const struct user_action *act = NULL;
-	char hash[PL_PASSWORD_HASH_BYTES], made[2 * 12 + 1] = "";
+	char hash[PL_PASSWORD_HASH_BYTES], made[2 * MADE_BYTES + 1] = "";
 	int status;
 
 	for (size_t i = 0; argc >= 3 && i < NACTIONS; i++)
@@ -180,7 +177,7 @@ int admin_cmd_user(struct admin *a, int argc, char **argv)
 		return 2;
 	}
 	if (act->password) {
-		status = new_password(a, argc, argv, hash, made, sizeof(made));
+		status = new_password(a, argc, argv, hash, made);
 		if (status)
 			return status;
 	}
