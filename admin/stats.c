@@ -32,9 +32,6 @@
 #include "registry.h"
 #include "banned.h"
 
-/* The push streams' consumer group (notify/notify.h NOTIFY_GROUP). */
-#define STATS_PUSH_GROUP "notify"
-
 /* The messages partitions' insert count, as PostgreSQL reports it. */
 #define INSERTS_SQL \
 	"SELECT coalesce(sum(n_tup_ins), 0) FROM pg_stat_user_tables WHERE " \
@@ -147,7 +144,7 @@ static int print_push_queue(struct pl_redis *redis)
 
 			if (g->type != REDIS_REPLY_ARRAY || g->elements < 2 ||
 			    g->element[1]->type != REDIS_REPLY_STRING ||
-			    strcmp(g->element[1]->str, STATS_PUSH_GROUP) != 0)
+			    strcmp(g->element[1]->str, PL_KEY_PUSH_GROUP) != 0)
 				continue;
 			waiting += group_field(g, "lag");
 			claimed += group_field(g, "pending");

@@ -187,8 +187,7 @@ static enum pl_err login_device(struct api_request *req, const char **platform,
  * is read FOR SHARE, so a parley-admin user disable or reset-password that
  * holds it is waited for and seen (its revocation, a later statement, then
  * sees any session made before). Strings are borrowed; push_token and name
- * may be
- * NULL. Returns PL_OK with the new ids, or the failure (recorded).
+ * may be NULL. Returns PL_OK with the new ids, or the failure (recorded).
  */
 static enum pl_err login_new_device(struct api_request *req, long long user_id,
 				    const char *hash, const char *platform,

@@ -21,8 +21,8 @@
  * hash-partitioned by conversation (sql/012) and a page names many, so each
  * row's message is read on its own (LATERAL), pruned to its partition as it
  * runs. LIMIT 1, which the key implies, also tells the planner that a read
- * costs one partition's, not 32: as a join, the page would rather hash all
- * of messages.
+ * costs one partition's, not all of them: as a join, the page would rather
+ * hash all of messages.
  */
 #define PL_INBOX_PAGE_FROM \
 	"(SELECT * FROM inbox WHERE user_id = $1 AND seq > $2 ORDER BY seq " \

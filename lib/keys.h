@@ -60,8 +60,9 @@ static inline int pl_key_bucket(long long user_id)
 #define PL_KEY_REVOKE_CHANNEL "parley:revoke"
 
 /* Streams of push jobs, one per bucket (%d), each read by the notifiers'
- * consumer group. */
+ * consumer group PL_KEY_PUSH_GROUP. */
 #define PL_KEY_PUSH_STREAM_FMT "parley:push:{%d}"
+#define PL_KEY_PUSH_GROUP "notify"
 
 /*
  * Presence (doc/architecture.md "Presence"), per bucket (%d, the tag {pB}

@@ -257,7 +257,7 @@ enum notify_outcome notify_fcm_outcome(const struct notify_req *req);
 
 /* ---- queue.c ------------------------------------------------------------ */
 
-#define NOTIFY_GROUP "notify"
+#define NOTIFY_GROUP PL_KEY_PUSH_GROUP
 #define NOTIFY_ID_MAX 48
 
 /* One entry of a push stream parley:push:{B} (lib/publish.c writes them). */
