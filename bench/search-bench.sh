@@ -67,7 +67,7 @@ echo "# $N messages written and indexed in $(($(date +%s) - started)) s"
 
 # The statements: $1 user, $2 q, $3 conversation (0: all), $4 limit.
 q="WITH q AS (SELECT plainto_tsquery('simple', \$2) AS ts, '%' || replace(replace(replace(\$2, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%' AS pat)"
-out="SELECT json_build_object('messages', coalesce(json_agg(message_out(r.msg) ORDER BY r.rank DESC, r.created_at DESC, r.message_id DESC), '[]')) FROM ("
+out="SELECT json_build_object('messages', coalesce(json_agg(message_out(r.msg, NULL) ORDER BY r.rank DESC, r.created_at DESC, r.message_id DESC), '[]')) FROM ("
 # "any length": every match ranked, words or substrings of any length.
 any="$q $out SELECT m AS msg, m.created_at, m.message_id, ts_rank(to_tsvector('simple', m.body), q.ts) AS rank FROM q, messages m JOIN members b ON b.conversation_id = m.conversation_id AND b.user_id = \$1 WHERE (\$3::bigint = 0 OR m.conversation_id = \$3) AND (to_tsvector('simple', m.body) @@ q.ts OR m.body ILIKE q.pat) ORDER BY rank DESC, m.created_at DESC, m.message_id DESC LIMIT \$4) r"
 # "as served" (fcgi/messages.c): the newest 5000 matches of each kind, ranked.

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "db.h"
 #include "err.h"
+#include "limits.h"
 #include "password.h"
 #include "redis.h"
 #include "registry.h"
@@ -251,6 +252,25 @@ enum pl_err api_conversations_read(struct api_request *req);
 enum pl_err api_messages_send(struct api_request *req);
 enum pl_err api_messages_list(struct api_request *req);
 enum pl_err api_messages_search(struct api_request *req);
+
+enum pl_err api_messages_edit(struct api_request *req);
+enum pl_err api_messages_delete(struct api_request *req);
+enum pl_err api_reactions_put(struct api_request *req);
+enum pl_err api_reactions_delete(struct api_request *req);
+
+enum pl_err api_blocks_add(struct api_request *req);
+enum pl_err api_blocks_remove(struct api_request *req);
+enum pl_err api_blocks_list(struct api_request *req);
+
+/* Room for api_blocked_by()'s list: a group's members. */
+#define API_BLOCK_LIST_BYTES (PL_GROUP_MAX_MEMBERS * 21 + 4)
+
+/*
+ * Sets *blocked to whether any of users[0..n) blocked user. Returns PL_OK,
+ * or fails the request (503 or 500).
+ */
+enum pl_err api_blocked_by(struct api_request *req, const long long *users,
+			   size_t n, long long user, int *blocked);
 
 enum pl_err api_sync_get(struct api_request *req);
 

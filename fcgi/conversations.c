@@ -97,13 +97,18 @@ static enum pl_err create_direct(struct api_request *req)
 	char uid[24], oid[24], key[64];
 	PGresult *res;
 	enum pl_err rc;
-	int created = 0, exists = 0;
+	int created = 0, exists = 0, blocked;
 
 	if ((rc = api_body_int(req, "user_id", 1, &other, NULL)))
 		return rc;
 	if (other == req->user_id)
 		return api_fail(req, PL_BAD_REQUEST, "a direct conversation needs "
 				"another user");
+	if ((rc = api_blocked_by(req, &other, 1, req->user_id, &blocked)))
+		return rc;
+	if (blocked)
+		return api_fail(req, PL_FORBIDDEN, "you cannot start a "
+				"conversation with user %lld", other);
 	lo = other < req->user_id ? other : req->user_id;
 	hi = other < req->user_id ? req->user_id : other;
 	snprintf(key, sizeof(key), "%lld:%lld", lo, hi);
@@ -223,25 +228,32 @@ static enum pl_err create_group(struct api_request *req)
 		"  jsonb_array_elements_text($3::jsonb)), "
 		"missing AS (SELECT ids.id FROM ids LEFT JOIN users u ON u.id = ids.id "
 		"  WHERE u.id IS NULL), "
+		"blocked AS (SELECT 1 FROM blocks b JOIN ids ON b.user_id = ids.id "
+		"  WHERE b.blocked_id = $1), "
 		"conv AS (INSERT INTO conversations (kind, title, created_by) "
 		"  SELECT 'group', $2, $1 WHERE NOT EXISTS (SELECT 1 FROM missing) "
-		"  RETURNING id), "
+		"  AND NOT EXISTS (SELECT 1 FROM blocked) RETURNING id), "
 		"mem AS (INSERT INTO members (conversation_id, user_id, role) "
 		"  SELECT conv.id, $1, 'admin' FROM conv UNION ALL "
 		"  SELECT conv.id, ids.id, 'member' FROM conv, ids RETURNING 1) "
 		"SELECT (SELECT id FROM conv), (SELECT min(id) FROM missing), "
-		"  (SELECT count(*) FROM mem)",
+		"  (SELECT count(*) FROM mem), EXISTS (SELECT 1 FROM blocked)",
 		3, (const char *const[]){ api_ll(uid, req->user_id), title, ids },
 		0, &res);
 	free(ids);
 	if (rc)
 		return rc;
-	if (PQgetisnull(res, 0, 0)) {
+	if (PQgetisnull(res, 0, 0) && !PQgetisnull(res, 0, 1)) {
 		long long missing = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 
 		PQclear(res);
 		return api_fail(req, PL_NOT_FOUND, "user %lld does not exist",
 				missing);
+	}
+	if (PQgetisnull(res, 0, 0)) {
+		PQclear(res);
+		return api_fail(req, PL_FORBIDDEN, "you cannot add one of these "
+				"users to a group");
 	}
 	id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
@@ -338,7 +350,7 @@ enum pl_err api_conversations_update(struct api_request *req)
 enum pl_err api_conversations_add_member(struct api_request *req)
 {
 	long long id = req->params[0], user;
-	int is_group, is_admin;
+	int is_group, is_admin, blocked;
 	char cid[24], nid[24], max[24];
 	PGresult *res;
 	enum pl_err rc;
@@ -352,6 +364,11 @@ enum pl_err api_conversations_add_member(struct api_request *req)
 				"exactly two members");
 	if (!is_admin)
 		return api_fail(req, PL_FORBIDDEN, "only group admins add members");
+	if ((rc = api_blocked_by(req, &user, 1, req->user_id, &blocked)))
+		return rc;
+	if (blocked)
+		return api_fail(req, PL_FORBIDDEN, "you cannot add user %lld",
+				user);
 	/* The row lock orders this against sends (doc/architecture.md step 2). */
 	if ((rc = api_sql(req,
 		"WITH c AS (SELECT id, last_message_id FROM conversations "

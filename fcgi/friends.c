@@ -60,8 +60,11 @@ enum pl_err api_friends_list(struct api_request *req)
 	if ((rc = api_sql(req,
 			  "SELECT u.id, jsonb_build_object('id', u.id, 'username', "
 			  "u.username, 'display_name', u.display_name, 'state', "
-			  "f.state) FROM friendships f JOIN users u ON u.id = "
-			  "f.friend_id WHERE f.user_id = $1 ORDER BY u.username",
+			  "f.state), EXISTS (SELECT 1 FROM blocks b WHERE "
+			  "(b.user_id = $1 AND b.blocked_id = u.id) OR (b.user_id "
+			  "= u.id AND b.blocked_id = $1)) FROM friendships f JOIN "
+			  "users u ON u.id = f.friend_id WHERE f.user_id = $1 "
+			  "ORDER BY u.username",
 			  1, (const char *const[]){ api_ll(uid, req->user_id) },
 			  1, &res)))
 		return rc;
@@ -76,8 +79,10 @@ enum pl_err api_friends_list(struct api_request *req)
 		json_t *p = json_array_get(presence, (size_t)i);
 		const char *state = json_string_value(json_object_get(friend, "state"));
 
-		/* Presence is for friends: a pending request shows nothing. */
-		if (!state || strcmp(state, "accepted") != 0)
+		/* Presence is for friends: a pending request shows nothing,
+		 * and neither does a block, either way. */
+		if (!state || strcmp(state, "accepted") != 0 ||
+		    PQgetvalue(res, i, 2)[0] == 't')
 			p = json_pack("{s:s,s:n}", "status", "offline", "last_seen");
 		else
 			json_incref(p);
@@ -188,11 +193,17 @@ enum pl_err api_friends_add(struct api_request *req)
 	json_t *friend;
 	const char *state;
 	enum pl_err rc;
+	int blocked;
 
 	if ((rc = api_body_int(req, "user_id", 1, &other, NULL)))
 		return rc;
 	if (other == req->user_id)
 		return api_fail(req, PL_BAD_REQUEST, "you cannot befriend yourself");
+	if ((rc = api_blocked_by(req, &other, 1, req->user_id, &blocked)))
+		return rc;
+	if (blocked)
+		return api_fail(req, PL_FORBIDDEN, "you cannot send user %lld a "
+				"friend request", other);
 	api_ll(uid, req->user_id);
 	api_ll(oid, other);
 	if ((rc = befriend(req, uid, oid, &res)))

@@ -15,7 +15,11 @@
 
 #define SEARCH_QUERY_MAX_BYTES 256
 
-/* POST /conversations/{id}/messages {client_msg_id, body} */
+/*
+ * POST /conversations/{id}/messages {client_msg_id, body, reply_to?,
+ * attachment_ids?}; body may be empty, or left out, when there are
+ * attachments.
+ */
 enum pl_err api_messages_send(struct api_request *req)
 {
 	const struct pl_config *cfg = req->w->cfg;
@@ -23,13 +27,20 @@ enum pl_err api_messages_send(struct api_request *req)
 				     .conversation_id = req->params[0] };
 	struct pl_post_result result;
 	struct pl_message msg;
-	char uid[24];
+	char uid[24], why[160];
 	enum pl_err rc;
+	int has_body;
 
 	if ((rc = api_body_string(req, "client_msg_id", 1, &item.client_msg_id,
 				  NULL)) ||
-	    (rc = api_body_string(req, "body", 1, &item.body, NULL)))
+	    (rc = api_body_string(req, "body", 0, &item.body, &has_body)))
 		return rc;
+	if ((rc = pl_post_item_extras(req->body, &item, why, sizeof(why))))
+		return api_fail(req, rc, "%s", why);
+	if (!has_body && item.n_attachments == 0)
+		return api_fail(req, PL_BAD_REQUEST, "'body' is required");
+	if (!has_body)
+		item.body = "";
 	item.body_len = strlen(item.body);
 	if (pl_ratelimit_take(&req->w->redis, "send", api_ll(uid, req->user_id),
 			      (double)cfg->limits_sends_per_second,
@@ -50,6 +61,8 @@ enum pl_err api_messages_send(struct api_request *req)
 		.body_len = item.body_len,
 		.created_at = result.created_at,
 		.client_msg_id = item.client_msg_id,
+		.reply_to = item.reply_to,
+		.attachments = result.attachments,
 	};
 	/* Only after COMMIT: tell the relays, and queue pushes. */
 	if (!result.duplicate)
@@ -59,6 +72,15 @@ enum pl_err api_messages_send(struct api_request *req)
 	pl_post_results_release(&result, 1);
 	return PL_OK;
 }
+
+/*
+ * A condition on a row of messages: its sender is not someone VIEWER (a
+ * parameter) blocked. The blocker's history and search leave out what the
+ * inbox never gave them (doc/protocol.md "Blocking").
+ */
+#define NOT_BLOCKED(VIEWER) \
+	"NOT EXISTS (SELECT 1 FROM blocks bl WHERE bl.user_id = " VIEWER \
+	"::bigint AND bl.blocked_id = sender_id)"
 
 /*
  * GET /conversations/{id}/messages?before=MID|after=MID&limit=N: newest
@@ -85,9 +107,10 @@ enum pl_err api_messages_list(struct api_request *req)
 			"SELECT CASE WHEN EXISTS (SELECT 1 FROM members WHERE "
 			"conversation_id = $1 AND user_id = $4) THEN "
 			"json_build_object('messages', coalesce(json_agg("
-			"message_out(m) ORDER BY m.message_id), '[]')) END FROM "
-			"(SELECT * FROM messages WHERE conversation_id = $1 AND "
-			"message_id > $2 ORDER BY message_id LIMIT $3) m",
+			"message_out(m, $4::bigint) ORDER BY m.message_id), '[]')) "
+			"END FROM (SELECT * FROM messages WHERE conversation_id = "
+			"$1 AND message_id > $2 AND " NOT_BLOCKED("$4") " ORDER BY "
+			"message_id LIMIT $3) m",
 			4, (const char *const[]){ cid, api_ll(a, after), lim, uid },
 			missing);
 	/*
@@ -98,9 +121,10 @@ enum pl_err api_messages_list(struct api_request *req)
 		"SELECT CASE WHEN EXISTS (SELECT 1 FROM members WHERE "
 		"conversation_id = $1 AND user_id = $4) THEN "
 		"json_build_object('messages', coalesce(json_agg("
-		"message_out(m) ORDER BY m.message_id DESC), '[]')) END FROM "
-		"(SELECT * FROM messages WHERE conversation_id = $1 AND "
-		"message_id < $2 ORDER BY message_id DESC LIMIT $3) m",
+		"message_out(m, $4::bigint) ORDER BY m.message_id DESC), '[]')) "
+		"END FROM (SELECT * FROM messages WHERE conversation_id = $1 "
+		"AND message_id < $2 AND " NOT_BLOCKED("$4") " ORDER BY "
+		"message_id DESC LIMIT $3) m",
 		4, (const char *const[]){ cid, api_ll(b, before ? before :
 			INT64_MAX), lim, uid }, missing);
 }
@@ -130,7 +154,8 @@ enum pl_err api_messages_list(struct api_request *req)
 	"(SELECT m.conversation_id, m.message_id FROM q, messages m " \
 	"  JOIN members b ON b.conversation_id = m.conversation_id AND " \
 	"  b.user_id = $1 " \
-	"  WHERE ($3::bigint = 0 OR m.conversation_id = $3) AND " MATCH \
+	"  WHERE ($3::bigint = 0 OR m.conversation_id = $3) AND " \
+	NOT_BLOCKED("$1") " AND " MATCH \
 	"  ORDER BY m.created_at DESC, m.message_id DESC " \
 	"  LIMIT " SEARCH_CANDIDATES ")"
 #define SEARCH_WORDS SEARCH_BRANCH("to_tsvector('simple', m.body) @@ q.ts")
@@ -148,7 +173,7 @@ enum pl_err api_messages_list(struct api_request *req)
 	"  '_', '\\_') || '%' AS pat), " \
 	"c AS (" CANDIDATES ") " \
 	"SELECT json_build_object('messages', coalesce(json_agg(" \
-	"  message_out(r.msg) ORDER BY r.rank DESC, r.created_at DESC, " \
+	"  message_out(r.msg, $1::bigint) ORDER BY r.rank DESC, r.created_at DESC, " \
 	"  r.message_id DESC), '[]')) FROM (" \
 	"  SELECT m.msg, m.created_at, m.message_id, " \
 	"  ts_rank(to_tsvector('simple', m.body), q.ts) AS rank " \

@@ -80,8 +80,11 @@ enum pl_err api_presence_get(struct api_request *req)
 		"SELECT x.id FROM (SELECT value::bigint AS id, min(o) AS o FROM "
 		"jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS e(value, o) "
 		"GROUP BY 1) x WHERE x.id = $1 "
-		"OR EXISTS (SELECT 1 FROM friendships f WHERE f.user_id = $1 "
-		"  AND f.friend_id = x.id AND f.state = 'accepted') ORDER BY x.o",
+		"OR (EXISTS (SELECT 1 FROM friendships f WHERE f.user_id = $1 "
+		"  AND f.friend_id = x.id AND f.state = 'accepted') "
+		"  AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.user_id = $1 "
+		"  AND b.blocked_id = x.id) OR (b.user_id = x.id AND "
+		"  b.blocked_id = $1))) ORDER BY x.o",
 		2, (const char *const[]){ api_ll(uid, req->user_id), ids_text }, 1,
 		&res);
 	free(ids_text);

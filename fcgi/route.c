@@ -6,7 +6,8 @@
 
 /*
  * Matches one pattern against path. "{id}" matches a positive decimal
- * integer segment. Returns 1 on a match, with the ids in params.
+ * integer segment, "{text}" any segment that is not empty (the handler reads
+ * it from the path). Returns 1 on a match, with the ids in params.
  */
 static int match(const char *pattern, const char *path, long long *params,
 		 int *nparams)
@@ -15,6 +16,16 @@ static int match(const char *pattern, const char *path, long long *params,
 	int np = 0;
 
 	while (*p && *s) {
+		if (strncmp(p, "{text}", 6) == 0) {
+			const char *start = s;
+
+			while (*s && *s != '/')
+				s++;
+			if (s == start)
+				return 0;
+			p += 6;
+			continue;
+		}
 		if (strncmp(p, "{id}", 4) == 0) {
 			const char *start = s;
 			long long v = 0;

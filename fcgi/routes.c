@@ -42,6 +42,14 @@ const struct api_route api_routes[] = {
 	{ "POST", V1 "/conversations/{id}/messages", api_messages_send, AUTH | BODY },
 	{ "GET", V1 "/conversations/{id}/messages", api_messages_list,
 	  AUTH | READ },
+	{ "PATCH", V1 "/conversations/{id}/messages/{id}", api_messages_edit,
+	  AUTH | BODY },
+	{ "DELETE", V1 "/conversations/{id}/messages/{id}", api_messages_delete,
+	  AUTH },
+	{ "PUT", V1 "/conversations/{id}/messages/{id}/reactions/{text}",
+	  api_reactions_put, AUTH },
+	{ "DELETE", V1 "/conversations/{id}/messages/{id}/reactions/{text}",
+	  api_reactions_delete, AUTH },
 	{ "POST", V1 "/conversations/{id}/read", api_conversations_read, AUTH | BODY },
 
 	{ "GET", V1 "/search", api_messages_search, AUTH | READ },
@@ -50,6 +58,10 @@ const struct api_route api_routes[] = {
 	{ "POST", V1 "/devices", api_devices_register, AUTH | BODY },
 	{ "GET", V1 "/devices", api_devices_list, AUTH },
 	{ "DELETE", V1 "/devices/{id}", api_devices_remove, AUTH },
+
+	{ "POST", V1 "/blocks", api_blocks_add, AUTH | BODY },
+	{ "GET", V1 "/blocks", api_blocks_list, AUTH },
+	{ "DELETE", V1 "/blocks/{id}", api_blocks_remove, AUTH },
 
 	{ "GET", V1 "/presence", api_presence_get, AUTH },
 	/* Discovery comes before a client holds a connection: no token needed. */

@@ -89,6 +89,9 @@ static const struct key keys[] = {
 	INT("limits", "frames_burst", 1000, 1, 1000000, limits_frames_burst,
 	    "frames one WebSocket may send at once before frames_per_second "
 	    "applies"),
+	INT("messages", "edit_window", 172800, 0, 315360000,
+	    messages_edit_window_s,
+	    "seconds after sending during which the sender may edit a message"),
 	STR("api", "listen", "/run/parley/api.sock", api_listen,
 	    "FastCGI socket: a unix socket path or HOST:PORT"),
 	INT("api", "threads", 16, 1, 256, api_threads,

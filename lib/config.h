@@ -44,6 +44,8 @@ struct pl_config {
 	long long limits_rest_per_minute;
 	long long limits_frames_per_second;
 	long long limits_frames_burst;
+	/* [messages] */
+	long long messages_edit_window_s;
 	/* [api] */
 	char *api_listen;
 	long long api_threads;

@@ -5,7 +5,7 @@
 #include "banned.h"
 
 static const char page_sql[] =
-	"SELECT i.seq, message_out(m.msg, i.seq, 'message') FROM "
+	"SELECT i.seq, " PL_INBOX_EVENT_OUT " FROM "
 	PL_INBOX_PAGE_FROM " ORDER BY i.seq";
 
 enum pl_err pl_inbox_page(struct pl_db *db, long long user_id,

@@ -17,7 +17,8 @@
 
 /*
  * The page of the inbox, its rows as i, each with its message as m.msg (a
- * messages row); a row whose message is gone is left out. messages is
+ * messages row) and, for an edit, deletion or reaction (sql/014), its event
+ * as e.ev (else NULL); a row whose message is gone is left out. messages is
  * hash-partitioned by conversation (sql/012) and a page names many, so each
  * row's message is read on its own (LATERAL), pruned to its partition as it
  * runs. LIMIT 1, which the key implies, also tells the planner that a read
@@ -28,15 +29,26 @@
 	"(SELECT * FROM inbox WHERE user_id = $1 AND seq > $2 ORDER BY seq " \
 	"LIMIT $3) i CROSS JOIN LATERAL (SELECT m AS msg FROM messages m " \
 	"WHERE m.conversation_id = i.conversation_id AND m.message_id = " \
-	"i.message_id LIMIT 1) m"
+	"i.message_id LIMIT 1) m LEFT JOIN LATERAL (SELECT e AS ev FROM " \
+	"message_events e WHERE i.event_id IS NOT NULL AND e.id = i.event_id) e " \
+	"ON true"
 
 /*
- * GET /sync's answer in one row and column: {"events": [{seq, ...}],
+ * One row of the page as its inbox event (doc/protocol.md "Inbox event
+ * kinds"): {"type": "message", "seq", ...the message as the user sees it}
+ * or the edit, delete or reaction event.
+ */
+#define PL_INBOX_EVENT_OUT \
+	"CASE WHEN i.event_id IS NULL THEN message_out(m.msg, $1::bigint, " \
+	"i.seq) ELSE event_out(e.ev, i.seq, (m.msg).sender_id) END"
+
+/*
+ * GET /sync's answer in one row and column: {"events": [{type, seq, ...}],
  * "cursor": the last seq read, else $2} (doc/protocol.md "REST": /sync).
  */
 #define PL_INBOX_SYNC_SQL \
 	"SELECT json_build_object('events', coalesce(json_agg(" \
-	"message_out(m.msg, i.seq) ORDER BY i.seq), '[]'), 'cursor', " \
+	PL_INBOX_EVENT_OUT " ORDER BY i.seq), '[]'), 'cursor', " \
 	"coalesce(max(i.seq), $2)) FROM " PL_INBOX_PAGE_FROM
 
 /*

@@ -3,13 +3,24 @@
 
 json_t *pl_json_message(const struct pl_message *m)
 {
-	return json_pack("{s:I,s:I,s:I,s:s%,s:s,s:s}",
+	json_t *attachments = m->attachments ?
+		json_loads(m->attachments, 0, NULL) : json_array();
+
+	if (!json_is_array(attachments)) {
+		json_decref(attachments);
+		attachments = json_array();
+	}
+	return json_pack("{s:I,s:I,s:I,s:s%,s:s,s:s,s:o,s:o,s:n,s:n,s:[]}",
 			 "conversation_id", (json_int_t)m->conversation_id,
 			 "message_id", (json_int_t)m->message_id,
 			 "sender_id", (json_int_t)m->sender_id,
 			 "body", m->body, m->body_len,
 			 "created_at", m->created_at,
-			 "client_msg_id", m->client_msg_id);
+			 "client_msg_id", m->client_msg_id,
+			 "reply_to", m->reply_to > 0 ?
+				json_integer(m->reply_to) : json_null(),
+			 "attachments", attachments,
+			 "edited_at", "deleted_at", "reactions");
 }
 
 json_t *pl_json_event(const struct pl_message *m, long long seq)

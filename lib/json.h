@@ -19,9 +19,15 @@ struct pl_message {
 	size_t body_len;
 	const char *created_at;		/* RFC 3339 */
 	const char *client_msg_id;
+	long long reply_to;		/* 0: none */
+	const char *attachments;	/* their JSON array; NULL: none */
 };
 
-/* {conversation_id, message_id, sender_id, body, created_at, client_msg_id} */
+/*
+ * A new message's object: {conversation_id, message_id, sender_id, body,
+ * created_at, client_msg_id, reply_to, attachments, edited_at: null,
+ * deleted_at: null, reactions: []}
+ */
 json_t *pl_json_message(const struct pl_message *m);
 
 /* The inbox event: the message object with "seq" added. */

@@ -19,6 +19,9 @@
 #define PL_CLIENT_MSG_ID_MAX 64
 #define PL_PUSH_TOKEN_MAX 4096
 #define PL_WS_FRAME_MAX_BYTES 65536
+#define PL_ATTACHMENTS_PER_MESSAGE_MAX 10
+#define PL_EMOJI_MAX_BYTES 32
+#define PL_REACTIONS_PER_MESSAGE_MAX 20
 /* Sends in one post_messages() call. */
 #define PL_POST_BATCH_MAX 256
 

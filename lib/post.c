@@ -26,7 +26,32 @@ static const struct {
 	{ "not_found", PL_NOT_FOUND,
 	  "conversation does not exist or is not yours" },
 	{ "bad_request", PL_BAD_REQUEST, "invalid message" },
+	{ "forbidden", PL_FORBIDDEN, "you cannot send in this conversation" },
+	{ "bad_reply", PL_BAD_REQUEST,
+	  "reply_to must be a message of this conversation" },
+	{ "bad_attachment", PL_BAD_REQUEST,
+	  "attachment_ids must be your own uploads, not yet posted" },
 };
+
+/* Adds an item's reply_to and attachment_ids to its object o. */
+static int add_extras(json_t *o, const struct pl_post_item *item)
+{
+	json_t *ids;
+
+	if (item->reply_to > 0 &&
+	    json_object_set_new(o, "reply_to", json_integer(item->reply_to)))
+		return -1;
+	if (item->n_attachments == 0)
+		return 0;
+	ids = json_array();
+	if (json_object_set_new(o, "attachment_ids", ids))
+		return -1;
+	for (size_t k = 0; k < item->n_attachments; k++)
+		if (json_array_append_new(ids,
+				json_integer(item->attachment_ids[k])))
+			return -1;
+	return 0;
+}
 
 /* Builds the JSON array of the items still pending. Returns NULL on OOM. */
 static char *items_json(const struct pl_post_item *items, size_t n,
@@ -50,7 +75,8 @@ static char *items_json(const struct pl_post_item *items, size_t n,
 			      (json_int_t)items[i].conversation_id,
 			      "client_msg_id", items[i].client_msg_id,
 			      "body", items[i].body, items[i].body_len);
-		if (!o || json_array_append_new(arr, o))
+		if (!o || json_array_append_new(arr, o) ||
+		    add_extras(o, &items[i]))
 			goto out;
 		map[(*npending)++] = i;
 	}
@@ -175,6 +201,37 @@ static void reclaim_duplicates(struct pl_db *db,
 	}
 }
 
+/*
+ * The stored attachment objects of each item that posted attachments (new
+ * or a duplicate), for its answer and its frames. One that cannot be read
+ * leaves attachments NULL: the answer then lists none, and history has them.
+ */
+static void read_attachments(struct pl_db *db,
+			     const struct pl_post_item *items,
+			     struct pl_post_result *results, const size_t *map,
+			     size_t npending)
+{
+	for (size_t k = 0; k < npending; k++) {
+		struct pl_post_result *r = &results[map[k]];
+		char conv[24], mid[24];
+		const char *params[2] = { conv, mid };
+		PGresult *res;
+
+		if (r->err != PL_OK || items[map[k]].n_attachments == 0)
+			continue;
+		snprintf(conv, sizeof(conv), "%lld",
+			 items[map[k]].conversation_id);
+		snprintf(mid, sizeof(mid), "%lld", r->message_id);
+		if (pl_db_exec(db, "SELECT coalesce(attachments, '[]') FROM "
+			       "messages WHERE conversation_id = $1 AND "
+			       "message_id = $2", 2, params, 1, &res, NULL))
+			continue;
+		if (PQntuples(res) == 1)
+			r->attachments = strdup(PQgetvalue(res, 0, 0));
+		PQclear(res);
+	}
+}
+
 enum pl_err pl_post_batch(struct pl_db *db, const struct pl_post_item *items,
 			  size_t n, struct pl_post_result *results)
 {
@@ -198,7 +255,15 @@ enum pl_err pl_post_batch(struct pl_db *db, const struct pl_post_item *items,
 
 		r->err = pl_validate_client_msg_id(items[i].client_msg_id,
 						   r->message, sizeof(r->message));
-		if (r->err == PL_OK)
+		if (r->err == PL_OK && items[i].n_attachments >
+		    PL_ATTACHMENTS_PER_MESSAGE_MAX) {
+			r->err = PL_BAD_REQUEST;
+			snprintf(r->message, sizeof(r->message), "at most %d "
+				 "attachments", PL_ATTACHMENTS_PER_MESSAGE_MAX);
+		}
+		/* A message of attachments alone may have an empty body. */
+		if (r->err == PL_OK && (items[i].body_len > 0 ||
+					items[i].n_attachments == 0))
 			r->err = pl_validate_body(items[i].body, items[i].body_len,
 						  r->message, sizeof(r->message));
 	}
@@ -245,6 +310,7 @@ enum pl_err pl_post_batch(struct pl_db *db, const struct pl_post_item *items,
 	}
 	if (rerun)
 		reclaim_duplicates(db, items, results, map, npending);
+	read_attachments(db, items, results, map, npending);
 out:
 	if (rc && npending)
 		fail_pending(results, map, npending, rc);
@@ -259,5 +325,47 @@ void pl_post_results_release(struct pl_post_result *results, size_t n)
 		free(results[i].deliveries);
 		results[i].deliveries = NULL;
 		results[i].n_deliveries = 0;
+		free(results[i].attachments);
+		results[i].attachments = NULL;
 	}
+}
+
+enum pl_err pl_post_item_extras(const json_t *obj, struct pl_post_item *item,
+				char *why, size_t whylen)
+{
+	const json_t *reply = json_object_get(obj, "reply_to");
+	const json_t *ids = json_object_get(obj, "attachment_ids");
+	size_t i;
+	json_t *id;
+
+	item->reply_to = 0;
+	item->n_attachments = 0;
+	if (reply && !json_is_null(reply)) {
+		if (!json_is_integer(reply) || json_integer_value(reply) <= 0) {
+			snprintf(why, whylen, "'reply_to' must be a message id");
+			return PL_BAD_REQUEST;
+		}
+		item->reply_to = json_integer_value(reply);
+	}
+	if (!ids || json_is_null(ids))
+		return PL_OK;
+	if (!json_is_array(ids)) {
+		snprintf(why, whylen, "'attachment_ids' must be a list of ids");
+		return PL_BAD_REQUEST;
+	}
+	if (json_array_size(ids) > PL_ATTACHMENTS_PER_MESSAGE_MAX) {
+		snprintf(why, whylen, "at most %d attachments",
+			 PL_ATTACHMENTS_PER_MESSAGE_MAX);
+		return PL_BAD_REQUEST;
+	}
+	json_array_foreach(ids, i, id) {
+		if (!json_is_integer(id) || json_integer_value(id) <= 0) {
+			snprintf(why, whylen, "'attachment_ids' must be a list "
+				 "of ids");
+			return PL_BAD_REQUEST;
+		}
+		item->attachment_ids[i] = json_integer_value(id);
+	}
+	item->n_attachments = json_array_size(ids);
+	return PL_OK;
 }

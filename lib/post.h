@@ -14,10 +14,12 @@
 #ifndef PL_POST_H
 #define PL_POST_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 #include "db.h"
 #include "err.h"
+#include "limits.h"
 
 /* One send. Strings are borrowed for the duration of the call. */
 struct pl_post_item {
@@ -26,6 +28,9 @@ struct pl_post_item {
 	const char *client_msg_id;	/* NUL-terminated */
 	const char *body;		/* body_len bytes, not necessarily NUL-terminated */
 	size_t body_len;
+	long long reply_to;		/* 0: not a reply */
+	long long attachment_ids[PL_ATTACHMENTS_PER_MESSAGE_MAX];
+	size_t n_attachments;		/* with attachments, body may be empty */
 };
 
 /* One inbox row the send created: publish it to user_id. */
@@ -39,7 +44,10 @@ struct pl_post_result {
 	/*
 	 * PL_OK (stored now, or a duplicate of an earlier identical send),
 	 * PL_CONFLICT (client_msg_id reused with another body), PL_NOT_FOUND
-	 * (no such conversation or not a member), PL_BAD_REQUEST or
+	 * (no such conversation or not a member), PL_FORBIDDEN (a direct
+	 * conversation whose other member blocked the sender), PL_BAD_REQUEST
+	 * (also: reply_to not a message of the conversation, an attachment
+	 * not the sender's own unposted upload) or
 	 * PL_TOO_LARGE (invalid field), PL_UNAVAILABLE (outcome unknown:
 	 * retry with the same client_msg_id) or PL_INTERNAL.
 	 */
@@ -50,6 +58,8 @@ struct pl_post_result {
 	char created_at[40];	/* RFC 3339, for PL_OK */
 	size_t n_deliveries;	/* 0 for duplicates and errors */
 	struct pl_delivery *deliveries;	/* owned by the result, sorted by user_id */
+	char *attachments;	/* owned: the stored message's attachments as a
+				 * JSON array, for items that had any */
 };
 
 /*
@@ -69,7 +79,16 @@ struct pl_post_result {
 enum pl_err pl_post_batch(struct pl_db *db, const struct pl_post_item *items,
 			  size_t n, struct pl_post_result *results);
 
-/* Frees the deliveries of results[0..n). */
+/*
+ * Reads a send's optional "reply_to" (a message id, or null) and
+ * "attachment_ids" (a list of at most PL_ATTACHMENTS_PER_MESSAGE_MAX ids)
+ * from obj, a REST body or a WebSocket "send" frame (borrowed), into item.
+ * Returns PL_OK, or PL_BAD_REQUEST with why set.
+ */
+enum pl_err pl_post_item_extras(const json_t *obj, struct pl_post_item *item,
+				char *why, size_t whylen);
+
+/* Frees the deliveries and attachments of results[0..n). */
 void pl_post_results_release(struct pl_post_result *results, size_t n);
 
 #endif

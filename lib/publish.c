@@ -176,6 +176,52 @@ void pl_publish_message(struct pl_redis *r, const struct pl_message *m,
 	pl_publish_messages(r, m, &deliveries, &n, 1);
 }
 
+void pl_publish_event(struct pl_redis *r, json_t *event,
+		      const struct pl_delivery *deliveries, size_t n)
+{
+	/* As for messages: a connection that died idle gets a second try. */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		size_t queued = 0, got = 0;
+		int broke = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			char ch[PL_EVENT_CHANNEL_BYTES], *frame, *payload;
+			const char *argv[3] = { publish_verb(r), ch, NULL };
+			int failed;
+
+			if (json_object_set_new(event, "seq",
+					json_integer(deliveries[i].seq)))
+				continue;
+			frame = json_dumps(event, JSON_COMPACT);
+			payload = frame ? pl_event_encode_message(
+				deliveries[i].seq, pl_clock_now_ms() * 1000, frame) : NULL;
+			free(frame);
+			/* Out of memory: that one is left to the inbox. */
+			if (!payload)
+				continue;
+			argv[2] = payload;
+			pl_event_channel(ch, deliveries[i].user_id);
+			failed = pl_redis_append(r, 3, argv, NULL);
+			free(payload);
+			if (failed) {
+				broke = 1;
+				break;
+			}
+			queued++;
+		}
+		for (; got < queued; got++) {
+			redisReply *rep;
+
+			if (pl_redis_read(r, &rep))
+				break;
+			freeReplyObject(rep);
+		}
+		/* A relay drops a seq it has sent already. */
+		if (!broke && got == queued)
+			return;
+	}
+}
+
 void pl_publish_frame(struct pl_redis *r, const long long *users, size_t n,
 		      const char *frame)
 {

@@ -45,6 +45,15 @@ void pl_publish_messages(struct pl_redis *r, const struct pl_message *m,
 			 const struct pl_delivery *const *deliveries,
 			 const size_t *n_deliveries, size_t count);
 
+/*
+ * Publishes an inbox event that is not a new message (an edit, deletion or
+ * reaction: event, borrowed, its object without "seq") to each delivery's
+ * user with that user's seq, in one pipelined round trip. No pushes: an
+ * edit or reaction wakes nobody's phone (doc/protocol.md "Pushes").
+ */
+void pl_publish_event(struct pl_redis *r, json_t *event,
+		      const struct pl_delivery *deliveries, size_t n);
+
 /* Publishes one frame (borrowed text) to each of users[0..n). */
 void pl_publish_frame(struct pl_redis *r, const long long *users, size_t n,
 		      const char *frame);

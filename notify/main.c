@@ -192,19 +192,26 @@ static void add_push(struct notifier *n, struct job *job, int apns,
  * (x.i, its place in the arrays) the user's highest stored cursor, the mute
  * flag, sender and body, the push devices and, only for a user who has one,
  * the unread count (capped: it is only a badge). A job without a row is of
- * a member or message that is gone. A push device is one with a token and a
+ * a member or message that is gone, or deleted before its push went out.
+ * The preview of a message of attachments alone says what they are
+ * ("Photo", "File: name"). A push device is one with a token and a
  * live session (not revoked, not expired): a phone that logged out, or whose
  * session was revoked, gets nothing, whatever token it still holds. Each
  * message is read on its own (LATERAL ... LIMIT 1), pruned to its partition
- * of messages (sql/012), as lib/inbox.h reads a page.
+ * of messages (sql/012), as lib/inbox.h reads a page. The badge counts
+ * messages, not edits or reactions (inbox rows with an event_id).
  */
 static const char JOBS_SQL[] =
-	"SELECT x.i, c.cursor, m.muted, u.display_name, y.body, b.badge, d.devs "
+	"SELECT x.i, c.cursor, m.muted, u.display_name, CASE WHEN y.body <> '' "
+	"  OR y.attachments IS NULL THEN y.body WHEN y.attachments -> 0 ->> "
+	"  'content_type' LIKE 'image/%' THEN 'Photo' ELSE 'File: ' || "
+	"  coalesce(y.attachments -> 0 ->> 'name', '') END, b.badge, d.devs "
 	"FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) WITH ORDINALITY "
 	"  AS x(uid, cid, mid, i) "
 	"JOIN members m ON m.conversation_id = x.cid AND m.user_id = x.uid "
-	"CROSS JOIN LATERAL (SELECT y.sender_id, y.body FROM messages y "
-	"  WHERE y.conversation_id = x.cid AND y.message_id = x.mid LIMIT 1) y "
+	"CROSS JOIN LATERAL (SELECT y.sender_id, y.body, y.attachments FROM "
+	"  messages y WHERE y.conversation_id = x.cid AND y.message_id = x.mid "
+	"  AND y.deleted_at IS NULL LIMIT 1) y "
 	"JOIN users u ON u.id = y.sender_id "
 	"CROSS JOIN LATERAL (SELECT coalesce(max(cursor), 0) AS cursor "
 	"  FROM devices WHERE user_id = x.uid) c "
@@ -218,7 +225,8 @@ static const char JOBS_SQL[] =
 	"  CROSS JOIN LATERAL (SELECT z.sender_id FROM messages z WHERE "
 	"  z.conversation_id = i.conversation_id AND z.message_id = i.message_id "
 	"  LIMIT 1) z WHERE d.n > 0 AND i.user_id = x.uid AND "
-	"  i.seq > c.cursor AND z.sender_id <> x.uid LIMIT 99) q) b";
+	"  i.seq > c.cursor AND i.event_id IS NULL AND z.sender_id <> x.uid "
+	"  LIMIT 99) q) b";
 
 /* Jobs checked in one statement. */
 #define DISPATCH_BATCH 256

@@ -90,10 +90,21 @@ static enum pl_err parse_send(struct relay_frame *f, char *why, size_t whylen)
 	    f->conversation_id <= 0)
 		return fail(why, whylen, PL_BAD_REQUEST, "'conversation_id' must "
 			    "be a conversation id");
+	rc = pl_post_item_extras(f->root, &f->extras, why, whylen);
+	if (rc)
+		return rc;
+	/* With attachments, the body may be empty or left out. */
+	if ((!body || json_is_null(body)) && f->extras.n_attachments > 0) {
+		f->body = "";
+		f->body_len = 0;
+		return PL_OK;
+	}
 	if (!json_is_string(body))
 		return fail(why, whylen, PL_BAD_REQUEST, "'body' must be a string");
 	f->body = json_string_value(body);
 	f->body_len = json_string_length(body);
+	if (f->body_len == 0 && f->extras.n_attachments > 0)
+		return PL_OK;
 	return pl_validate_body(f->body, f->body_len, why, whylen);
 }
 

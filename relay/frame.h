@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "err.h"
+#include "post.h"
 
 enum relay_frame_type {
 	RELAY_FRAME_NONE,	/* not JSON, not an object, or no string "type" */
@@ -40,6 +41,7 @@ struct relay_frame {
 	const char *client_msg_id;	/* send */
 	const char *body;		/* send; body_len bytes, NUL-terminated */
 	size_t body_len;
+	struct pl_post_item extras;	/* send: reply_to, attachment_ids */
 	long long seq;			/* ack */
 	long long message_id;		/* read */
 	const char *ref;		/* the client_msg_id an error answers, or NULL */

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "cursor.h"
+#include "limits.h"
 
 enum relay_job_kind {
 	JOB_AUTH,		/* a hello or an HTTP stream's session check */
@@ -51,6 +52,9 @@ struct relay_job_send {
 	char *client_msg_id;	/* owned */
 	char *body;		/* owned, body_len bytes and a NUL */
 	size_t body_len;
+	long long reply_to;	/* 0: not a reply */
+	long long attachment_ids[PL_ATTACHMENTS_PER_MESSAGE_MAX];
+	size_t n_attachments;
 };
 
 struct relay_job_cursors {

@@ -173,6 +173,10 @@ static void on_send(struct conn *c, const struct relay_frame *f)
 		struct relay_job_send *s = &j->as.send;
 
 		s->conversation_id = f->conversation_id;
+		s->reply_to = f->extras.reply_to;
+		s->n_attachments = f->extras.n_attachments;
+		memcpy(s->attachment_ids, f->extras.attachment_ids,
+		       sizeof(s->attachment_ids));
 		s->client_msg_id = strdup(f->client_msg_id);
 		s->body_len = f->body_len;
 		s->body = malloc(s->body_len + 1);

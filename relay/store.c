@@ -255,14 +255,21 @@ static void do_sends(struct store *s, struct relay_job **jobs, size_t n,
 	const struct pl_delivery *deliveries[PL_POST_BATCH_MAX];
 	size_t n_deliveries[PL_POST_BATCH_MAX], fresh = 0;
 
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		const struct relay_job_send *send = &jobs[i]->as.send;
+
 		items[i] = (struct pl_post_item){
 			.sender_id = jobs[i]->user_id,
-			.conversation_id = jobs[i]->as.send.conversation_id,
-			.client_msg_id = jobs[i]->as.send.client_msg_id,
-			.body = jobs[i]->as.send.body,
-			.body_len = jobs[i]->as.send.body_len,
+			.conversation_id = send->conversation_id,
+			.client_msg_id = send->client_msg_id,
+			.body = send->body,
+			.body_len = send->body_len,
+			.reply_to = send->reply_to,
+			.n_attachments = send->n_attachments,
 		};
+		memcpy(items[i].attachment_ids, send->attachment_ids,
+		       sizeof(items[i].attachment_ids));
+	}
 	{
 		struct timespec t0, t1;
 
@@ -291,6 +298,8 @@ static void do_sends(struct store *s, struct relay_job **jobs, size_t n,
 			.body_len = items[i].body_len,
 			.created_at = res->created_at,
 			.client_msg_id = items[i].client_msg_id,
+			.reply_to = items[i].reply_to,
+			.attachments = res->attachments,
 		};
 		deliveries[fresh] = res->deliveries;
 		n_deliveries[fresh++] = res->n_deliveries;
@@ -393,9 +402,12 @@ static void announce_presence(struct store *s, long long user, int online,
 
 	pl_clock_rfc3339_ms(last_seen_ms, stamp);
 	snprintf(uid, sizeof(uid), "%lld", user);
-	if (pl_db_exec(&s->db, "SELECT friend_id FROM friendships WHERE "
-		       "user_id = $1 AND state = 'accepted'", 1, params, 1, &res,
-		       NULL))
+	/* Never across a block, either way (doc/protocol.md "Blocking"). */
+	if (pl_db_exec(&s->db, "SELECT f.friend_id FROM friendships f WHERE "
+		       "f.user_id = $1 AND f.state = 'accepted' AND NOT EXISTS "
+		       "(SELECT 1 FROM blocks b WHERE (b.user_id = $1 AND "
+		       "b.blocked_id = f.friend_id) OR (b.user_id = f.friend_id "
+		       "AND b.blocked_id = $1))", 1, params, 1, &res, NULL))
 		return;
 	publish_rows(s, res, json_pack("{s:s,s:I,s:s,s:s}", "type", "presence",
 				       "user_id", (json_int_t)user, "status",

@@ -13,6 +13,61 @@ CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
 
 COMMENT ON EXTENSION pg_trgm IS 'text similarity measurement and index searching based on trigrams';
 
+
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+--
+-- Name: attachments; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.attachments (
+    id bigint NOT NULL,
+    uploader_id bigint NOT NULL,
+    content_type text NOT NULL,
+    size bigint NOT NULL,
+    name text DEFAULT ''::text NOT NULL,
+    sha256 text NOT NULL,
+    width integer,
+    height integer,
+    thumb_width integer,
+    thumb_height integer,
+    storage text NOT NULL,
+    conversation_id bigint,
+    message_id bigint,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT attachments_content_type_check CHECK (((octet_length(content_type) >= 1) AND (octet_length(content_type) <= 128))),
+    CONSTRAINT attachments_height_check CHECK ((height > 0)),
+    CONSTRAINT attachments_name_check CHECK ((char_length(name) <= 255)),
+    CONSTRAINT attachments_sha256_check CHECK ((sha256 ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT attachments_size_check CHECK ((size >= 0)),
+    CONSTRAINT attachments_storage_check CHECK ((storage ~ '^[0-9a-z/._-]{1,200}$'::text)),
+    CONSTRAINT attachments_thumb_height_check CHECK ((thumb_height > 0)),
+    CONSTRAINT attachments_thumb_width_check CHECK ((thumb_width > 0)),
+    CONSTRAINT attachments_width_check CHECK ((width > 0))
+);
+
+--
+-- Name: message_events; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.message_events (
+    id bigint NOT NULL,
+    conversation_id bigint NOT NULL,
+    message_id bigint NOT NULL,
+    kind text NOT NULL,
+    actor_id bigint NOT NULL,
+    body text,
+    emoji text,
+    op text,
+    at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT message_events_body_check CHECK ((octet_length(body) <= 4096)),
+    CONSTRAINT message_events_emoji_check CHECK (((octet_length(emoji) >= 1) AND (octet_length(emoji) <= 32))),
+    CONSTRAINT message_events_kind_check CHECK ((kind = ANY (ARRAY['edit'::text, 'delete'::text, 'reaction'::text]))),
+    CONSTRAINT message_events_op_check CHECK ((op = ANY (ARRAY['add'::text, 'remove'::text])))
+);
+
 --
 -- Name: messages; Type: TABLE; Schema: public; Owner: -
 --
@@ -24,11 +79,44 @@ CREATE TABLE public.messages (
     client_msg_id text NOT NULL,
     body text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
+    reply_to bigint,
+    attachments jsonb,
+    edited_at timestamp with time zone,
+    deleted_at timestamp with time zone,
+    deleted_by bigint,
+    CONSTRAINT messages_body_check CHECK ((octet_length(body) <= 4096)),
     CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
     CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
 )
 PARTITION BY HASH (conversation_id);
+
+--
+-- Name: attachments_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+CREATE SEQUENCE public.attachments_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+--
+-- Name: attachments_id_seq; Type: SEQUENCE OWNED BY; Schema: public; Owner: -
+--
+
+ALTER SEQUENCE public.attachments_id_seq OWNED BY public.attachments.id;
+
+--
+-- Name: blocks; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.blocks (
+    user_id bigint NOT NULL,
+    blocked_id bigint NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT blocks_check CHECK ((user_id <> blocked_id))
+);
 
 --
 -- Name: conversations; Type: TABLE; Schema: public; Owner: -
@@ -127,6 +215,7 @@ CREATE TABLE public.inbox (
     seq bigint NOT NULL,
     conversation_id bigint NOT NULL,
     message_id bigint NOT NULL,
+    event_id bigint,
     CONSTRAINT inbox_seq_check CHECK ((seq > 0))
 )
 PARTITION BY HASH (user_id);
@@ -140,6 +229,7 @@ CREATE TABLE public.inbox_p0 (
     seq bigint NOT NULL,
     conversation_id bigint NOT NULL,
     message_id bigint NOT NULL,
+    event_id bigint,
     CONSTRAINT inbox_seq_check CHECK ((seq > 0))
 )
 WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
@@ -153,6 +243,7 @@ CREATE TABLE public.inbox_p1 (
     seq bigint NOT NULL,
     conversation_id bigint NOT NULL,
     message_id bigint NOT NULL,
+    event_id bigint,
     CONSTRAINT inbox_seq_check CHECK ((seq > 0))
 )
 WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
@@ -166,6 +257,7 @@ CREATE TABLE public.inbox_p2 (
     seq bigint NOT NULL,
     conversation_id bigint NOT NULL,
     message_id bigint NOT NULL,
+    event_id bigint,
     CONSTRAINT inbox_seq_check CHECK ((seq > 0))
 )
 WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
@@ -179,6 +271,7 @@ CREATE TABLE public.inbox_p3 (
     seq bigint NOT NULL,
     conversation_id bigint NOT NULL,
     message_id bigint NOT NULL,
+    event_id bigint,
     CONSTRAINT inbox_seq_check CHECK ((seq > 0))
 )
 WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
@@ -192,6 +285,7 @@ CREATE TABLE public.inbox_p4 (
     seq bigint NOT NULL,
     conversation_id bigint NOT NULL,
     message_id bigint NOT NULL,
+    event_id bigint,
     CONSTRAINT inbox_seq_check CHECK ((seq > 0))
 )
 WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
@@ -205,6 +299,7 @@ CREATE TABLE public.inbox_p5 (
     seq bigint NOT NULL,
     conversation_id bigint NOT NULL,
     message_id bigint NOT NULL,
+    event_id bigint,
     CONSTRAINT inbox_seq_check CHECK ((seq > 0))
 )
 WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
@@ -218,6 +313,7 @@ CREATE TABLE public.inbox_p6 (
     seq bigint NOT NULL,
     conversation_id bigint NOT NULL,
     message_id bigint NOT NULL,
+    event_id bigint,
     CONSTRAINT inbox_seq_check CHECK ((seq > 0))
 )
 WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
@@ -231,6 +327,7 @@ CREATE TABLE public.inbox_p7 (
     seq bigint NOT NULL,
     conversation_id bigint NOT NULL,
     message_id bigint NOT NULL,
+    event_id bigint,
     CONSTRAINT inbox_seq_check CHECK ((seq > 0))
 )
 WITH (autovacuum_vacuum_insert_threshold='20000', autovacuum_analyze_threshold='20000');
@@ -250,6 +347,23 @@ CREATE TABLE public.members (
 );
 
 --
+-- Name: message_events_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+CREATE SEQUENCE public.message_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+--
+-- Name: message_events_id_seq; Type: SEQUENCE OWNED BY; Schema: public; Owner: -
+--
+
+ALTER SEQUENCE public.message_events_id_seq OWNED BY public.message_events.id;
+
+--
 -- Name: messages_p0; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -260,7 +374,12 @@ CREATE TABLE public.messages_p0 (
     client_msg_id text NOT NULL,
     body text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
+    reply_to bigint,
+    attachments jsonb,
+    edited_at timestamp with time zone,
+    deleted_at timestamp with time zone,
+    deleted_by bigint,
+    CONSTRAINT messages_body_check CHECK ((octet_length(body) <= 4096)),
     CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
     CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
 )
@@ -277,7 +396,12 @@ CREATE TABLE public.messages_p1 (
     client_msg_id text NOT NULL,
     body text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
+    reply_to bigint,
+    attachments jsonb,
+    edited_at timestamp with time zone,
+    deleted_at timestamp with time zone,
+    deleted_by bigint,
+    CONSTRAINT messages_body_check CHECK ((octet_length(body) <= 4096)),
     CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
     CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
 )
@@ -294,7 +418,12 @@ CREATE TABLE public.messages_p2 (
     client_msg_id text NOT NULL,
     body text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
+    reply_to bigint,
+    attachments jsonb,
+    edited_at timestamp with time zone,
+    deleted_at timestamp with time zone,
+    deleted_by bigint,
+    CONSTRAINT messages_body_check CHECK ((octet_length(body) <= 4096)),
     CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
     CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
 )
@@ -311,7 +440,12 @@ CREATE TABLE public.messages_p3 (
     client_msg_id text NOT NULL,
     body text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
+    reply_to bigint,
+    attachments jsonb,
+    edited_at timestamp with time zone,
+    deleted_at timestamp with time zone,
+    deleted_by bigint,
+    CONSTRAINT messages_body_check CHECK ((octet_length(body) <= 4096)),
     CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
     CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
 )
@@ -328,7 +462,12 @@ CREATE TABLE public.messages_p4 (
     client_msg_id text NOT NULL,
     body text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
+    reply_to bigint,
+    attachments jsonb,
+    edited_at timestamp with time zone,
+    deleted_at timestamp with time zone,
+    deleted_by bigint,
+    CONSTRAINT messages_body_check CHECK ((octet_length(body) <= 4096)),
     CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
     CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
 )
@@ -345,7 +484,12 @@ CREATE TABLE public.messages_p5 (
     client_msg_id text NOT NULL,
     body text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
+    reply_to bigint,
+    attachments jsonb,
+    edited_at timestamp with time zone,
+    deleted_at timestamp with time zone,
+    deleted_by bigint,
+    CONSTRAINT messages_body_check CHECK ((octet_length(body) <= 4096)),
     CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
     CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
 )
@@ -362,7 +506,12 @@ CREATE TABLE public.messages_p6 (
     client_msg_id text NOT NULL,
     body text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
+    reply_to bigint,
+    attachments jsonb,
+    edited_at timestamp with time zone,
+    deleted_at timestamp with time zone,
+    deleted_by bigint,
+    CONSTRAINT messages_body_check CHECK ((octet_length(body) <= 4096)),
     CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
     CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
 )
@@ -379,11 +528,29 @@ CREATE TABLE public.messages_p7 (
     client_msg_id text NOT NULL,
     body text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT messages_body_check CHECK (((octet_length(body) >= 1) AND (octet_length(body) <= 4096))),
+    reply_to bigint,
+    attachments jsonb,
+    edited_at timestamp with time zone,
+    deleted_at timestamp with time zone,
+    deleted_by bigint,
+    CONSTRAINT messages_body_check CHECK ((octet_length(body) <= 4096)),
     CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
     CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
 )
 WITH (autovacuum_vacuum_insert_threshold='2500', autovacuum_vacuum_insert_scale_factor='0', autovacuum_analyze_threshold='20000');
+
+--
+-- Name: reactions; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.reactions (
+    conversation_id bigint NOT NULL,
+    message_id bigint NOT NULL,
+    emoji text NOT NULL,
+    user_id bigint NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT reactions_emoji_check CHECK (((octet_length(emoji) >= 1) AND (octet_length(emoji) <= 32)))
+);
 
 --
 -- Name: schema_migrations; Type: TABLE; Schema: public; Owner: -
@@ -566,6 +733,12 @@ ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p6 FOR VALUES 
 ALTER TABLE ONLY public.messages ATTACH PARTITION public.messages_p7 FOR VALUES WITH (modulus 8, remainder 7);
 
 --
+-- Name: attachments id; Type: DEFAULT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.attachments ALTER COLUMN id SET DEFAULT nextval('public.attachments_id_seq'::regclass);
+
+--
 -- Name: conversations id; Type: DEFAULT; Schema: public; Owner: -
 --
 
@@ -578,6 +751,12 @@ ALTER TABLE ONLY public.conversations ALTER COLUMN id SET DEFAULT nextval('publi
 ALTER TABLE ONLY public.devices ALTER COLUMN id SET DEFAULT nextval('public.devices_id_seq'::regclass);
 
 --
+-- Name: message_events id; Type: DEFAULT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.message_events ALTER COLUMN id SET DEFAULT nextval('public.message_events_id_seq'::regclass);
+
+--
 -- Name: sessions id; Type: DEFAULT; Schema: public; Owner: -
 --
 
@@ -588,6 +767,20 @@ ALTER TABLE ONLY public.sessions ALTER COLUMN id SET DEFAULT nextval('public.ses
 --
 
 ALTER TABLE ONLY public.users ALTER COLUMN id SET DEFAULT nextval('public.users_id_seq'::regclass);
+
+--
+-- Name: attachments attachments_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.attachments
+    ADD CONSTRAINT attachments_pkey PRIMARY KEY (id);
+
+--
+-- Name: blocks blocks_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.blocks
+    ADD CONSTRAINT blocks_pkey PRIMARY KEY (user_id, blocked_id);
 
 --
 -- Name: conversations conversations_direct_key_key; Type: CONSTRAINT; Schema: public; Owner: -
@@ -686,6 +879,13 @@ ALTER TABLE ONLY public.inbox_p7
 
 ALTER TABLE ONLY public.members
     ADD CONSTRAINT members_pkey PRIMARY KEY (conversation_id, user_id);
+
+--
+-- Name: message_events message_events_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.message_events
+    ADD CONSTRAINT message_events_pkey PRIMARY KEY (id);
 
 --
 -- Name: messages messages_conversation_id_sender_id_client_msg_id_key; Type: CONSTRAINT; Schema: public; Owner: -
@@ -814,6 +1014,13 @@ ALTER TABLE ONLY public.messages_p7
     ADD CONSTRAINT messages_p7_pkey PRIMARY KEY (conversation_id, message_id);
 
 --
+-- Name: reactions reactions_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.reactions
+    ADD CONSTRAINT reactions_pkey PRIMARY KEY (conversation_id, message_id, emoji, user_id);
+
+--
 -- Name: schema_migrations schema_migrations_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -849,6 +1056,24 @@ ALTER TABLE ONLY public.users
     ADD CONSTRAINT users_username_key UNIQUE (username);
 
 --
+-- Name: attachments_unposted; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX attachments_unposted ON public.attachments USING btree (created_at) WHERE (message_id IS NULL);
+
+--
+-- Name: attachments_uploader; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX attachments_uploader ON public.attachments USING btree (uploader_id);
+
+--
+-- Name: blocks_blocked; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX blocks_blocked ON public.blocks USING btree (blocked_id);
+
+--
 -- Name: devices_push_token; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -871,6 +1096,12 @@ CREATE INDEX friendships_friend ON public.friendships USING btree (friend_id);
 --
 
 CREATE INDEX members_user ON public.members USING btree (user_id);
+
+--
+-- Name: message_events_message; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX message_events_message ON public.message_events USING btree (conversation_id, message_id);
 
 --
 -- Name: messages_trgm; Type: INDEX; Schema: public; Owner: -
@@ -1257,6 +1488,27 @@ CREATE TRIGGER users_drop_inbox AFTER DELETE ON public.users REFERENCING OLD TAB
 CREATE TRIGGER users_keep_senders AFTER DELETE ON public.users REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION public.users_keep_senders();
 
 --
+-- Name: attachments attachments_uploader_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.attachments
+    ADD CONSTRAINT attachments_uploader_id_fkey FOREIGN KEY (uploader_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+--
+-- Name: blocks blocks_blocked_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.blocks
+    ADD CONSTRAINT blocks_blocked_id_fkey FOREIGN KEY (blocked_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+--
+-- Name: blocks blocks_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.blocks
+    ADD CONSTRAINT blocks_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+--
 -- Name: conversations conversations_created_by_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1297,6 +1549,13 @@ ALTER TABLE ONLY public.members
 
 ALTER TABLE ONLY public.members
     ADD CONSTRAINT members_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+--
+-- Name: reactions reactions_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.reactions
+    ADD CONSTRAINT reactions_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
 
 --
 -- Name: sessions sessions_device_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -

@@ -20,7 +20,7 @@ BEGIN
                        WHERE x.conversation_id = c.id AND x.role = 'admin'),
         'created_at', rfc3339(c.created_at),
         'last_activity_at', rfc3339(c.last_activity_at),
-        'last_message', (SELECT message_json(lm) FROM messages lm
+        'last_message', (SELECT message_out(lm, p_user)::jsonb FROM messages lm
                           WHERE lm.conversation_id = p_conversation
                             AND lm.message_id = c.last_message_id),
         'unread', (SELECT count(*) FROM messages u

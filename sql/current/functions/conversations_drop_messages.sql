@@ -13,6 +13,3 @@ BEGIN
     RETURN NULL;
 END
 $$;
-
-
-SET default_tablespace = '';

@@ -8,5 +8,5 @@
 CREATE FUNCTION public.message_json(m public.messages) RETURNS jsonb
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
-    SELECT message_out(m)::jsonb
+    SELECT message_out(m, NULL)::jsonb
 $$;

@@ -2,35 +2,36 @@
 -- from a database migrated with sql/0*.sql; do not edit (sql/README).
 
 --
--- Name: message_out(public.messages, bigint, text); Type: FUNCTION; Schema: public; Owner: -
+-- Name: message_out(public.messages, bigint, bigint); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.message_out(m public.messages, p_seq bigint DEFAULT NULL::bigint, p_type text DEFAULT NULL::text) RETURNS json
+CREATE FUNCTION public.message_out(m public.messages, p_viewer bigint, p_seq bigint DEFAULT NULL::bigint) RETURNS json
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
-    SELECT CASE
-        WHEN p_type IS NOT NULL THEN json_build_object(
-            'type', p_type, 'seq', p_seq,
+    SELECT CASE WHEN p_seq IS NOT NULL THEN json_build_object(
+            'type', 'message', 'seq', p_seq,
             'conversation_id', m.conversation_id,
             'message_id', m.message_id,
             'sender_id', m.sender_id,
             'body', m.body,
             'created_at', rfc3339(m.created_at),
-            'client_msg_id', m.client_msg_id)
-        WHEN p_seq IS NOT NULL THEN json_build_object(
-            'seq', p_seq,
-            'conversation_id', m.conversation_id,
-            'message_id', m.message_id,
-            'sender_id', m.sender_id,
-            'body', m.body,
-            'created_at', rfc3339(m.created_at),
-            'client_msg_id', m.client_msg_id)
+            'client_msg_id', m.client_msg_id,
+            'reply_to', m.reply_to,
+            'attachments', coalesce(m.attachments, '[]'),
+            'edited_at', rfc3339(m.edited_at),
+            'deleted_at', rfc3339(m.deleted_at),
+            'reactions', reactions_json(m.conversation_id, m.message_id, p_viewer))
         ELSE json_build_object(
             'conversation_id', m.conversation_id,
             'message_id', m.message_id,
             'sender_id', m.sender_id,
             'body', m.body,
             'created_at', rfc3339(m.created_at),
-            'client_msg_id', m.client_msg_id)
+            'client_msg_id', m.client_msg_id,
+            'reply_to', m.reply_to,
+            'attachments', coalesce(m.attachments, '[]'),
+            'edited_at', rfc3339(m.edited_at),
+            'deleted_at', rfc3339(m.deleted_at),
+            'reactions', reactions_json(m.conversation_id, m.message_id, p_viewer))
     END
 $$;

@@ -15,6 +15,9 @@ DECLARE
     convs_in bigint[];
     cmids    text[];
     bodies   text[];
+    replies  bigint[];
+    atts     jsonb[];
+    attj     jsonb;
     st       text[];
     mids     bigint[];
     stamps   timestamptz[];
@@ -32,8 +35,12 @@ BEGIN
     SELECT array_agg((e.j ->> 'sender_id')::bigint ORDER BY e.i),
            array_agg((e.j ->> 'conversation_id')::bigint ORDER BY e.i),
            array_agg(e.j ->> 'client_msg_id' ORDER BY e.i),
-           array_agg(e.j ->> 'body' ORDER BY e.i)
-      INTO senders, convs_in, cmids, bodies
+           array_agg(e.j ->> 'body' ORDER BY e.i),
+           array_agg((e.j ->> 'reply_to')::bigint ORDER BY e.i),
+           array_agg(CASE WHEN jsonb_typeof(e.j -> 'attachment_ids') = 'array'
+                          AND jsonb_array_length(e.j -> 'attachment_ids') > 0
+                     THEN e.j -> 'attachment_ids' END ORDER BY e.i)
+      INTO senders, convs_in, cmids, bodies, replies, atts
       FROM jsonb_array_elements(p_items) WITH ORDINALITY AS e(j, i);
     st := array_fill(NULL::text, ARRAY[n]);
     mids := array_fill(NULL::bigint, ARRAY[n]);
@@ -44,13 +51,17 @@ BEGIN
     FOR i IN 1 .. n LOOP
         IF senders[i] IS NULL OR convs_in[i] IS NULL
            OR cmids[i] IS NULL OR bodies[i] IS NULL
-           OR octet_length(bodies[i]) NOT BETWEEN 1 AND 4096
+           OR octet_length(bodies[i]) NOT BETWEEN
+              (CASE WHEN atts[i] IS NULL THEN 1 ELSE 0 END) AND 4096
+           OR coalesce(jsonb_array_length(atts[i]), 0) > 10
            OR cmids[i] !~ '^[ -~]{1,64}$' THEN
             st[i] := 'bad_request';
         ELSIF NOT EXISTS (SELECT 1 FROM members m
                           WHERE m.conversation_id = convs_in[i]
                             AND m.user_id = senders[i]) THEN
             st[i] := 'not_found';
+        ELSIF blocked_in_direct(convs_in[i], senders[i]) THEN
+            st[i] := 'forbidden';
         ELSE
             SELECT m.message_id, m.body, m.created_at
               INTO old_id, old_body, old_at
@@ -63,6 +74,10 @@ BEGIN
                               ELSE 'conflict' END;
                 mids[i] := old_id;
                 stamps[i] := old_at;
+            ELSIF replies[i] IS NOT NULL AND NOT EXISTS (
+                    SELECT 1 FROM messages r WHERE r.conversation_id = convs_in[i]
+                       AND r.message_id = replies[i]) THEN
+                st[i] := 'bad_reply';
             END IF;
         END IF;
     END LOOP;
@@ -79,6 +94,12 @@ BEGIN
           FROM members m WHERE m.conversation_id = ANY (convs);
         PERFORM 1 FROM user_heads h WHERE h.user_id = ANY (users)
           ORDER BY h.user_id FOR UPDATE;
+        -- Then the attachments to be posted, in id order (014).
+        PERFORM 1 FROM attachments a
+         WHERE a.id IN (SELECT x::bigint FROM generate_series(1, n) AS g,
+                               jsonb_array_elements_text(atts[g]) AS x
+                         WHERE st[g] IS NULL AND atts[g] IS NOT NULL)
+         ORDER BY a.id FOR UPDATE;
     END IF;
 
     -- 3. Store, item by item in input order.
@@ -108,6 +129,15 @@ BEGIN
             CONTINUE;
         END IF;
 
+        attj := NULL;
+        IF atts[i] IS NOT NULL THEN
+            attj := claim_attachments(atts[i], senders[i], convs_in[i]);
+            IF attj IS NULL THEN
+                st[i] := 'bad_attachment';
+                CONTINUE;
+            END IF;
+        END IF;
+
         UPDATE conversations c
            SET last_message_id = c.last_message_id + 1,
                last_activity_at = now_at
@@ -115,12 +145,21 @@ BEGIN
         RETURNING c.last_message_id INTO mid;
 
         INSERT INTO messages (conversation_id, message_id, sender_id,
-                              client_msg_id, body, created_at)
-        VALUES (convs_in[i], mid, senders[i], cmids[i], bodies[i], now_at);
+                              client_msg_id, body, created_at, reply_to,
+                              attachments)
+        VALUES (convs_in[i], mid, senders[i], cmids[i], bodies[i], now_at,
+                replies[i], attj);
+        IF attj IS NOT NULL THEN
+            UPDATE attachments a SET message_id = mid
+             WHERE a.conversation_id = convs_in[i] AND a.message_id = 0
+               AND a.uploader_id = senders[i];
+        END IF;
 
         WITH heads AS (
             UPDATE user_heads h SET last_seq = h.last_seq + 1
              WHERE h.user_id = ANY (mem)
+               AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.user_id = h.user_id
+                                 AND b.blocked_id = senders[i])
             RETURNING h.user_id, h.last_seq
         ), rows AS (
             INSERT INTO inbox (user_id, seq, conversation_id, message_id)

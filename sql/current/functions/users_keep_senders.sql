@@ -16,6 +16,3 @@ BEGIN
     RETURN NULL;
 END
 $$;
-
-
-SET default_table_access_method = heap;
