@@ -1,109 +1,47 @@
 /*
  * What happens to a message after it is sent: edit, delete, reactions
- * (doc/protocol.md "Edits, deletions and reactions"). Each is one call of
- * post_event() (sql/014), which stores it as an inbox event with its own
- * seq for every member who receives it, under the posting path's locks;
- * after COMMIT the event goes to their relays, like a message but with no
- * push.
+ * (doc/protocol.md "Edits, deletions and reactions"), stored by lib/change
+ * as inbox events with their own seqs; after COMMIT each goes to its
+ * members' relays, like a message but with no push.
  */
 #include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
+#include "change.h"
 #include "limits.h"
 #include "publish.h"
 #include "validate.h"
 #include "banned.h"
 
-/* What post_event()'s status means for the request. */
-static const struct {
-	const char *status;
-	enum pl_err err;
-	const char *message;
-} statuses[] = {
-	{ "not_found", PL_NOT_FOUND,
-	  "no such message, or it is not yours to see" },
-	{ "forbidden", PL_FORBIDDEN,
-	  "only the sender (or, to delete, a group admin) may do this" },
-	{ "too_late", PL_FORBIDDEN, "the message is past its edit window" },
-	{ "too_many", PL_BAD_REQUEST,
-	  "the message has the most distinct reactions a message may have" },
-};
-
-/* Parses "[[user_id, seq], ...]" into a new array; NULL when empty or bad. */
-static struct pl_delivery *deliveries_of(json_t *arr, size_t *n)
-{
-	struct pl_delivery *d;
-	size_t i;
-	json_t *pair;
-
-	*n = 0;
-	if (!json_is_array(arr) || json_array_size(arr) == 0)
-		return NULL;
-	d = calloc(json_array_size(arr), sizeof(*d));
-	if (!d)
-		return NULL;
-	json_array_foreach(arr, i, pair) {
-		d[i].user_id = json_integer_value(json_array_get(pair, 0));
-		d[i].seq = json_integer_value(json_array_get(pair, 1));
-	}
-	*n = json_array_size(arr);
-	return d;
-}
-
 /*
- * Runs post_event(kind) on message params[1] of conversation params[0] and
- * publishes the event it stored, if it stored one (changing nothing, as a
- * second delete or reaction does, stores none). Returns PL_OK or fails the
- * request.
+ * Stores change kind (body or emoji as it needs) on message params[1] of
+ * conversation params[0] and publishes the event stored, if one was:
+ * changing nothing (a second delete, a reaction already there) stores none.
+ * Returns PL_OK or fails the request.
  */
-static enum pl_err post_event(struct api_request *req, const char *kind,
-			      const char *body, const char *emoji)
+static enum pl_err change(struct api_request *req, enum pl_change_kind kind,
+			  const char *body, const char *emoji)
 {
-	long long conv = req->params[0], mid = req->params[1];
-	char cid[24], msg[24], uid[24], window[48], max[24];
-	const char *params[] = { kind, api_ll(uid, req->user_id),
-				 api_ll(cid, conv), api_ll(msg, mid), body,
-				 emoji, window, max };
-	struct pl_delivery *d;
-	const char *status;
-	json_t *ev, *dels;
-	PGresult *res;
-	enum pl_err rc;
-	size_t n;
+	struct pl_change c = {
+		.kind = kind, .actor_id = req->user_id,
+		.conversation_id = req->params[0], .message_id = req->params[1],
+		.body = body, .emoji = emoji,
+		.edit_window_s = req->w->cfg->messages_edit_window_s,
+	};
+	struct pl_change_result r;
+	enum pl_err rc = pl_change_post(&req->w->db, &c, &r);
 
-	snprintf(window, sizeof(window), "%lld seconds",
-		 req->w->cfg->messages_edit_window_s);
-	api_ll(max, PL_REACTIONS_PER_MESSAGE_MAX);
-	if ((rc = api_sql(req, "SELECT status, event, deliveries FROM "
-			  "post_event($1, $2, $3, $4, $5, $6, $7::interval, $8)",
-			  8, params, 0, &res)))
-		return rc;
-	status = PQgetvalue(res, 0, 0);
-	for (size_t k = 0; k < sizeof(statuses) / sizeof(statuses[0]); k++)
-		if (strcmp(status, statuses[k].status) == 0) {
-			rc = statuses[k].err;
-			PQclear(res);
-			return api_fail(req, rc, "%s (message %lld of "
-					"conversation %lld)", statuses[k].message,
-					mid, conv);
-		}
-	if (strcmp(status, "ok") != 0) {
-		PQclear(res);
-		return PL_OK;	/* "noop": nothing changed, nothing to tell */
-	}
-	ev = api_json_column(res, 0, 1);
-	dels = api_json_column(res, 0, 2);
-	PQclear(res);
+	if (rc)
+		rc = api_fail(req, rc, "%s (message %lld of conversation %lld)",
+			      r.message, c.message_id, c.conversation_id);
 	/* Only after COMMIT: tell the relays. */
-	d = deliveries_of(dels, &n);
-	if (ev && d)
-		pl_publish_event(&req->w->redis, ev, d, n);
-	free(d);
-	json_decref(dels);
-	json_decref(ev);
-	return PL_OK;
+	else if (r.event)
+		pl_publish_event(&req->w->redis, r.event, r.deliveries,
+				 r.n_deliveries);
+	pl_change_release(&r);
+	return rc;
 }
 
 /* PATCH /conversations/{id}/messages/{mid} {body}: 200 the message. */
@@ -117,7 +55,7 @@ enum pl_err api_messages_edit(struct api_request *req)
 		return rc;
 	if ((rc = pl_validate_body(body, strlen(body), why, sizeof(why))))
 		return api_fail(req, rc, "%s", why);
-	if ((rc = post_event(req, "edit", body, NULL)))
+	if ((rc = change(req, PL_CHANGE_EDIT, body, NULL)))
 		return rc;
 	return api_sql_reply_json(req, 200,
 		"SELECT message_out(m, $3::bigint) FROM messages m WHERE "
@@ -131,7 +69,7 @@ enum pl_err api_messages_edit(struct api_request *req)
 /* DELETE /conversations/{id}/messages/{mid}: 204, idempotent. */
 enum pl_err api_messages_delete(struct api_request *req)
 {
-	enum pl_err rc = post_event(req, "delete", NULL, NULL);
+	enum pl_err rc = change(req, PL_CHANGE_DELETE, NULL, NULL);
 
 	if (rc)
 		return rc;
@@ -167,13 +105,13 @@ static enum pl_err emoji_of(struct api_request *req,
 	return PL_OK;
 }
 
-static enum pl_err react(struct api_request *req, const char *kind)
+static enum pl_err react(struct api_request *req, enum pl_change_kind kind)
 {
 	char emoji[PL_EMOJI_MAX_BYTES + 1];
 	enum pl_err rc;
 
 	if ((rc = emoji_of(req, emoji)) ||
-	    (rc = post_event(req, kind, NULL, emoji)))
+	    (rc = change(req, kind, NULL, emoji)))
 		return rc;
 	api_reply(req, 204, NULL);
 	return PL_OK;
@@ -182,11 +120,11 @@ static enum pl_err react(struct api_request *req, const char *kind)
 /* PUT /conversations/{id}/messages/{mid}/reactions/{emoji}: 204. */
 enum pl_err api_reactions_put(struct api_request *req)
 {
-	return react(req, "react");
+	return react(req, PL_CHANGE_REACT);
 }
 
 /* DELETE .../reactions/{emoji}: 204, also when there was none. */
 enum pl_err api_reactions_delete(struct api_request *req)
 {
-	return react(req, "unreact");
+	return react(req, PL_CHANGE_UNREACT);
 }

@@ -7,7 +7,8 @@
 # nginx, on the ports scripts/stacks gives it or PARLEY_*_PORT, from fresh
 # data), then runs one TAP test each:
 #   - scripts/sql-current --check: sql/current/ is what the migrations leave;
-#   - tests/db/test_post of the build dir (cmocka, against PostgreSQL), if built;
+#   - tests/db/test_post and test_change of the build dir (cmocka, against
+#     PostgreSQL), if built;
 #   - tests/redis/run-cluster: tests/redis/test_cluster against a Redis
 #     Cluster it starts on loopback, if built;
 #   - every tests/e2e/NN-*.py in name order, with /usr/bin/python3;
@@ -126,6 +127,10 @@ names+=("db/sql-current")
 if [ -x "$PARLEY_BUILDDIR/tests/db/test_post" ]; then
 	tests+=("$PARLEY_BUILDDIR/tests/db/test_post")
 	names+=("db/test_post")
+fi
+if [ -x "$PARLEY_BUILDDIR/tests/db/test_change" ]; then
+	tests+=("$PARLEY_BUILDDIR/tests/db/test_change")
+	names+=("db/test_change")
 fi
 # lib/redis.c against a throwaway Redis Cluster of its own (3 masters, 3
 # replicas on loopback): redirections, scripts, a failover.
