@@ -143,6 +143,19 @@ def test_delete_leaves_a_tombstone_search_never_finds():
     assert_error(react(A, DM, m["message_id"], "👍"), 404, "not_found")
 
 
+def test_deleted_messages_are_not_unread():
+    a, b = rest.new_user("eu"), rest.new_user("ev")
+    dm = rest.direct(a, b)
+    keep = expect(post(a, dm, "keep"), 201)
+    gone = expect(post(a, dm, "take back"), 201)
+    expect(a.call("DELETE", "/conversations/%d/messages/%d" % (dm, gone["message_id"])), 204)
+    [summary] = [x for x in b.get("/conversations")["conversations"] if x["id"] == dm]
+    assert summary["unread"] == 1, summary
+    assert summary["last_message"]["message_id"] == gone["message_id"], summary
+    assert summary["last_message"]["deleted_at"] is not None and summary["last_message"]["body"] == ""
+    assert keep["message_id"] < gone["message_id"]
+
+
 def test_group_admin_deletes_others_members_do_not():
     m = expect(post(B, GROUP, "spam"), 201)
     path = "/conversations/%d/messages/%d" % (GROUP, m["message_id"])

@@ -128,6 +128,17 @@ def test_group_messages_of_the_blocked_never_reach_the_blocker():
     assert a.get("/search?q=blocked&conversation_id=%d" % g)["messages"] == []
     seen_by_c = [m["message_id"] for m in c.get("/conversations/%d/messages" % g)["messages"]]
     assert seen_by_c == [shown["message_id"], hidden["message_id"]], seen_by_c
+    # The blocker's conversation list neither shows nor counts it.
+    [summary] = [x for x in a.get("/conversations")["conversations"] if x["id"] == g]
+    assert summary["last_message"]["message_id"] == shown["message_id"], summary
+    assert summary["unread"] == 1, summary
+    expect(b.call("POST", "/conversations/%d/messages" % g,
+                  {"client_msg_id": secrets.token_hex(8), "body": "newest, still hidden"}), 201)
+    [summary] = [x for x in a.get("/conversations")["conversations"] if x["id"] == g]
+    assert summary["last_message"]["message_id"] == shown["message_id"], summary
+    assert summary["unread"] == 1, summary
+    [theirs] = [x for x in c.get("/conversations")["conversations"] if x["id"] == g]
+    assert theirs["last_message"]["body"] == "newest, still hidden" and theirs["unread"] == 2, theirs
     # The blocked user does not learn of it: their send went through.
     assert hidden["body"] == "from the blocked"
 

@@ -22,11 +22,19 @@ BEGIN
         'last_activity_at', rfc3339(c.last_activity_at),
         'last_message', (SELECT message_out(lm, p_user)::jsonb FROM messages lm
                           WHERE lm.conversation_id = p_conversation
-                            AND lm.message_id = c.last_message_id),
+                            AND lm.message_id <= c.last_message_id
+                            AND NOT EXISTS (SELECT 1 FROM blocks b
+                                             WHERE b.user_id = p_user
+                                               AND b.blocked_id = lm.sender_id)
+                          ORDER BY lm.message_id DESC LIMIT 1),
         'unread', (SELECT count(*) FROM messages u
                     WHERE u.conversation_id = p_conversation
                       AND u.message_id > me.last_read_message_id
-                      AND u.sender_id <> p_user),
+                      AND u.sender_id <> p_user
+                      AND u.deleted_at IS NULL
+                      AND NOT EXISTS (SELECT 1 FROM blocks b
+                                       WHERE b.user_id = p_user
+                                         AND b.blocked_id = u.sender_id)),
         'muted', me.muted,
         'role', me.role,
         'last_read_message_id', me.last_read_message_id)
