@@ -3,6 +3,7 @@ edits, deletions and reactions"): who may do what, the message object's new
 fields in every answer, and the inbox events every transport gives in seq
 order."""
 
+import http.client
 import json
 import secrets
 import subprocess
@@ -254,12 +255,25 @@ def test_offline_devices_catch_up_in_order_on_every_transport():
     finally:
         sock.close()
     relay = urllib.parse.urlsplit(parley_test.RELAY_URL)
-    import http.client
     conn = http.client.HTTPConnection(relay.hostname, relay.port, timeout=10)
     conn.request("GET", "/poll?after=%d&timeout=1" % before, headers={"Authorization": "Bearer " + B.token})
     polled = json.loads(conn.getresponse().read())
     conn.close()
     assert [e["type"] for e in polled["events"]] == want, polled
+    # SSE: every inbox event is "event: message", its kind in the data.
+    conn = http.client.HTTPConnection(relay.hostname, relay.port, timeout=10)
+    conn.request("GET", "/events?after=%d" % before, headers={"Authorization": "Bearer " + B.token})
+    resp = conn.getresponse()
+    streamed = []
+    while len(streamed) < 4:
+        line = resp.fp.readline().decode().rstrip("\n")
+        if line.startswith("data: "):
+            streamed.append(json.loads(line[len("data: "):]))
+        else:
+            assert line == "" or line.startswith((":", "id: ", "event: message")), line
+    conn.close()
+    assert [e["type"] for e in streamed] == want, streamed
+    assert [e["seq"] for e in streamed] == [e["seq"] for e in events], streamed
 
 
 parley_test.run()
