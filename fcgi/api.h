@@ -12,6 +12,7 @@
 
 #include <fcgiapp.h>
 #include <jansson.h>
+#include <stdatomic.h>
 
 #include "config.h"
 #include "db.h"
@@ -24,8 +25,26 @@
 #include "token.h"
 
 /* What all workers share: read-only after startup, but for the pool. */
+/* For metrics: the statuses counted on their own (the last: any other). */
+#define API_METRICS_STATUSES 16
+#define API_METRICS_BUCKETS 12
+
+/* One route's requests (fcgi/metrics.c); bumped by every worker thread. */
+struct api_route_metrics {
+	atomic_ulong by_status[API_METRICS_STATUSES];
+	atomic_ulong buckets[API_METRICS_BUCKETS];
+	atomic_ulong count;
+	atomic_ullong sum_us;
+};
+
+struct api_metrics {
+	struct api_route_metrics *routes;	/* nroutes + 1 (no route) */
+	size_t nroutes;
+};
+
 struct api_shared {
 	const struct pl_config *cfg;
+	struct api_metrics metrics;
 	struct pl_token_key key;
 	struct pl_password_pool passwords;	/* thread-safe */
 	/* The hash of a random password, verified for unknown users. */
@@ -55,6 +74,7 @@ struct api_request {
 	const char *method;		/* borrowed from fcgx */
 	char path[1024];		/* REQUEST_URI without the query */
 	const char *query;		/* after '?', or "" */
+	const struct api_route *route;	/* matched, or NULL */
 	long long params[API_MAX_PARAMS];	/* the route's {id} values */
 	int nparams;
 	json_t *body;			/* the JSON body for API_JSON_BODY routes */
@@ -296,5 +316,18 @@ json_t *api_presence_of(struct api_request *req, const long long *users,
  */
 void api_conversation_event(struct api_request *req, long long id,
 			    const char *change, long long extra_user);
+
+/*
+ * Metrics (fcgi/metrics.c): api_metrics_init() sizes m for the route table;
+ * api_metrics_observe() counts one answered request (route NULL: none
+ * matched) with its status and time in microseconds; api_metrics_start()
+ * serves GET /metrics on 127.0.0.1:port (a handle for pl_metrics_http_stop(),
+ * or NULL, logged).
+ */
+int api_metrics_init(struct api_metrics *m, size_t nroutes);
+void api_metrics_release(struct api_metrics *m);
+void api_metrics_observe(struct api_metrics *m, const struct api_route *route,
+			 int status, long long us);
+void *api_metrics_start(struct api_shared *shared, long long port);
 
 #endif

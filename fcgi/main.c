@@ -18,6 +18,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "program.h"
 #include "banned.h"
 
@@ -90,6 +91,8 @@ static int shared_init(struct api_shared *shared, struct pl_config *cfg)
 
 	memset(shared, 0, sizeof(*shared));
 	shared->cfg = cfg;
+	if (api_metrics_init(&shared->metrics, api_routes_count))
+		return -1;
 	if (pl_token_key_load(&shared->key, cfg->auth_secret_file, err,
 			      sizeof(err))) {
 		pl_log(PL_LOG_ERR, "api: token secret: %s", err);
@@ -227,6 +230,7 @@ int main(int argc, char **argv)
 	struct pl_config cfg;
 	struct api_shared shared = { 0 };
 	struct worker_thread *threads = NULL;
+	void *metrics = NULL;
 	int next, fd, status = 1;
 	long long started;
 	int all_joined;
@@ -244,6 +248,9 @@ int main(int argc, char **argv)
 	fd = open_listener(cfg.api_listen);
 	if (fd < 0)
 		goto out;
+	if (cfg.api_metrics_port > 0 &&
+	    !(metrics = api_metrics_start(&shared, cfg.api_metrics_port)))
+		goto out;
 	threads = calloc((size_t)cfg.api_threads, sizeof(*threads));
 	if (!threads)
 		goto out;
@@ -255,6 +262,8 @@ int main(int argc, char **argv)
 		pl_program_sleep_ms(1000);
 
 	pl_log(PL_LOG_INFO, "api: stopping");
+	pl_metrics_http_stop(metrics);
+	metrics = NULL;
 	all_joined = stop_workers(threads, started, fd);
 	close(fd);
 	if (cfg.api_listen[0] == '/')
@@ -265,6 +274,8 @@ int main(int argc, char **argv)
 		return status;	/* exit() ends the stragglers; their memory stays */
 	pl_registry_free(shared.registry);
 out:
+	pl_metrics_http_stop(metrics);
+	api_metrics_release(&shared.metrics);
 	free(threads);
 	pl_config_release(&cfg);
 	return status;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "clock.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "validate.h"
@@ -310,6 +311,7 @@ static enum pl_err dispatch(struct api_request *req, char *allow,
 			       &route, allow, allowlen);
 	if (rc)
 		return rc;
+	req->route = route;
 	if (route->flags & API_AUTH) {
 		rc = authenticate(req, route->flags);
 		if (rc)
@@ -332,6 +334,7 @@ void api_request_handle(struct api_worker *w, FCGX_Request *fcgx)
 	unsigned char id[8];
 	char allow[128];
 	char headers[192] = "";
+	long long started_us = pl_clock_mono_us();
 
 	memset(&req, 0, sizeof(req));
 	req.w = w;
@@ -353,6 +356,8 @@ void api_request_handle(struct api_worker *w, FCGX_Request *fcgx)
 	       req.path, req.status, req.request_id);
 	drain_input(fcgx);
 	write_response(&req, headers);
+	api_metrics_observe(&w->shared->metrics, req.route, req.status,
+			    pl_clock_mono_us() - started_us);
 	json_decref(req.reply);
 	free(req.reply_text);
 	json_decref(req.body);

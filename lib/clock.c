@@ -23,6 +23,14 @@ long long pl_clock_mono_ms(void)
 	return read_ms(CLOCK_MONOTONIC);
 }
 
+long long pl_clock_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 char *pl_clock_rfc3339_ms(long long ms, char out[PL_CLOCK_RFC3339_BYTES])
 {
 	time_t secs = (time_t)(ms / 1000);

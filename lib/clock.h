@@ -16,6 +16,9 @@ long long pl_clock_now_ms(void);
 /* Milliseconds on the monotonic clock (for intervals only). */
 long long pl_clock_mono_ms(void);
 
+/* The monotonic clock in microseconds, for timing. */
+long long pl_clock_mono_us(void);
+
 /*
  * Writes epoch milliseconds ms as "YYYY-MM-DDTHH:MM:SS.mmmZ" into out
  * (PL_CLOCK_RFC3339_BYTES) and returns out.

@@ -98,6 +98,8 @@ static const struct key keys[] = {
 	    "worker threads, each with its own database and Redis connection"),
 	INT("api", "max_body_bytes", 65536, 1024, 1048576, api_max_body_bytes,
 	    "largest accepted request body"),
+	INT("api", "metrics_port", 0, 0, 65535, api_metrics_port,
+	    "TCP port of GET /metrics on 127.0.0.1 (0: off)"),
 	INT("relay", "port", 8091, 1, 65535, relay_port,
 	    "TCP port the relay listens on"),
 	STR("relay", "bind", "127.0.0.1", relay_bind,

@@ -50,6 +50,7 @@ struct pl_config {
 	char *api_listen;
 	long long api_threads;
 	long long api_max_body_bytes;
+	long long api_metrics_port;
 	/* [relay] */
 	long long relay_port;
 	char *relay_bind;

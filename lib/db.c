@@ -1,5 +1,6 @@
 #include "db.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,14 @@ void pl_db_init_conninfo(struct pl_db *db, const struct pl_config *cfg,
 void pl_db_set_statement_timeout(struct pl_db *db, long long timeout_ms)
 {
 	db->statement_timeout_ms = timeout_ms;
+}
+
+/* Failed connects, lost connections and failed statements, process-wide. */
+static atomic_ulong errors;
+
+unsigned long pl_db_errors(void)
+{
+	return atomic_load(&errors);
 }
 
 /* A new connection has no prepared statements. */
@@ -121,6 +130,7 @@ static enum pl_err connect_once(struct pl_db *db, int quiet)
 		db->connects++;
 		return PL_OK;
 	}
+	atomic_fetch_add(&errors, 1);
 	if (!quiet || !db->was_down)
 		pl_log(PL_LOG_ERR, "db: cannot connect to postgresql: %s", why);
 	db->was_down = 1;
@@ -133,6 +143,7 @@ enum pl_err pl_db_ensure(struct pl_db *db)
 		return PL_OK;
 	if (db->conn && !db->was_down) {
 		pl_log(PL_LOG_WARN, "db: connection to postgresql lost");
+		atomic_fetch_add(&errors, 1);
 		db->was_down = 1;
 	}
 	return connect_once(db, 1);
@@ -208,6 +219,7 @@ static PGresult *run(struct pl_db *db, const char *sql, int nparams,
  */
 static enum pl_err failed(struct pl_db *db, const char *state, const char *why)
 {
+	atomic_fetch_add(&errors, 1);
 	/*
 	 * A write on a server that is read-only now (a primary demoted
 	 * under us): drop the connection, so that the next use finds

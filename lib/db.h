@@ -89,4 +89,10 @@ char *pl_db_int_array(const long long *values, size_t n);
 /* Runs "SELECT 1". Returns PL_OK or PL_UNAVAILABLE. */
 enum pl_err pl_db_ping(struct pl_db *db);
 
+/*
+ * The process's database errors so far, for metrics: failed connects, lost
+ * connections and failed statements (deadlocks and timeouts included).
+ */
+unsigned long pl_db_errors(void);
+
 #endif

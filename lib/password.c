@@ -17,6 +17,8 @@ int pl_password_pool_init(struct pl_password_pool *pool, int concurrency,
 	pool->wait_ms = -1;
 	pool->max_waiting = -1;
 	atomic_init(&pool->waiting, 0);
+	atomic_init(&pool->waits, 0);
+	atomic_init(&pool->refusals, 0);
 	return sem_init(&pool->slots, 0, (unsigned int)concurrency);
 }
 
@@ -62,8 +64,10 @@ static int take(struct pl_password_pool *pool)
 	before = atomic_fetch_add(&pool->waiting, 1);
 	if (pool->max_waiting >= 0 && before >= pool->max_waiting) {
 		atomic_fetch_sub(&pool->waiting, 1);
+		atomic_fetch_add(&pool->refusals, 1);
 		return -1;
 	}
+	atomic_fetch_add(&pool->waits, 1);
 	if (pool->wait_ms >= 0) {
 		clock_gettime(CLOCK_MONOTONIC, &deadline);
 		deadline.tv_sec += pool->wait_ms / 1000;
@@ -75,6 +79,8 @@ static int take(struct pl_password_pool *pool)
 	}
 	rc = wait_slot(pool, pool->wait_ms >= 0 ? &deadline : NULL);
 	atomic_fetch_sub(&pool->waiting, 1);
+	if (rc != 0)
+		atomic_fetch_add(&pool->refusals, 1);
 	return rc == 0 ? 0 : -1;
 }
 

@@ -29,6 +29,10 @@ struct pl_password_pool {
 	long long wait_ms;	/* -1: wait as long as it takes */
 	long long max_waiting;	/* -1: no bound */
 	atomic_llong waiting;	/* callers waiting for a slot now */
+	/* For metrics: callers that waited for a slot, and those turned away
+	 * (the queue full, or the wait over) without one. */
+	atomic_ulong waits;
+	atomic_ulong refusals;
 };
 
 /*

@@ -119,6 +119,40 @@ void pl_prom_histogram(struct pl_prom *p, const char *name, const char *help,
 	put(p, "%s_count %lu\n", name, count);
 }
 
+void pl_prom_family(struct pl_prom *p, const char *name, const char *help,
+		    const char *type)
+{
+	family(p, name, help, type);
+}
+
+void pl_prom_series(struct pl_prom *p, const char *name, const char *labels,
+		    unsigned long value)
+{
+	put(p, "%s{%s} %lu\n", name, labels, value);
+}
+
+void pl_prom_histogram_series(struct pl_prom *p, const char *name,
+			      const char *labels, const double *bounds,
+			      const unsigned long *counts, size_t nbuckets,
+			      unsigned long count, unsigned long long sum,
+			      int sum_digits)
+{
+	unsigned long long scale = 1;
+	unsigned long cumulative = 0;
+
+	for (size_t i = 0; i < nbuckets; i++) {
+		cumulative += counts[i];
+		put(p, "%s_bucket{%s,le=\"%g\"} %lu\n", name, labels, bounds[i],
+		    cumulative);
+	}
+	put(p, "%s_bucket{%s,le=\"+Inf\"} %lu\n", name, labels, count);
+	for (int i = 0; i < sum_digits; i++)
+		scale *= 10;
+	put(p, "%s_sum{%s} %llu.%0*llu\n", name, labels, sum / scale,
+	    sum_digits, sum % scale);
+	put(p, "%s_count{%s} %lu\n", name, labels, count);
+}
+
 void pl_prom_summary(struct pl_prom *p, const char *name, const char *help,
 		     unsigned long count, unsigned long long sum,
 		     int sum_digits)

@@ -56,6 +56,22 @@ void pl_prom_histogram(struct pl_prom *p, const char *name, const char *help,
 		       size_t nbuckets, unsigned long count,
 		       unsigned long long sum, int sum_digits);
 
+/*
+ * Labelled series: pl_prom_family() writes a family's "# HELP" and "# TYPE"
+ * (type "counter", "gauge" or "histogram") once, then each series follows
+ * with its labels, a text such as route="GET /x",status="200" (borrowed;
+ * the caller writes label values that need no escaping).
+ */
+void pl_prom_family(struct pl_prom *p, const char *name, const char *help,
+		    const char *type);
+void pl_prom_series(struct pl_prom *p, const char *name, const char *labels,
+		    unsigned long value);
+void pl_prom_histogram_series(struct pl_prom *p, const char *name,
+			      const char *labels, const double *bounds,
+			      const unsigned long *counts, size_t nbuckets,
+			      unsigned long count, unsigned long long sum,
+			      int sum_digits);
+
 /* A summary without quantiles: only _sum (fixed-point) and _count. */
 void pl_prom_summary(struct pl_prom *p, const char *name, const char *help,
 		     unsigned long count, unsigned long long sum,

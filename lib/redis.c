@@ -1,6 +1,7 @@
 #include "redis.h"
 
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,14 @@ void pl_redis_release(struct pl_redis *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* Failed connects, lost connections and error replies, process-wide. */
+static atomic_ulong errors;
+
+unsigned long pl_redis_errors(void)
+{
+	return atomic_load(&errors);
+}
+
 /* Connects node i if needed. Returns 0, or -1 (logged once per outage). */
 static int node_connect(struct pl_redis *r, size_t i)
 {
@@ -115,6 +124,7 @@ static int node_connect(struct pl_redis *r, size_t i)
 	n->ctx = n->host[0] == '/' ? redisConnectUnixWithTimeout(n->host, tv) :
 		 redisConnectWithTimeout(n->host, n->port, tv);
 	if (!n->ctx || n->ctx->err || redisSetTimeout(n->ctx, tv) != REDIS_OK) {
+		atomic_fetch_add(&errors, 1);
 		if (!n->was_down)
 			pl_log(PL_LOG_ERR, "redis: cannot connect to redis at "
 			       "'%s:%d': %s", n->host, n->port,
@@ -138,6 +148,7 @@ static int node_connect(struct pl_redis *r, size_t i)
  */
 static void node_lost(struct pl_redis_node *n)
 {
+	atomic_fetch_add(&errors, 1);
 	if (!n->was_down)
 		pl_log(PL_LOG_WARN, "redis: connection to '%s:%d' lost: %s",
 		       n->host, n->port, n->ctx ? n->ctx->errstr : "-");
@@ -495,6 +506,7 @@ static enum pl_err command(struct pl_redis *r, int argc, const char **argv,
 			return PL_OK;
 		}
 		pl_log(PL_LOG_ERR, "redis: '%s' failed: %s", argv[0], rep->str);
+		atomic_fetch_add(&errors, 1);
 		freeReplyObject(rep);
 		return PL_INTERNAL;
 	}

@@ -133,4 +133,10 @@ enum pl_err pl_redis_read(struct pl_redis *r, redisReply **reply);
 /* Sends PING. Returns PL_OK or PL_UNAVAILABLE. */
 enum pl_err pl_redis_ping(struct pl_redis *r);
 
+/*
+ * The process's Redis errors so far, for metrics: failed connects, lost
+ * connections and error replies.
+ */
+unsigned long pl_redis_errors(void);
+
 #endif

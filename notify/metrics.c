@@ -2,16 +2,13 @@
  * metrics: GET /metrics (Prometheus text) for the notifier, on
  * 127.0.0.1:[notify] metrics_port.
  *
- * libmicrohttpd runs the listener on its own thread and parses HTTP; this
- * file only renders the counters, which the loop thread bumps atomically
- * (a scrape may mix values a few microseconds apart), through lib/prom.h.
+ * lib/metrics_http runs the listener on its own thread; this file only
+ * renders the counters, which the loop thread bumps atomically (a scrape
+ * may mix values a few microseconds apart), through lib/prom.h.
  */
-#include <microhttpd.h>
-#include <netinet/in.h>
 #include <stdlib.h>
-#include <string.h>
 
-#include "log.h"
+#include "metrics_http.h"
 #include "notify.h"
 #include "prom.h"
 #include "banned.h"
@@ -51,60 +48,17 @@ static char *render(struct notify_metrics *m)
 	return pl_prom_finish(&p);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
-				  const char *url, const char *method,
-				  const char *version, const char *upload,
-				  size_t *upload_len, void **state)
+static char *render_text(void *m)
 {
-	struct MHD_Response *r;
-	enum MHD_Result ret;
-	char *text;
-	int ok = strcmp(method, "GET") == 0 && strcmp(url, "/metrics") == 0;
-
-	text = ok ? render(cls) : NULL;
-	if (text) {
-		r = MHD_create_response_from_buffer(strlen(text), text,
-						    MHD_RESPMEM_MUST_FREE);
-		MHD_add_response_header(r, "Content-Type",
-					"text/plain; version=0.0.4");
-	} else {
-		r = MHD_create_response_from_buffer(0, (void *)"",
-						    MHD_RESPMEM_PERSISTENT);
-	}
-	if (!r) {
-		free(text);
-		return MHD_NO;
-	}
-	ret = MHD_queue_response(c, text ? MHD_HTTP_OK : MHD_HTTP_NOT_FOUND, r);
-	MHD_destroy_response(r);
-	return ret;
+	return render(m);
 }
 
 void *notify_metrics_start(struct notify_metrics *m, long long port)
 {
-	struct sockaddr_in addr;
-	struct MHD_Daemon *d;
-
-	memset(&addr, 0, sizeof(addr));
-	addr.sin_family = AF_INET;
-	addr.sin_port = htons((uint16_t)port);
-	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
-			     (uint16_t)port, NULL, NULL, on_request, m,
-			     MHD_OPTION_SOCK_ADDR, &addr,
-			     MHD_OPTION_CONNECTION_LIMIT, 16U,
-			     MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
-	if (!d)
-		pl_log(PL_LOG_ERR, "metrics: cannot listen on 127.0.0.1:%lld",
-		       port);
-	else
-		pl_log(PL_LOG_INFO, "metrics: GET /metrics on 127.0.0.1:%lld",
-		       port);
-	return d;
+	return pl_metrics_http_start(port, render_text, m);
 }
 
-void notify_metrics_stop(void *daemon)
+void notify_metrics_stop(void *listener)
 {
-	if (daemon)
-		MHD_stop_daemon(daemon);
+	pl_metrics_http_stop(listener);
 }

@@ -1,6 +1,8 @@
 #include "metrics.h"
 
+#include "db.h"
 #include "prom.h"
+#include "redis.h"
 #include "banned.h"
 
 /* Upper bounds in seconds: 1 ms to 10 s. */
@@ -80,5 +82,11 @@ char *metrics_render(struct relay_metrics *m, long long sockets)
 	histogram(&o, "parley_relay_deliver_seconds",
 		  "From a message's commit to its live delivery on a socket.",
 		  &m->deliver);
+	pl_prom_counter(&o, "parley_relay_db_errors_total", "PostgreSQL errors: "
+			"failed connects, lost connections, failed statements.",
+			pl_db_errors());
+	pl_prom_counter(&o, "parley_relay_redis_errors_total", "Redis errors: "
+			"failed connects, lost connections, error replies.",
+			pl_redis_errors());
 	return pl_prom_finish(&o);
 }

@@ -73,7 +73,8 @@ parley_conf() {
 		RELAY_PORT="$relay_port" PUBLIC_WS_URL="${PUBLIC_URL/#http/ws}" N="$n" \
 		CAPACITY="$capacity" RELAY_EXTRA="$relay_extra" GRACE_MS="$grace_ms" \
 		NOTIFY_EXTRA="$notify_extra" PUSH="$push" HEARTBEAT="$heartbeat" \
-		TIMEOUT="$timeout" GRACE="$grace" LIMITS="$limits" |
+		TIMEOUT="$timeout" GRACE="$grace" LIMITS="$limits" \
+		API_METRICS_PORT="$API_METRICS_PORT" |
 		if [ -n "$overlay" ]; then
 			printf '; %s merged in below, last\n' "$overlay"
 			ini_set "${sets[@]}"
