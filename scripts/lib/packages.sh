@@ -15,12 +15,12 @@ PACKAGES=(
 )
 # And what only the checks and benchmarks need ("check", "faults", "leaks",
 # "fuzz", "bench"): Apache for the REST suites' second run, the e2e suites'
-# and example client's Python libraries, node for the fake push server,
-# clang's sanitizer and fuzzer runtimes, wrk, and the cluster bed's
-# reduced run (scripts/cluster check): ZooKeeper and its Java, iptables,
-# ping, kazoo.
+# and example client's Python libraries (YAML for the alert rules' check),
+# node for the fake push server, clang's sanitizer and fuzzer runtimes, wrk,
+# and the cluster bed's reduced run (scripts/cluster check): ZooKeeper and
+# its Java, iptables, ping, kazoo.
 CHECK_PACKAGES=(
-	apache2 wrk python3 python3-websocket python3-websockets nodejs
+	apache2 wrk python3 python3-websocket python3-websockets python3-yaml nodejs
 	clang libclang-rt-14-dev
 	zookeeper default-jre-headless iptables iputils-ping iproute2
 	util-linux python3-kazoo
