@@ -51,6 +51,17 @@ int admin_cmd_stats(struct admin *a, int argc, char **argv);
 /* user revoke|disable|enable|reset-password USER [...] (admin/user.c). */
 int admin_cmd_user(struct admin *a, int argc, char **argv);
 
+/* user export|delete USER [...] (admin/account.c), from admin_cmd_user. */
+int admin_cmd_account(struct admin *a, int argc, char **argv);
+
+/*
+ * Every live session of the user $1 revoked and its device's push token
+ * cleared, returning (session id, device id) rows; then, after COMMIT,
+ * admin_publish_revokes() tells the relays to close their sockets now.
+ */
+extern const char ADMIN_REVOKE_SQL[];
+void admin_publish_revokes(const struct pl_config *cfg, PGresult *res);
+
 #define ADMIN_USER_HELP \
 	"  user revoke USER\n" \
 	"      end every session of USER: their tokens stop working on REST at\n" \
@@ -62,6 +73,15 @@ int admin_cmd_user(struct admin *a, int argc, char **argv);
 	"  user reset-password USER\n" \
 	"            [--password PW | --password-file PATH | --password-stdin]\n" \
 	"      a new password for USER (a random one is printed when none is\n" \
-	"      given), and revoke as above: every device logs in again\n"
+	"      given), and revoke as above: every device logs in again\n" \
+	"  user export USER\n" \
+	"      USER's data as one JSON document on standard output: profile,\n" \
+	"      devices, sessions, friends, blocks, conversations, reactions,\n" \
+	"      uploads and every message they sent\n" \
+	"  user delete USER [--erase-messages]\n" \
+	"      end the account: revoked as above, its devices, friends,\n" \
+	"      blocks, reactions and memberships gone, the name free again;\n" \
+	"      the messages it sent stay, from \"Deleted account\", unless\n" \
+	"      --erase-messages deletes them first\n"
 
 #endif

@@ -6,6 +6,7 @@
  *   parley-admin [-c FILE] user enable USER
  *   parley-admin [-c FILE] user reset-password USER
  *                [--password PW | --password-file PATH | --password-stdin]
+ *   parley-admin [-c FILE] user export|delete USER (admin/account.c)
  *
  * revoke ends every session of USER as a logout ends one (fcgi/auth.c):
  * revoked in PostgreSQL, which every request and every relay checks, the
@@ -45,16 +46,14 @@ static const struct user_action {
 
 #define NACTIONS (sizeof(actions) / sizeof(actions[0]))
 
-/* Every live session of the user $1 revoked, its device's token cleared. */
-static const char REVOKE_SQL[] =
+const char ADMIN_REVOKE_SQL[] =
 	"WITH s AS (UPDATE sessions SET revoked_at = now() WHERE user_id = $1 "
 	"  AND revoked_at IS NULL RETURNING id, device_id), "
 	"d AS (UPDATE devices SET push_token = NULL, push_token_set_at = now() "
 	"  WHERE id IN (SELECT device_id FROM s) AND push_token IS NOT NULL) "
 	"SELECT id, device_id FROM s ORDER BY id";
 
-/* Tells the relays to close the revoked sessions' sockets now. */
-static void publish_revokes(const struct pl_config *cfg, PGresult *res)
+void admin_publish_revokes(const struct pl_config *cfg, PGresult *res)
 {
 	struct pl_redis redis;
 	int n = PQntuples(res);
@@ -100,7 +99,7 @@ static int run_action(struct admin *a, const struct user_action *act,
 	snprintf(uid, sizeof(uid), "%s", PQgetvalue(res, 0, 0));
 	PQclear(res);
 	params[0] = uid;
-	if (act->revoke && pl_db_exec(&a->db, REVOKE_SQL, 1, params, 0,
+	if (act->revoke && pl_db_exec(&a->db, ADMIN_REVOKE_SQL, 1, params, 0,
 				      &sessions, NULL))
 		goto rollback;
 	if (admin_exec(a->db.conn, "COMMIT", "COMMIT")) {
@@ -110,7 +109,7 @@ static int run_action(struct admin *a, const struct user_action *act,
 	printf("%s: user '%s' (id %s)", act->name, username, uid);
 	if (sessions) {
 		printf(", %d sessions revoked", PQntuples(sessions));
-		publish_revokes(&a->cfg, sessions);
+		admin_publish_revokes(&a->cfg, sessions);
 		PQclear(sessions);
 	}
 	printf("\n");
@@ -167,12 +166,16 @@ int admin_cmd_user(struct admin *a, int argc, char **argv)
 	char hash[PL_PASSWORD_HASH_BYTES], made[2 * MADE_BYTES + 1] = "";
 	int status;
 
+	if (argc >= 2 && (strcmp(argv[1], "export") == 0 ||
+			  strcmp(argv[1], "delete") == 0))
+		return admin_cmd_account(a, argc, argv);
 	for (size_t i = 0; argc >= 3 && i < NACTIONS; i++)
 		if (strcmp(argv[1], actions[i].name) == 0)
 			act = &actions[i];
 	if (!act || argv[2][0] == '-' || (!act->password && argc != 3)) {
 		fprintf(stderr, "usage: parley-admin [-c FILE] user "
-			"revoke|disable|enable|reset-password USER\n%s",
+			"revoke|disable|enable|reset-password|export|delete "
+			"USER\n%s",
 			ADMIN_USER_HELP);
 		return 2;
 	}
