@@ -101,6 +101,36 @@ int teardown(void **state)
 	return 0;
 }
 
+void *reader_main(void *arg)
+{
+	struct reader *rd = arg;
+	struct pl_db db;
+	char user[24], after[24];
+	const char *p[2] = { user, after };
+
+	pl_db_init(&db, &cfg);
+	snprintf(user, sizeof(user), "%lld", rd->user);
+	while (!rd->stop) {
+		PGresult *res;
+
+		snprintf(after, sizeof(after), "%lld", rd->last);
+		if (pl_db_exec(&db, "SELECT seq FROM inbox WHERE user_id = $1 "
+			       "AND seq > $2 ORDER BY seq", 2, p, 0, &res, NULL))
+			break;
+		for (int i = 0; i < PQntuples(res); i++) {
+			long long seq = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+
+			if (seq != rd->last + 1)
+				rd->gaps++;
+			rd->last = seq;
+		}
+		rd->polls++;
+		PQclear(res);
+	}
+	pl_db_release(&db);
+	return NULL;
+}
+
 int fixture_main(const char *name, const struct CMUnitTest *tests, size_t n)
 {
 	const char *conninfo = getenv("PARLEY_TEST_PG");

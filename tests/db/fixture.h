@@ -36,6 +36,21 @@ long long add_user(struct pl_db *db, const char *name);
 long long add_conversation(struct pl_db *db, const char *kind,
 			   const long long *users, int n);
 
+/*
+ * A reader racing the writers: polls user's inbox until stop, counting
+ * polls and gaps (a seq read before the one under it). Run reader_main()
+ * on a thread of its own with a struct reader.
+ */
+struct reader {
+	long long user;
+	volatile int stop;
+	long long last;
+	int gaps;
+	int polls;
+};
+
+void *reader_main(void *arg);
+
 /* cmocka setup and teardown: a struct fixture in *state. */
 int setup(void **state);
 int teardown(void **state);

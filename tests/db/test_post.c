@@ -202,14 +202,6 @@ struct writer {
 	int duplicates;
 };
 
-struct reader {
-	struct fixture *f;
-	volatile int stop;
-	long long user;
-	long long last;
-	int gaps;
-	int polls;
-};
 
 /* The database checks keys itself, whatever a caller validated (010). */
 static void test_post_sets_refuse_malformed_keys(void **state)
@@ -502,41 +494,12 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-static void *reader_main(void *arg)
-{
-	struct reader *rd = arg;
-	struct pl_db db;
-	char user[24], after[24];
-	const char *p[2] = { user, after };
-
-	pl_db_init(&db, &cfg);
-	snprintf(user, sizeof(user), "%lld", rd->user);
-	while (!rd->stop) {
-		PGresult *res;
-
-		snprintf(after, sizeof(after), "%lld", rd->last);
-		if (pl_db_exec(&db, "SELECT seq FROM inbox WHERE user_id = $1 "
-			       "AND seq > $2 ORDER BY seq", 2, p, 0, &res, NULL))
-			break;
-		for (int i = 0; i < PQntuples(res); i++) {
-			long long seq = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-
-			if (seq != rd->last + 1)
-				rd->gaps++;
-			rd->last = seq;
-		}
-		rd->polls++;
-		PQclear(res);
-	}
-	pl_db_release(&db);
-	return NULL;
-}
 
 static void test_post_concurrent_batches_keep_every_order(void **state)
 {
 	struct fixture *f = *state;
 	struct writer w[WRITERS];
-	struct reader rd = { .f = f, .user = f->u[1] };
+	struct reader rd = { .user = f->u[1] };
 	pthread_t wt[WRITERS], rt;
 	int stored = 0;
 	long long convs[3] = { f->direct12, f->direct23, f->group1234 };
