@@ -232,24 +232,10 @@ static void read_attachments(struct pl_db *db,
 	}
 }
 
-enum pl_err pl_post_batch(struct pl_db *db, const struct pl_post_item *items,
-			  size_t n, struct pl_post_result *results)
+/* Validates first: an invalid item is answered on its own. */
+static void validate_items(const struct pl_post_item *items, size_t n,
+			   struct pl_post_result *results)
 {
-	size_t map[PL_POST_BATCH_MAX];
-	size_t npending = 0;
-	char *json = NULL;
-	PGresult *res = NULL;
-	enum pl_err rc = PL_OK;
-	char state[6];
-	int rerun = 0;
-
-	memset(results, 0, n * sizeof(*results));
-	if (n == 0 || n > PL_POST_BATCH_MAX) {
-		for (size_t i = 0; i < n; i++)
-			results[i].err = PL_BAD_REQUEST;
-		return PL_BAD_REQUEST;
-	}
-	/* Validate first: an invalid item is answered on its own. */
 	for (size_t i = 0; i < n; i++) {
 		struct pl_post_result *r = &results[i];
 
@@ -267,6 +253,26 @@ enum pl_err pl_post_batch(struct pl_db *db, const struct pl_post_item *items,
 			r->err = pl_validate_body(items[i].body, items[i].body_len,
 						  r->message, sizeof(r->message));
 	}
+}
+
+enum pl_err pl_post_batch(struct pl_db *db, const struct pl_post_item *items,
+			  size_t n, struct pl_post_result *results)
+{
+	size_t map[PL_POST_BATCH_MAX];
+	size_t npending = 0;
+	char *json = NULL;
+	PGresult *res = NULL;
+	enum pl_err rc = PL_OK;
+	char state[6];
+	int rerun = 0;
+
+	memset(results, 0, n * sizeof(*results));
+	if (n == 0 || n > PL_POST_BATCH_MAX) {
+		for (size_t i = 0; i < n; i++)
+			results[i].err = PL_BAD_REQUEST;
+		return PL_BAD_REQUEST;
+	}
+	validate_items(items, n, results);
 	json = items_json(items, n, results, map, &npending);
 	if (!json) {
 		rc = PL_INTERNAL;
