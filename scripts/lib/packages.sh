@@ -16,12 +16,12 @@ PACKAGES=(
 # And what only the checks and benchmarks need ("check", "faults", "leaks",
 # "fuzz", "bench"): Apache for the REST suites' second run, the e2e suites'
 # and example client's Python libraries, node for the fake push server,
-# clang's sanitizer and fuzzer runtimes, wrk, and the cluster bed's
-# reduced run (scripts/cluster check): ZooKeeper and its Java, iptables,
-# ping, kazoo.
+# clang's sanitizer and fuzzer runtimes, wrk, groff and man to check the
+# manual pages (tests/man.sh), and the cluster bed's reduced run
+# (scripts/cluster check): ZooKeeper and its Java, iptables, ping, kazoo.
 CHECK_PACKAGES=(
 	apache2 wrk python3 python3-websocket python3-websockets nodejs
-	clang libclang-rt-14-dev
+	clang libclang-rt-14-dev groff-base man-db
 	zookeeper default-jre-headless iptables iputils-ping iproute2
 	util-linux python3-kazoo
 )
