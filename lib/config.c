@@ -513,6 +513,21 @@ void pl_config_each_key(void (*fn)(const char *section, const char *key,
 		fn(keys[i].section, keys[i].name, arg);
 }
 
+int pl_config_row(size_t i, struct pl_config_row *row)
+{
+	if (i >= NKEYS)
+		return -1;
+	row->section = keys[i].section;
+	row->name = keys[i].name;
+	row->def = keys[i].def;
+	row->help = keys[i].help;
+	row->is_int = keys[i].type == KEY_INT;
+	row->min = keys[i].min;
+	row->max = keys[i].max;
+	env_name(&keys[i], row->env, sizeof(row->env));
+	return 0;
+}
+
 const char *pl_config_default_path(void)
 {
 	const char *env = getenv("PARLEY_CONFIG");

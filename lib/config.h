@@ -131,6 +131,24 @@ void pl_config_print_help(FILE *out);
 void pl_config_each_key(void (*fn)(const char *section, const char *key,
 				   void *arg), void *arg);
 
+/* One row of the table, as --help and parley.conf(5) show it. */
+struct pl_config_row {
+	const char *section;	/* the strings are static, never freed */
+	const char *name;
+	const char *def;	/* the default, as it is written in the file */
+	const char *help;
+	int is_int;		/* 1: an integer, in min..max */
+	long long min, max;
+	char env[96];		/* the override, PARLEY_<SECTION>_<KEY> */
+};
+
+/*
+ * Fills *row with the table's row i (0 is the first). Returns 0, or -1 when
+ * there is no row i. The generator of parley.conf(5) (doc/man/config-man.c)
+ * reads the table through this.
+ */
+int pl_config_row(size_t i, struct pl_config_row *row);
+
 /*
  * Returns the path a program reads by default: $PARLEY_CONFIG if set, else
  * the compiled-in /etc/parley/parley.conf (a static or environment string).

@@ -17,11 +17,12 @@ PACKAGES=(
 # "fuzz", "bench"): Apache for the REST suites' second run, the e2e suites'
 # and example client's Python libraries (YAML for the alert rules' check),
 # node for the fake push server, clang's sanitizer and fuzzer runtimes, wrk,
-# and the cluster bed's reduced run (scripts/cluster check): ZooKeeper and
-# its Java, iptables, ping, kazoo.
+# groff and man to check the manual pages (tests/man.sh), and the cluster
+# bed's reduced run (scripts/cluster check): ZooKeeper and its Java,
+# iptables, ping, kazoo.
 CHECK_PACKAGES=(
 	apache2 wrk python3 python3-websocket python3-websockets python3-yaml nodejs
-	clang libclang-rt-14-dev
+	clang libclang-rt-14-dev groff-base man-db
 	zookeeper default-jre-headless iptables iputils-ping iproute2
 	util-linux python3-kazoo
 )

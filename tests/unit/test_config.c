@@ -253,6 +253,49 @@ static void test_config_example_documents_every_key(void **state)
 	pl_config_release(&cfg);
 }
 
+static void count_key(const char *section, const char *key, void *arg)
+{
+	(void)section;
+	(void)key;
+	(*(size_t *)arg)++;
+}
+
+/*
+ * pl_config_row() describes the table parley.conf(5) is generated from:
+ * every key once, each with help, integers with their default in range.
+ */
+static void test_config_rows_describe_every_key(void **state)
+{
+	struct pl_config_row row;
+	size_t keys = 0, rows = 0;
+	int found = 0;
+
+	(void)state;
+	pl_config_each_key(count_key, &keys);
+	for (; pl_config_row(rows, &row) == 0; rows++) {
+		assert_true(row.help[0] != '\0');
+		if (row.is_int) {
+			long long def = strtoll(row.def, NULL, 10);
+
+			assert_true(row.min <= def && def <= row.max);
+		}
+		if (strcmp(row.section, "database") == 0 &&
+		    strcmp(row.name, "conninfo") == 0) {
+			assert_string_equal(row.env, "PARLEY_DATABASE_CONNINFO");
+			assert_false(row.is_int);
+			found = 1;
+		}
+		if (strcmp(row.section, "api") == 0 &&
+		    strcmp(row.name, "threads") == 0) {
+			assert_string_equal(row.def, "16");
+			assert_int_equal(row.min, 1);
+			assert_int_equal(row.max, 256);
+		}
+	}
+	assert_int_equal(rows, keys);
+	assert_true(found);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -269,6 +312,7 @@ int main(void)
 		cmocka_unit_test(test_config_discovery_backends_are_the_registrys),
 		cmocka_unit_test_teardown(test_config_bad_env_value_is_an_error, teardown),
 		cmocka_unit_test(test_config_example_documents_every_key),
+		cmocka_unit_test(test_config_rows_describe_every_key),
 	};
 
 	return cmocka_run_group_tests(tests, clear_parley_env, NULL);
