@@ -290,6 +290,12 @@ static int start_http(struct lws *wsi, struct pss *pss, const char *path)
 	c->poll_limit_ms = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000 +
 			   a.timeout_s * 1000;
 	pss->conn = c;
+	/*
+	 * lws ends an HTTP request that sends nothing for 5 s; a poll held
+	 * up to its timeout (60 s at most) or a quiet SSE stream is answered
+	 * by the relay itself (poll_limit_ms, SSE keep-alive comments).
+	 */
+	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
 	if (relay_stream_start(c, token, a.after)) {
 		relay_session_closed(c);
 		pss->conn = NULL;

@@ -87,6 +87,30 @@ def test_poll_times_out_empty_with_cursor():
     assert 0.8 <= took < 10, "a 1 s poll took %.2fs" % took
 
 
+def test_poll_held_longer_than_idle_http_answers_at_its_timeout():
+    # Held past the 5 s a web server library gives an idle request: still
+    # answered, empty, when its own timeout is up.
+    after = head_seq()
+    t0 = time.monotonic()
+    status, _, body = get("/poll?after=%d&timeout=8" % after, B.token)
+    took = time.monotonic() - t0
+    assert status == 200 and body == {"events": [], "cursor": after}, (status, body)
+    assert 7.5 <= took < 12, "an 8 s poll took %.2fs" % took
+    status, _, body = get("/poll?after=%d&timeout=8" % after, B.token, via=NGINX)
+    assert status == 200 and body == {"events": [], "cursor": after}, (status, body)
+
+
+def test_sse_quiet_past_idle_http_still_delivers():
+    after = head_seq()
+    s = Stream("after=%d" % after, headers={"Authorization": "Bearer " + B.token})
+    assert s.resp.status == 200
+    time.sleep(7)
+    m = rest.send(A, CONV, "after a quiet while")
+    eid, kind, data = s.event(timeout=10)
+    assert (eid, kind) == (str(after + 1), "message") and data["message_id"] == m["message_id"], data
+    s.close()
+
+
 def test_poll_limit_and_through_nginx():
     after = head_seq()
     for i in range(4):
