@@ -114,6 +114,9 @@ export class Api {
   addFriend(user_id) { return this.post('/friends', { user_id }); }
   removeFriend(id) { return this.del(`/friends/${id}`); }
   presence(ids) { return this.get(`/presence?user_ids=${ids.join(',')}`); }
+  blocks() { return this.get('/blocks'); }
+  block(user_id) { return this.post('/blocks', { user_id }); }
+  unblock(id) { return this.del(`/blocks/${id}`); }
 
   // Conversations and messages.
   conversations() { return this.get('/conversations'); }

@@ -33,6 +33,7 @@ const S = {
   tab: 'chats',
   search: null,
   found: null,           // the people search: {q, users}
+  blocked: new Map(),    // user id -> {id, username, display_name}: the users this user blocked
   compose: null,         // what the composer does besides sending: {kind: "reply"|"edit", cid, mid, draft}
   quotes: new Map(),     // "cid:mid" -> a replied-to message not in the view: the message, "loading" or null
 };
@@ -282,6 +283,7 @@ function resetState() {
   S.typing.clear();
   S.search = null;
   S.found = null;
+  S.blocked.clear();
   S.compose = null;
   S.quotes.clear();
   closeMenu(false);
@@ -327,7 +329,7 @@ async function enterApp() {
   $('app').hidden = false;
   renderMe();
   renderNotifyBar();
-  await Promise.all([refreshConversations(), refreshFriends()]);
+  await Promise.all([refreshConversations(), refreshFriends(), refreshBlocks()]);
   live = new Live(api, api.session.device_id);
   live.addEventListener('frame', (e) => onFrame(e.detail));
   live.addEventListener('status', (e) => renderConn(e.detail));
@@ -357,6 +359,7 @@ function renderConn({ state, mode }) {
 function onReady() {
   refreshConversations();
   refreshFriends();
+  refreshBlocks();
   if (S.view && S.view.atEnd) loadNewer(true);
   flushOutbox(true);
 }
@@ -614,7 +617,10 @@ function renderChatHead() {
   $('chat-title').textContent = title;
   avatar($('chat-avatar'), title, peer || c.id + 1000);
   let sub;
-  if (peer) {
+  if (peer && S.blocked.has(peer)) {
+    sub = 'Blocked';
+    delete $('chat-sub').dataset.presence;
+  } else if (peer) {
     sub = S.presence.get(peer) === 'online' ? 'online' : 'offline';
     $('chat-sub').dataset.presence = sub;
   } else {
@@ -622,6 +628,8 @@ function renderChatHead() {
     delete $('chat-sub').dataset.presence;
   }
   $('chat-sub').textContent = sub;
+  $('btn-person').hidden = !peer;
+  if (peer) $('btn-person').setAttribute('aria-label', `More options for ${nameOf(peer)}`);
   $('btn-members').hidden = c.kind !== 'group';
   $('btn-mute').textContent = c.muted ? 'Unmute' : 'Mute';
   $('btn-mute').setAttribute('aria-pressed', String(!!c.muted));
@@ -1306,7 +1314,7 @@ function renderFriends() {
   const incoming = friends.filter((f) => f.state === 'incoming').length;
   $('incoming-badge').hidden = !incoming;
   $('incoming-badge').textContent = incoming;
-  list.replaceChildren(...friends.map((f) => {
+  redraw(list, friends.map((f) => {
     const name = f.display_name || f.username;
     const status = S.presence.get(f.id) || 'offline';
     const av = h('span', { class: 'avatar', 'aria-hidden': 'true' });
@@ -1327,12 +1335,104 @@ function renderFriends() {
         h('button', { type: 'button', class: 'small', 'aria-label': `Cancel request to ${name}`, text: 'Cancel',
           onclick: () => friendAction(() => api.removeFriend(f.id)) })];
     }
-    return h('li', { class: 'person', 'data-user': f.username, 'data-state': f.state },
+    const blocked = S.blocked.has(f.id);
+    return h('li', { class: 'person', 'data-user': f.username, 'data-state': f.state, 'data-blocked': blocked ? 'true' : null },
       h('span', { class: 'av-wrap' }, av, f.state === 'accepted'
         ? h('span', { class: 'dot ' + status, 'data-presence': status, role: 'img', 'aria-label': status }) : null),
       h('span', { class: 'person-main' }, h('span', { class: 'person-name', text: name }),
-        h('span', { class: 'hint', text: '@' + f.username + (f.state === 'incoming' ? ' wants to be friends' : '') })),
-      h('span', { class: 'person-actions' }, actions));
+        h('span', { class: 'hint', text: '@' + f.username + (blocked ? ' · blocked'
+          : f.state === 'incoming' ? ' wants to be friends' : '') })),
+      h('span', { class: 'person-actions' }, actions, personButton(f, 'friend')));
+  }));
+  renderBlocked();
+}
+
+// ---------------------------------------------------------------------------
+// Blocking (PROTOCOL.md "Additions": blocking)
+//
+// Every person shown (a friend, someone found, the other member of a direct
+// conversation) has a "⋯" menu to block or unblock them; the people blocked
+// are listed under the friends, each with "Unblock".
+
+async function refreshBlocks() {
+  try {
+    const { users } = await api.blocks();
+    S.blocked = new Map(users.map((u) => [u.id, u]));
+    users.forEach(rememberUser);
+    scheduleRender();
+  } catch { /* retried on the next ready */ }
+}
+
+// A person's "⋯" button; where: the list it is in (to find it again).
+function personButton(u, where) {
+  const name = u.display_name || u.username;
+  return h('button', { type: 'button', class: 'icon more', 'data-fkey': `person:${where}:${u.id}`,
+    'aria-label': `More options for ${name}`, title: 'More options', 'aria-haspopup': 'menu', 'aria-expanded': 'false',
+    onclick: (e) => personMenu(e.currentTarget, u.id, where) }, '⋯');
+}
+
+function personMenu(anchor, id, where) {
+  if (menuOpenFor(anchor)) { closeMenu(true); return; }
+  const name = nameOf(id);
+  openMenu(anchor, [S.blocked.has(id)
+    ? { text: `Unblock ${name}`, onSelect: () => unblockUser(id) }
+    : { text: `Block ${name}`, danger: true, onSelect: () => blockUser(id) }], {
+    label: name,
+    anchorAgain: where ? () => document.querySelector(`[data-fkey="person:${where}:${id}"]`) : null,
+  });
+}
+
+async function blockUser(id) {
+  const name = nameOf(id);
+  const ok = await confirmDialog({
+    title: `Block ${name}?`,
+    text: `${name} will not be able to message you in your direct conversation, add you to groups or send you ` +
+      `friend requests, and you stop seeing each other online. Their messages in groups you share are hidden ` +
+      `from you. ${name} is not told.`,
+    action: 'Block',
+  });
+  if (!ok) return;
+  try {
+    await api.block(id);
+    S.blocked.set(id, S.users.get(id) || { id });
+    showToast(`You blocked ${name}.`);
+    afterBlockChange(id);
+  } catch (e) { showToast(errorText(e)); }
+}
+
+async function unblockUser(id) {
+  const name = nameOf(id);
+  try {
+    await api.unblock(id);
+    S.blocked.delete(id);
+    showToast(`You unblocked ${name}.`);
+    afterBlockChange(id);
+  } catch (e) { showToast(errorText(e)); }
+}
+
+// History and presence change with a block: a group on screen with that
+// person in it is read again (their messages leave it, or come back).
+function afterBlockChange(id) {
+  scheduleRender();
+  refreshBlocks();
+  refreshFriends();
+  const c = S.view && S.convs.get(S.view.cid);
+  if (c && c.kind === 'group' && (c.member_ids || []).includes(id)) openConversation(c.id);
+}
+
+function renderBlocked() {
+  const users = [...S.blocked.values()];
+  $('blocked-section').hidden = !users.length;
+  redraw($('blocked-list'), users.map((u) => {
+    const name = nameOf(u.id);
+    const av = h('span', { class: 'avatar', 'aria-hidden': 'true' });
+    avatar(av, name, u.id);
+    return h('li', { class: 'person', 'data-user': u.username, 'data-state': 'blocked' },
+      h('span', { class: 'av-wrap' }, av),
+      h('span', { class: 'person-main' }, h('span', { class: 'person-name', text: name }),
+        h('span', { class: 'hint', text: '@' + (u.username || u.id) })),
+      h('span', { class: 'person-actions' }, h('button', { type: 'button', class: 'small', 'data-fkey': `unblock:${u.id}`,
+        'aria-label': `Unblock ${name}`, text: 'Unblock', onclick: () => unblockUser(u.id) })));
   }));
 }
 
@@ -1380,7 +1480,7 @@ function renderFound() {
   const list = $('find-list');
   if (!S.found) { list.replaceChildren(); return; }
   const known = new Map(S.friends.map((f) => [f.id, f.state]));
-  list.replaceChildren(...(S.found.users.length ? S.found.users.map((u) => {
+  redraw(list, (S.found.users.length ? S.found.users.map((u) => {
     const name = u.display_name || u.username;
     const state = known.get(u.id);
     return h('li', { class: 'person', 'data-user': u.username, 'data-state': state || 'none' },
@@ -1394,7 +1494,7 @@ function renderFound() {
             onclick: (e) => {
               e.target.disabled = true;
               friendAction(() => api.addFriend(u.id));
-            } })));
+            } }), personButton(u, 'found')));
   }) : [h('li', { class: 'empty', text: 'Nobody found.' })]));
 }
 
@@ -1618,6 +1718,10 @@ function wire() {
     if (e.key === 'Escape' && S.compose) { e.preventDefault(); cancelCompose(); }
   });
   $('cc-cancel').addEventListener('click', () => { cancelCompose(); $('composer-input').focus(); });
+  $('btn-person').addEventListener('click', (e) => {
+    const peer = S.view && peerOf(S.convs.get(S.view.cid));
+    if (peer) personMenu(e.currentTarget, peer, null);
+  });
   for (const b of document.querySelectorAll('dialog [data-close]')) {
     b.addEventListener('click', () => b.closest('dialog').close());
   }
