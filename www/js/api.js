@@ -81,6 +81,7 @@ export class Api {
   get(path, opts) { return this.request('GET', path, undefined, opts); }
   post(path, body, opts) { return this.request('POST', path, body, opts); }
   patch(path, body) { return this.request('PATCH', path, body); }
+  put(path) { return this.request('PUT', path); }
   del(path) { return this.request('DELETE', path); }
 
   // Accounts and sessions.
@@ -113,6 +114,9 @@ export class Api {
   addFriend(user_id) { return this.post('/friends', { user_id }); }
   removeFriend(id) { return this.del(`/friends/${id}`); }
   presence(ids) { return this.get(`/presence?user_ids=${ids.join(',')}`); }
+  blocks() { return this.get('/blocks'); }
+  block(user_id) { return this.post('/blocks', { user_id }); }
+  unblock(id) { return this.del(`/blocks/${id}`); }
 
   // Conversations and messages.
   conversations() { return this.get('/conversations'); }
@@ -122,9 +126,14 @@ export class Api {
   updateConversation(id, fields) { return this.patch(`/conversations/${id}`, fields); }
   addMember(id, user_id) { return this.post(`/conversations/${id}/members`, { user_id }); }
   removeMember(id, user_id) { return this.del(`/conversations/${id}/members/${user_id}`); }
-  sendMessage(id, client_msg_id, body) {
-    return this.post(`/conversations/${id}/messages`, { client_msg_id, body });
+  // extras: what a send may carry besides the body ({reply_to}).
+  sendMessage(id, client_msg_id, body, extras = {}) {
+    return this.post(`/conversations/${id}/messages`, { client_msg_id, body, ...extras });
   }
+  editMessage(id, mid, body) { return this.patch(`/conversations/${id}/messages/${mid}`, { body }); }
+  deleteMessage(id, mid) { return this.del(`/conversations/${id}/messages/${mid}`); }
+  react(id, mid, emoji) { return this.put(`/conversations/${id}/messages/${mid}/reactions/${encodeURIComponent(emoji)}`); }
+  unreact(id, mid, emoji) { return this.del(`/conversations/${id}/messages/${mid}/reactions/${encodeURIComponent(emoji)}`); }
   // {before} or {after} (a message_id); newest first, or oldest first with after.
   messages(id, { before, after, limit = 30 } = {}) {
     let q = `limit=${limit}`;

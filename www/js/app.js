@@ -5,10 +5,14 @@
 // never shown twice, whether it came from history, the live connection or a
 // replay after a reconnect. Own messages wait in an outbox (localStorage)
 // until the server confirms them ("sent", or the REST reply), and are resent
-// with the same client_msg_id after a reconnect.
+// with the same client_msg_id after a reconnect. Edits, deletions and
+// reactions arrive as inbox events of their own and change the message
+// shown in place (message-events.js).
 
 import { Api } from './api.js';
 import { Live } from './live.js';
+import { applyEvent, applyReaction, reactedWith } from './message-events.js';
+import { openMenu, closeMenu, menuOpenFor } from './menu.js';
 
 const $ = (id) => document.getElementById(id);
 const api = new Api();
@@ -29,7 +33,17 @@ const S = {
   tab: 'chats',
   search: null,
   found: null,           // the people search: {q, users}
+  blocked: new Map(),    // user id -> {id, username, display_name}: the users this user blocked
+  compose: null,         // what the composer does besides sending: {kind: "reply"|"edit", cid, mid, draft}
+  quotes: new Map(),     // "cid:mid" -> a replied-to message not in the view: the message, "loading" or null
 };
+
+// The quick reactions, with the names screen readers and tooltips give them.
+const REACTIONS = [['👍', 'thumbs up'], ['❤️', 'heart'], ['😂', 'laughing'], ['😮', 'surprised'],
+  ['😢', 'sad'], ['🙏', 'thank you']];
+// How long a message can be edited: the server's default [messages]
+// edit_window. The server has the last word (403 after its window).
+const EDIT_WINDOW_MS = 48 * 3600 * 1000;
 
 // ---------------------------------------------------------------------------
 // Small helpers
@@ -154,6 +168,19 @@ function loadUser(id) {
   }).catch(() => {}).finally(() => S.pendingUsers.delete(id)));
 }
 
+// Replaces a list's items. Lists are redrawn whole, so a button in one that
+// had the focus (one with a data-fkey: a reaction, a quote, a "⋯") gets it
+// back in the new drawing.
+function redraw(list, items) {
+  const active = document.activeElement;
+  const fkey = active && list.contains(active) ? active.dataset.fkey : null;
+  list.replaceChildren(...items);
+  if (fkey) {
+    const again = list.querySelector(`[data-fkey="${CSS.escape(fkey)}"]`);
+    if (again) again.focus({ preventScroll: true });
+  }
+}
+
 let renderQueued = false;
 function scheduleRender() {
   if (renderQueued) return;
@@ -162,7 +189,7 @@ function scheduleRender() {
     renderQueued = false;
     renderConversations();
     renderFriends();
-    if (S.view) { renderChatHead(); renderMessages(); }
+    if (S.view) { renderChatHead(); renderMessages(); renderComposer(); }
   });
 }
 
@@ -256,6 +283,10 @@ function resetState() {
   S.typing.clear();
   S.search = null;
   S.found = null;
+  S.blocked.clear();
+  S.compose = null;
+  S.quotes.clear();
+  closeMenu(false);
   $('find-list').replaceChildren();
   $('conv-list').replaceChildren();
   $('messages').replaceChildren();
@@ -278,8 +309,8 @@ function onUnauthorized() {
 const outboxKey = () => `parley.outbox.${S.me.id}`;
 function saveOutbox() {
   localStorage.setItem(outboxKey(), JSON.stringify(S.outbox.map(
-    ({ conversation_id, client_msg_id, body, created_at, failed }) =>
-      ({ conversation_id, client_msg_id, body, created_at, failed }))));
+    ({ conversation_id, client_msg_id, body, created_at, failed, reply_to }) =>
+      ({ conversation_id, client_msg_id, body, created_at, failed, reply_to }))));
 }
 
 async function enterApp() {
@@ -298,7 +329,7 @@ async function enterApp() {
   $('app').hidden = false;
   renderMe();
   renderNotifyBar();
-  await Promise.all([refreshConversations(), refreshFriends()]);
+  await Promise.all([refreshConversations(), refreshFriends(), refreshBlocks()]);
   live = new Live(api, api.session.device_id);
   live.addEventListener('frame', (e) => onFrame(e.detail));
   live.addEventListener('status', (e) => renderConn(e.detail));
@@ -328,6 +359,7 @@ function renderConn({ state, mode }) {
 function onReady() {
   refreshConversations();
   refreshFriends();
+  refreshBlocks();
   if (S.view && S.view.atEnd) loadNewer(true);
   flushOutbox(true);
 }
@@ -385,8 +417,9 @@ const peerOf = (c) => c && c.kind === 'direct' ? (c.member_ids || []).find((id) 
 function previewOf(c) {
   const m = c.last_message;
   if (!m) return c.kind === 'group' ? 'Group created' : 'No messages yet';
+  if (m.deleted_at) return 'Message deleted';
   const who = m.sender_id === S.me.id ? 'You: ' : c.kind === 'group' ? nameOf(m.sender_id) + ': ' : '';
-  return who + m.body;
+  return who + (m.body || (m.attachments && m.attachments.length ? 'Attachment' : ''));
 }
 
 function renderConversations() {
@@ -431,6 +464,8 @@ async function openConversation(cid, { around } = {}) {
   // there for the visit (reading it clears c.unread, not the line).
   S.view = { cid, msgs: new Map(), atStart: false, atEnd: true, loading: false, highlight: around || null,
     unreadAfter: c.unread > 0 ? c.last_read_message_id || 0 : null };
+  closeMenu(false);
+  if (S.compose && S.compose.cid !== cid) cancelCompose();
   closeNotification(cid);
   sessionStorage.setItem('parley.open', String(cid));
   document.body.classList.add('chat-open');
@@ -475,6 +510,8 @@ async function openConversation(cid, { around } = {}) {
 }
 
 function closeConversation() {
+  closeMenu(false);
+  if (S.compose) cancelCompose();
   S.view = null;
   sessionStorage.removeItem('parley.open');
   document.body.classList.remove('chat-open');
@@ -580,7 +617,10 @@ function renderChatHead() {
   $('chat-title').textContent = title;
   avatar($('chat-avatar'), title, peer || c.id + 1000);
   let sub;
-  if (peer) {
+  if (peer && S.blocked.has(peer)) {
+    sub = 'Blocked';
+    delete $('chat-sub').dataset.presence;
+  } else if (peer) {
     sub = S.presence.get(peer) === 'online' ? 'online' : 'offline';
     $('chat-sub').dataset.presence = sub;
   } else {
@@ -588,6 +628,8 @@ function renderChatHead() {
     delete $('chat-sub').dataset.presence;
   }
   $('chat-sub').textContent = sub;
+  $('btn-person').hidden = !peer;
+  if (peer) $('btn-person').setAttribute('aria-label', `More options for ${nameOf(peer)}`);
   $('btn-members').hidden = c.kind !== 'group';
   $('btn-mute').textContent = c.muted ? 'Unmute' : 'Mute';
   $('btn-mute').setAttribute('aria-pressed', String(!!c.muted));
@@ -642,20 +684,30 @@ function renderMessages() {
       status = h('span', { class: 'status', 'aria-label': readers.length ? 'read' : 'sent' },
         readers.length ? '✓✓' : '✓', label ? ' ' + label : '');
     }
+    const deleted = !!m.deleted_at;
     items.push(h('li', {
-      class: `msg ${own ? 'own' : 'other'}${m.message_id === v.highlight ? ' highlight' : ''}`,
+      class: `msg ${own ? 'own' : 'other'}${deleted ? ' deleted' : ''}${m.message_id === v.highlight ? ' highlight' : ''}`,
       'data-mid': m.message_id, 'data-key': keyOf(m), 'data-state': state,
+      tabindex: m.message_id === v.highlight ? '-1' : null,
     },
     group && !own && prevSender !== m.sender_id ? h('span', { class: 'sender', text: nameOf(m.sender_id) }) : null,
-    h('span', { class: 'body' }, linkify(m.body)),
-    h('span', { class: 'meta' }, h('time', { datetime: m.created_at, title: fullTimeOf(m.created_at),
-      text: clockOf(m.created_at) }), status)));
+    m.reply_to && !deleted ? quoteOf(m.conversation_id, m.reply_to, keyOf(m)) : null,
+    deleted ? h('span', { class: 'body', text: 'Message deleted' }) : h('span', { class: 'body' }, linkify(m.body)),
+    deleted ? null : attachmentsOf(m),
+    deleted ? null : reactionsOf(m),
+    h('span', { class: 'meta' },
+      m.edited_at && !deleted ? h('span', { class: 'edited', title: 'Edited ' + fullTimeOf(m.edited_at), text: 'edited' }) : null,
+      h('time', { datetime: m.created_at, title: fullTimeOf(m.created_at), text: clockOf(m.created_at) }), status),
+    deleted ? null : h('button', { type: 'button', class: 'msg-more', 'data-fkey': 'more:' + keyOf(m),
+      'aria-label': 'Message actions', title: 'React, reply and more', 'aria-haspopup': 'menu', 'aria-expanded': 'false',
+      onclick: (e) => openMessageMenu(e.currentTarget, keyOf(m)) }, '⋯')));
     prevSender = m.sender_id;
   }
   for (const o of pending) {
     daySeparator(o.created_at);
     items.push(h('li', { class: 'msg own pending' + (o.failed ? ' failed' : ''), 'data-client-id': o.client_msg_id,
       'data-state': o.failed ? 'failed' : 'pending' },
+    o.reply_to ? quoteOf(o.conversation_id, o.reply_to, o.client_msg_id) : null,
     h('span', { class: 'body', text: o.body }),
     h('span', { class: 'meta' },
       o.failed ? h('button', { type: 'button', class: 'link', onclick: () => retry(o), text: 'Not sent. Retry' })
@@ -663,18 +715,78 @@ function renderMessages() {
   }
   if (!confirmed.length && !pending.length) items.push(h('li', { class: 'start', text: 'No messages yet. Say hello!' }));
   const stick = nearBottom();
-  ol.replaceChildren(...items);
+  redraw(ol, items);
   if (stick && v.atEnd) scrollToBottom();
   $('btn-latest').hidden = v.atEnd;
+}
+
+// The quote above a reply: who wrote the message it answers, and its first
+// line. Clicking it goes to that message. fkey names it for the focus.
+function quoteOf(cid, mid, fkey) {
+  const o = originalOf(cid, mid);
+  const who = o && o !== 'loading' ? nameOf(o.sender_id) : '';
+  const text = o === 'loading' ? '…' : !o ? 'Message unavailable' : o.deleted_at ? 'Message deleted'
+    : firstLine(o.body) || (o.attachments && o.attachments.length ? 'Attachment' : '');
+  return h('button', { type: 'button', class: 'quote', 'data-fkey': 'quote:' + fkey, 'data-reply-to': mid,
+    'aria-label': `Go to the message${who ? ' from ' + who : ''} this replies to: ${text}`,
+    onclick: () => jumpTo(cid, mid) },
+  who ? h('span', { class: 'quote-name', text: who }) : null, h('span', { class: 'quote-text', text }));
+}
+
+const firstLine = (text) => (text || '').trim().split('\n', 1)[0];
+
+// The message a reply answers: from the view when it is loaded, else
+// fetched once (PROTOCOL.md: ?after=MID-1 gives MID first). Returns the
+// message, "loading", or null when it cannot be seen (say, its sender is
+// blocked).
+function originalOf(cid, mid) {
+  const key = `${cid}:${mid}`;
+  if (S.view && S.view.cid === cid && S.view.msgs.has(key)) return S.view.msgs.get(key);
+  if (S.quotes.has(key)) return S.quotes.get(key);
+  S.quotes.set(key, 'loading');
+  api.messages(cid, { after: mid - 1, limit: 1 }).then(({ messages }) => {
+    S.quotes.set(key, messages.find((x) => x.message_id === mid) || null);
+    scheduleRender();
+  }).catch(() => { S.quotes.delete(key); }); // tried again at the next redraw
+  return 'loading';
+}
+
+// A message's files, by name and size. Fetching them takes the bearer
+// token (GET /api/v1/attachments/{id}), which uploads will bring along.
+function attachmentsOf(m) {
+  const files = m.attachments || [];
+  if (!files.length) return null;
+  const size = (n) => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1024))} kB`);
+  return h('ul', { class: 'attachments', 'aria-label': 'Attachments' }, files.map((f) =>
+    h('li', { class: 'attachment', 'data-attachment': f.id },
+      h('span', { 'aria-hidden': 'true', text: (f.content_type || '').startsWith('image/') ? '🖼 ' : '📎 ' }),
+      `${f.name || 'file'} (${size(f.size || 0)})`)));
+}
+
+// The reactions under a message: one button each, its emoji and count,
+// pressed when one of them is this user's; a click gives or takes it back.
+function reactionsOf(m) {
+  const list = m.reactions || [];
+  if (!list.length) return null;
+  const named = new Map(REACTIONS);
+  return h('div', { class: 'reactions', role: 'group', 'aria-label': 'Reactions' }, list.map((r) =>
+    h('button', { type: 'button', class: 'reaction', 'aria-pressed': String(!!r.me), 'data-emoji': r.emoji,
+      'data-fkey': `react:${keyOf(m)}:${r.emoji}`,
+      'aria-label': `${named.get(r.emoji) || r.emoji}: ${r.count}`,
+      title: r.me ? 'Take back your reaction' : 'React with this too',
+      onclick: () => toggleReaction(keyOf(m), r.emoji) },
+    h('span', { 'aria-hidden': 'true', text: r.emoji }), h('span', { class: 'count', text: r.count }))));
 }
 
 // ---------------------------------------------------------------------------
 // Sending: outbox, confirmation, resend
 
-function sendMessage(body) {
+// Sends body in the open conversation; reply_to: the message it answers.
+function sendMessage(body, reply_to) {
   const v = S.view;
   if (!v) return;
   const item = { conversation_id: v.cid, client_msg_id: newId(), body, created_at: new Date().toISOString(), lastTry: 0 };
+  if (reply_to) item.reply_to = reply_to;
   S.outbox.push(item);
   saveOutbox();
   if (!v.atEnd) { openConversation(v.cid); }
@@ -683,14 +795,17 @@ function sendMessage(body) {
   trySend(item);
 }
 
+// What a send carries besides its body (attachment_ids will join reply_to).
+const extrasOf = (item) => (item.reply_to ? { reply_to: item.reply_to } : {});
+
 function trySend(item) {
   if (item.failed) return;
   item.lastTry = Date.now();
   if (live && live.send({ type: 'send', conversation_id: item.conversation_id,
-    client_msg_id: item.client_msg_id, body: item.body })) return; // "sent" confirms
+    client_msg_id: item.client_msg_id, body: item.body, ...extrasOf(item) })) return; // "sent" confirms
   // No WebSocket (long-poll, or reconnecting): the REST endpoint has the same
   // semantics, and a repeat of the client_msg_id gets the original back.
-  api.sendMessage(item.conversation_id, item.client_msg_id, item.body)
+  api.sendMessage(item.conversation_id, item.client_msg_id, item.body, extrasOf(item))
     .then((m) => { confirm(item.client_msg_id, m); onMessage(m); })
     .catch((e) => onSendError(item, e));
 }
@@ -728,8 +843,12 @@ function confirm(clientId, m) {
   S.outbox.splice(i, 1);
   saveOutbox();
   if (m && m.message_id) {
-    addToView({ conversation_id: item.conversation_id, message_id: m.message_id, sender_id: S.me.id,
-      body: item.body, created_at: m.created_at || item.created_at, client_msg_id: clientId });
+    const key = `${item.conversation_id}:${m.message_id}`;
+    if (!(S.view && S.view.msgs.has(key))) {
+      addToView({ conversation_id: item.conversation_id, message_id: m.message_id, sender_id: S.me.id,
+        body: item.body, created_at: m.created_at || item.created_at, client_msg_id: clientId,
+        reply_to: item.reply_to || null, attachments: [], edited_at: null, deleted_at: null, reactions: [] });
+    }
   }
   return true;
 }
@@ -740,6 +859,9 @@ function confirm(clientId, m) {
 function onFrame(f) {
   switch (f.type) {
     case 'message': onMessage(f); break;
+    case 'edit':
+    case 'delete':
+    case 'reaction': onMessageEvent(f); break;
     case 'sent':
       confirm(f.client_msg_id, f);
       if (S.view && S.view.cid === f.conversation_id) renderMessages();
@@ -763,8 +885,12 @@ function onFrame(f) {
 }
 
 function onMessage(m) {
+  // A message read back from the inbox later shows it as it stands now
+  // (edited, deleted, its reactions); a new one has none of that yet.
   const msg = { conversation_id: m.conversation_id, message_id: m.message_id, sender_id: m.sender_id,
-    body: m.body, created_at: m.created_at, client_msg_id: m.client_msg_id };
+    body: m.body, created_at: m.created_at, client_msg_id: m.client_msg_id, reply_to: m.reply_to || null,
+    attachments: m.attachments || [], edited_at: m.edited_at || null, deleted_at: m.deleted_at || null,
+    reactions: m.reactions || [] };
   const own = msg.sender_id === S.me.id;
   if (own && msg.client_msg_id) confirm(msg.client_msg_id, msg);
   // Whoever sent a message has stopped typing it, wherever that shows.
@@ -785,10 +911,10 @@ function onMessage(m) {
   }
   const v = S.view;
   const shown = v && v.cid === msg.conversation_id;
-  if (shown && v.atEnd) {
-    const fresh = !v.msgs.has(keyOf(msg));
+  // A message shown already keeps its copy: events may have changed it.
+  if (shown && v.atEnd && !v.msgs.has(keyOf(msg))) {
     addToView(msg);
-    if (fresh) renderMessages();
+    renderMessages();
   }
   if (!own && isNew && msg.message_id > (c.last_read_message_id || 0)) {
     if (shown && v.atEnd && document.visibilityState !== 'hidden') {
@@ -804,6 +930,234 @@ function onMessage(m) {
     notifyMessage(c, msg);
   }
   scheduleRender();
+}
+
+// ---------------------------------------------------------------------------
+// After sending: edits, deletions, reactions (PROTOCOL.md "Additions")
+
+// An edit, delete or reaction event (live, replayed, or made here): the
+// message changes in place wherever the client keeps it (the view, the
+// conversation list's last message, a reply's quote).
+//
+// A reaction of someone else is not counted from the event: a message read
+// back from the inbox or from history already counts the reactions given
+// before it was read, and events that follow it in a replay may be among
+// them. So the message is read again, and its reactions shown as they
+// stand. This user's own reactions are counted from the event: its "me"
+// flag tells whether it is counted already.
+function onMessageEvent(ev) {
+  const key = keyOf(ev);
+  const v = S.view;
+  if (ev.type === 'reaction' && ev.user_id !== S.me.id) {
+    rereadSoon(ev.conversation_id, ev.message_id);
+    return;
+  }
+  const copies = new Set();
+  if (v && v.msgs.has(key)) copies.add(v.msgs.get(key));
+  const c = S.convs.get(ev.conversation_id);
+  if (c && c.last_message && c.last_message.message_id === ev.message_id) copies.add(c.last_message);
+  const quoted = S.quotes.get(key);
+  if (quoted && typeof quoted === 'object') copies.add(quoted);
+  let changed = false;
+  for (const m of copies) changed = applyEvent(m, ev, S.me.id) || changed;
+  // A message being answered or edited here was deleted: the composer lets go.
+  if (ev.type === 'delete' && S.compose && `${S.compose.cid}:${S.compose.mid}` === key) {
+    if (S.compose.kind === 'edit') showToast('The message you were editing was deleted.');
+    cancelCompose();
+  }
+  if (changed) scheduleRender();
+}
+
+// Reads messages of the open view again (their reactions), a moment after
+// the first asks, in one request for those close together. Each message
+// takes its reactions from the newest answer about it. The state is the
+// view's: a conversation left drops what it waited for.
+function rereadSoon(cid, mid) {
+  const v = S.view;
+  if (!v || v.cid !== cid || !v.msgs.has(`${cid}:${mid}`)) return;
+  const r = v.reread || (v.reread = { mids: new Set(), timer: null, gen: 0, last: new Map() });
+  r.mids.add(mid);
+  if (!r.timer) r.timer = setTimeout(() => rereadNow(v), 100);
+}
+
+async function rereadNow(v) {
+  const r = v.reread;
+  r.timer = null;
+  if (S.view !== v || !r.mids.size) return;
+  const lo = Math.min(...r.mids);
+  const mids = [...r.mids].filter((mid) => mid < lo + 100);
+  mids.forEach((mid) => r.mids.delete(mid));
+  if (r.mids.size) r.timer = setTimeout(() => rereadNow(v), 0);
+  const gen = ++r.gen;
+  for (const mid of mids) r.last.set(mid, gen);
+  try {
+    const { messages } = await api.messages(v.cid, { after: lo - 1, limit: Math.max(...mids) - lo + 1 });
+    if (S.view !== v) return;
+    for (const fresh of messages) {
+      const m = v.msgs.get(keyOf(fresh));
+      if (!m || r.last.get(fresh.message_id) !== gen) continue;
+      r.last.delete(fresh.message_id);
+      m.reactions = fresh.reactions || [];
+    }
+    scheduleRender();
+  } catch { /* the next reaction reads it again */ }
+}
+
+// The "⋯" menu of a message: the quick reactions, Reply, and Edit or
+// Delete where this user may.
+function openMessageMenu(anchor, key) {
+  if (menuOpenFor(anchor)) { closeMenu(true); return; }
+  const v = S.view;
+  const m = v && v.msgs.get(key);
+  if (!m || m.deleted_at) return;
+  const c = S.convs.get(m.conversation_id);
+  const own = m.sender_id === S.me.id;
+  const items = [
+    { label: 'React', row: REACTIONS.map(([emoji, name]) => ({ text: emoji, label: `React with ${name}`, title: name,
+      checked: reactedWith(m, emoji), onSelect: () => toggleReaction(key, emoji) })) },
+    { text: 'Reply', onSelect: () => startCompose('reply', m) },
+  ];
+  if (own && Date.now() - (Date.parse(m.created_at) || 0) < EDIT_WINDOW_MS) {
+    items.push({ text: 'Edit', onSelect: () => startCompose('edit', m) });
+  }
+  // The sender, or a group admin (PROTOCOL.md: conversation admin_ids, role).
+  const admin = c && c.kind === 'group' && ((c.admin_ids || []).includes(S.me.id) || c.role === 'admin');
+  if (own || admin) items.push({ text: 'Delete', danger: true, onSelect: () => deleteMessage(key) });
+  openMenu(anchor, items, {
+    label: 'Message actions',
+    anchorAgain: () => $('messages').querySelector(`[data-fkey="more:${CSS.escape(key)}"]`),
+  });
+}
+
+// Gives or takes back a reaction: shown at once, undone if the server
+// refuses. Requests go one after another, so quick clicks end as clicked.
+let reacting = Promise.resolve();
+function toggleReaction(key, emoji) {
+  const m = S.view && S.view.msgs.get(key);
+  if (!m || m.deleted_at) return;
+  const add = !reactedWith(m, emoji);
+  applyReaction(m, emoji, add, true);
+  renderMessages();
+  reacting = reacting.then(async () => {
+    try {
+      await (add ? api.react(m.conversation_id, m.message_id, emoji) : api.unreact(m.conversation_id, m.message_id, emoji));
+    } catch (e) {
+      applyReaction(m, emoji, !add, true);
+      if (S.view) renderMessages();
+      showToast(errorText(e));
+    }
+  });
+}
+
+async function deleteMessage(key) {
+  const m = S.view && S.view.msgs.get(key);
+  if (!m) return;
+  const own = m.sender_id === S.me.id;
+  const ok = await confirmDialog({
+    title: 'Delete this message?',
+    text: own ? 'It is deleted for everyone in the conversation.'
+      : `${nameOf(m.sender_id)}'s message is deleted for everyone in the conversation.`,
+    action: 'Delete',
+  });
+  if (!ok) return;
+  try {
+    await api.deleteMessage(m.conversation_id, m.message_id);
+    onMessageEvent({ type: 'delete', conversation_id: m.conversation_id, message_id: m.message_id,
+      deleted_at: new Date().toISOString(), deleted_by: S.me.id });
+  } catch (e) { showToast(errorText(e)); }
+}
+
+// Goes to message mid of the open conversation, highlighted: at once when
+// it is loaded, else by opening the conversation around it.
+function jumpTo(cid, mid) {
+  const v = S.view;
+  if (!v || v.cid !== cid) return;
+  if (!v.msgs.has(`${cid}:${mid}`)) {
+    openConversation(cid, { around: mid });
+    return;
+  }
+  v.highlight = mid;
+  renderMessages();
+  const el = $('messages').querySelector(`li.msg[data-mid="${mid}"]`);
+  if (el) {
+    el.scrollIntoView({ block: 'center' });
+    el.focus({ preventScroll: true });
+  }
+}
+
+// The composer answers a message (kind "reply") or edits one ("edit": the
+// body goes into the composer; what was typed there comes back after).
+function startCompose(kind, m) {
+  const ta = $('composer-input');
+  if (S.compose && S.compose.kind === 'edit') ta.value = S.compose.draft;
+  S.compose = { kind, cid: m.conversation_id, mid: m.message_id, draft: ta.value };
+  if (kind === 'edit') ta.value = m.body;
+  renderComposer();
+  ta.focus();
+  ta.setSelectionRange(ta.value.length, ta.value.length);
+  autosizeComposer();
+}
+
+function cancelCompose() {
+  const x = S.compose;
+  if (!x) return;
+  S.compose = null;
+  if (x.kind === 'edit') {
+    $('composer-input').value = x.draft;
+    autosizeComposer();
+  }
+  renderComposer();
+}
+
+function renderComposer() {
+  const x = S.compose;
+  const send = $('composer-send');
+  const editing = !!x && x.kind === 'edit';
+  send.textContent = editing ? 'Save' : 'Send';
+  send.setAttribute('aria-label', editing ? 'Save edit' : 'Send message');
+  $('composer-context').hidden = !x;
+  if (!x) return;
+  const m = originalOf(x.cid, x.mid);
+  const who = m && m !== 'loading' ? nameOf(m.sender_id) : '';
+  $('cc-title').textContent = editing ? 'Editing message' : `Replying to ${who}`;
+  $('cc-quote').textContent = m && m !== 'loading' ? firstLine(m.body) : '';
+  $('cc-cancel').setAttribute('aria-label', editing ? 'Cancel editing' : 'Cancel reply');
+  $('cc-cancel').title = editing ? 'Cancel editing' : 'Cancel reply';
+}
+
+// Saves the composer's text as the new body of the message being edited.
+async function saveEdit(body) {
+  const x = S.compose;
+  const key = `${x.cid}:${x.mid}`;
+  const m = S.view && S.view.msgs.get(key);
+  if (m && m.body === body) { cancelCompose(); return; }
+  const send = $('composer-send');
+  send.disabled = true;
+  try {
+    const fresh = await api.editMessage(x.cid, x.mid, body);
+    onMessageEvent({ type: 'edit', conversation_id: x.cid, message_id: x.mid, body: fresh.body,
+      edited_at: fresh.edited_at, sender_id: S.me.id });
+    if (S.compose === x) cancelCompose();
+  } catch (e) {
+    showToast(e.code === 'forbidden' ? 'This message can no longer be edited.'
+      : e.code === 'not_found' ? 'This message was deleted.' : errorText(e));
+    if (e.code === 'not_found' && S.compose === x) cancelCompose();
+  } finally {
+    send.disabled = false;
+  }
+}
+
+// Asks before something that cannot be undone; resolves true for yes.
+function confirmDialog({ title, text, action }) {
+  const dlg = $('dlg-confirm');
+  $('dlg-confirm-title').textContent = title;
+  $('dlg-confirm-text').textContent = text;
+  $('dlg-confirm-ok').textContent = action;
+  dlg.returnValue = '';
+  dlg.showModal();
+  return new Promise((resolve) => {
+    dlg.addEventListener('close', () => resolve(dlg.returnValue === 'ok'), { once: true });
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -960,7 +1314,7 @@ function renderFriends() {
   const incoming = friends.filter((f) => f.state === 'incoming').length;
   $('incoming-badge').hidden = !incoming;
   $('incoming-badge').textContent = incoming;
-  list.replaceChildren(...friends.map((f) => {
+  redraw(list, friends.map((f) => {
     const name = f.display_name || f.username;
     const status = S.presence.get(f.id) || 'offline';
     const av = h('span', { class: 'avatar', 'aria-hidden': 'true' });
@@ -981,12 +1335,104 @@ function renderFriends() {
         h('button', { type: 'button', class: 'small', 'aria-label': `Cancel request to ${name}`, text: 'Cancel',
           onclick: () => friendAction(() => api.removeFriend(f.id)) })];
     }
-    return h('li', { class: 'person', 'data-user': f.username, 'data-state': f.state },
+    const blocked = S.blocked.has(f.id);
+    return h('li', { class: 'person', 'data-user': f.username, 'data-state': f.state, 'data-blocked': blocked ? 'true' : null },
       h('span', { class: 'av-wrap' }, av, f.state === 'accepted'
         ? h('span', { class: 'dot ' + status, 'data-presence': status, role: 'img', 'aria-label': status }) : null),
       h('span', { class: 'person-main' }, h('span', { class: 'person-name', text: name }),
-        h('span', { class: 'hint', text: '@' + f.username + (f.state === 'incoming' ? ' wants to be friends' : '') })),
-      h('span', { class: 'person-actions' }, actions));
+        h('span', { class: 'hint', text: '@' + f.username + (blocked ? ' · blocked'
+          : f.state === 'incoming' ? ' wants to be friends' : '') })),
+      h('span', { class: 'person-actions' }, actions, personButton(f, 'friend')));
+  }));
+  renderBlocked();
+}
+
+// ---------------------------------------------------------------------------
+// Blocking (PROTOCOL.md "Additions": blocking)
+//
+// Every person shown (a friend, someone found, the other member of a direct
+// conversation) has a "⋯" menu to block or unblock them; the people blocked
+// are listed under the friends, each with "Unblock".
+
+async function refreshBlocks() {
+  try {
+    const { users } = await api.blocks();
+    S.blocked = new Map(users.map((u) => [u.id, u]));
+    users.forEach(rememberUser);
+    scheduleRender();
+  } catch { /* retried on the next ready */ }
+}
+
+// A person's "⋯" button; where: the list it is in (to find it again).
+function personButton(u, where) {
+  const name = u.display_name || u.username;
+  return h('button', { type: 'button', class: 'icon more', 'data-fkey': `person:${where}:${u.id}`,
+    'aria-label': `More options for ${name}`, title: 'More options', 'aria-haspopup': 'menu', 'aria-expanded': 'false',
+    onclick: (e) => personMenu(e.currentTarget, u.id, where) }, '⋯');
+}
+
+function personMenu(anchor, id, where) {
+  if (menuOpenFor(anchor)) { closeMenu(true); return; }
+  const name = nameOf(id);
+  openMenu(anchor, [S.blocked.has(id)
+    ? { text: `Unblock ${name}`, onSelect: () => unblockUser(id) }
+    : { text: `Block ${name}`, danger: true, onSelect: () => blockUser(id) }], {
+    label: name,
+    anchorAgain: where ? () => document.querySelector(`[data-fkey="person:${where}:${id}"]`) : null,
+  });
+}
+
+async function blockUser(id) {
+  const name = nameOf(id);
+  const ok = await confirmDialog({
+    title: `Block ${name}?`,
+    text: `${name} will not be able to message you in your direct conversation, add you to groups or send you ` +
+      `friend requests, and you stop seeing each other online. Their messages in groups you share are hidden ` +
+      `from you. ${name} is not told.`,
+    action: 'Block',
+  });
+  if (!ok) return;
+  try {
+    await api.block(id);
+    S.blocked.set(id, S.users.get(id) || { id });
+    showToast(`You blocked ${name}.`);
+    afterBlockChange(id);
+  } catch (e) { showToast(errorText(e)); }
+}
+
+async function unblockUser(id) {
+  const name = nameOf(id);
+  try {
+    await api.unblock(id);
+    S.blocked.delete(id);
+    showToast(`You unblocked ${name}.`);
+    afterBlockChange(id);
+  } catch (e) { showToast(errorText(e)); }
+}
+
+// History and presence change with a block: a group on screen with that
+// person in it is read again (their messages leave it, or come back).
+function afterBlockChange(id) {
+  scheduleRender();
+  refreshBlocks();
+  refreshFriends();
+  const c = S.view && S.convs.get(S.view.cid);
+  if (c && c.kind === 'group' && (c.member_ids || []).includes(id)) openConversation(c.id);
+}
+
+function renderBlocked() {
+  const users = [...S.blocked.values()];
+  $('blocked-section').hidden = !users.length;
+  redraw($('blocked-list'), users.map((u) => {
+    const name = nameOf(u.id);
+    const av = h('span', { class: 'avatar', 'aria-hidden': 'true' });
+    avatar(av, name, u.id);
+    return h('li', { class: 'person', 'data-user': u.username, 'data-state': 'blocked' },
+      h('span', { class: 'av-wrap' }, av),
+      h('span', { class: 'person-main' }, h('span', { class: 'person-name', text: name }),
+        h('span', { class: 'hint', text: '@' + (u.username || u.id) })),
+      h('span', { class: 'person-actions' }, h('button', { type: 'button', class: 'small', 'data-fkey': `unblock:${u.id}`,
+        'aria-label': `Unblock ${name}`, text: 'Unblock', onclick: () => unblockUser(u.id) })));
   }));
 }
 
@@ -1034,7 +1480,7 @@ function renderFound() {
   const list = $('find-list');
   if (!S.found) { list.replaceChildren(); return; }
   const known = new Map(S.friends.map((f) => [f.id, f.state]));
-  list.replaceChildren(...(S.found.users.length ? S.found.users.map((u) => {
+  redraw(list, (S.found.users.length ? S.found.users.map((u) => {
     const name = u.display_name || u.username;
     const state = known.get(u.id);
     return h('li', { class: 'person', 'data-user': u.username, 'data-state': state || 'none' },
@@ -1048,7 +1494,7 @@ function renderFound() {
             onclick: (e) => {
               e.target.disabled = true;
               friendAction(() => api.addFriend(u.id));
-            } })));
+            } }), personButton(u, 'found')));
   }) : [h('li', { class: 'empty', text: 'Nobody found.' })]));
 }
 
@@ -1210,11 +1656,17 @@ function showToast(text) {
 }
 
 let lastTyping = 0;
-function onComposerInput() {
+function autosizeComposer() {
   const ta = $('composer-input');
   ta.style.height = 'auto';
   ta.style.height = Math.min(ta.scrollHeight, 160) + 'px';
-  if (!S.view || !ta.value || Date.now() - lastTyping < 2000) return;
+}
+
+// Typing is announced for new messages, not for edits.
+function onComposerInput() {
+  const ta = $('composer-input');
+  autosizeComposer();
+  if (!S.view || !ta.value || (S.compose && S.compose.kind === 'edit') || Date.now() - lastTyping < 2000) return;
   lastTyping = Date.now();
   if (live) live.send({ type: 'typing', conversation_id: S.view.cid });
 }
@@ -1223,12 +1675,19 @@ function onComposerSubmit(ev) {
   ev.preventDefault();
   const ta = $('composer-input');
   const body = ta.value.trim();
-  if (!body) return;
+  const x = S.compose;
+  if (!body) {
+    if (x && x.kind === 'edit') showToast('A message cannot be empty: delete it instead.');
+    return;
+  }
   if (new TextEncoder().encode(body).length > 4096) { showToast('A message has at most 4096 bytes.'); return; }
+  if (x && x.kind === 'edit') { saveEdit(body); return; }
   ta.value = '';
   ta.style.height = 'auto';
   lastTyping = 0;
-  sendMessage(body);
+  S.compose = null;
+  renderComposer();
+  sendMessage(body, x && x.kind === 'reply' ? x.mid : null);
 }
 
 function wire() {
@@ -1256,6 +1715,12 @@ function wire() {
   $('composer-input').addEventListener('input', onComposerInput);
   $('composer-input').addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); $('composer').requestSubmit(); }
+    if (e.key === 'Escape' && S.compose) { e.preventDefault(); cancelCompose(); }
+  });
+  $('cc-cancel').addEventListener('click', () => { cancelCompose(); $('composer-input').focus(); });
+  $('btn-person').addEventListener('click', (e) => {
+    const peer = S.view && peerOf(S.convs.get(S.view.cid));
+    if (peer) personMenu(e.currentTarget, peer, null);
   });
   for (const b of document.querySelectorAll('dialog [data-close]')) {
     b.addEventListener('click', () => b.closest('dialog').close());

@@ -10,9 +10,11 @@
 // localStorage, so a reload resumes where the device left off.
 //
 // Events (detail is the frame or state):
-//   frame   every server frame: message, sent, presence, typing, read,
-//           conversation, friend, error; message frames come in seq order,
-//           once. Long-poll brings message frames only.
+//   frame   every server frame: the inbox events (message, edit, delete,
+//           reaction, and any later kind: whatever carries a seq), sent,
+//           presence, typing, read, conversation, friend, error. Inbox
+//           events come in seq order, once, and move the cursor (and are
+//           acked) whatever their kind. Long-poll brings inbox events only.
 //   status  {state: "connecting"|"online"|"offline", mode: "ws"|"poll"|null}
 //   ready   the connection (re)started: replay follows; apps refetch lists
 //           and resend what is unsent.
@@ -186,13 +188,13 @@ export class Live extends EventTarget {
       this.emit('ready', { mode: 'ws', user_id: f.user_id });
       return;
     }
-    if (f.type === 'message') {
-      if (typeof f.seq === 'number') {
-        if (this.cursor !== null && f.seq <= this.cursor) return; // never twice
-        this.saveCursor(f.seq);
-        this.socketSeq = Math.max(this.socketSeq, f.seq);
-        this.scheduleAck();
-      }
+    // An inbox event, of any kind (PROTOCOL.md: a kind this client does not
+    // know still moves the cursor past its seq).
+    if (typeof f.seq === 'number') {
+      if (this.cursor !== null && f.seq <= this.cursor) return; // never twice
+      this.saveCursor(f.seq);
+      this.socketSeq = Math.max(this.socketSeq, f.seq);
+      this.scheduleAck();
     }
     this.emit('frame', f);
   }
@@ -240,6 +242,7 @@ export class Live extends EventTarget {
       for (const ev of data.events || []) {
         if (this.cursor !== null && ev.seq <= this.cursor) continue;
         this.saveCursor(ev.seq);
+        // Each event names its kind; "message" is for a server that predates kinds.
         this.emit('frame', { type: 'message', ...ev });
       }
       if (typeof data.cursor === 'number') this.saveCursor(data.cursor);
