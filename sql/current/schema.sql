@@ -62,7 +62,9 @@ CREATE TABLE public.message_events (
     emoji text,
     op text,
     at timestamp with time zone DEFAULT now() NOT NULL,
+    count integer,
     CONSTRAINT message_events_body_check CHECK ((octet_length(body) <= 4096)),
+    CONSTRAINT message_events_count_check CHECK ((count >= 0)),
     CONSTRAINT message_events_emoji_check CHECK (((octet_length(emoji) >= 1) AND (octet_length(emoji) <= 32))),
     CONSTRAINT message_events_kind_check CHECK ((kind = ANY (ARRAY['edit'::text, 'delete'::text, 'reaction'::text]))),
     CONSTRAINT message_events_op_check CHECK ((op = ANY (ARRAY['add'::text, 'remove'::text])))

@@ -222,6 +222,8 @@ def test_events_reach_live_sockets_with_their_own_seq():
             assert rest.is_rfc3339(edit["edited_at"]) and edit["message_id"] == mid, edit
             assert (add["op"], remove["op"]) == ("add", "remove"), frames
             assert add["user_id"] == C.id and add["emoji"] == "🔥", add
+            # Each says the emoji's count once it applied.
+            assert (add["count"], remove["count"]) == (1, 0), frames
             assert delete["deleted_by"] == A.id and rest.is_rfc3339(delete["deleted_at"]), delete
             for f in frames:
                 assert f["conversation_id"] == GROUP and f["message_id"] == mid, f
@@ -247,6 +249,7 @@ def test_offline_devices_catch_up_in_order_on_every_transport():
     # edit, replayed after the delete, give its text away.
     assert events[0]["body"] == "" and events[0]["deleted_at"] is not None, events[0]
     assert events[1]["body"] == "" and rest.is_rfc3339(events[1]["edited_at"]), events[1]
+    assert events[2]["count"] == 1 and events[2]["op"] == "add", events[2]
     sock = ws.connect(B, cursor=before)
     try:
         replay = [sock.recv() for _ in range(4)]

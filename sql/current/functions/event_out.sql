@@ -20,6 +20,6 @@ CREATE FUNCTION public.event_out(e public.message_events, p_seq bigint, p_sender
         ELSE json_build_object(
             'type', 'reaction', 'seq', p_seq,
             'conversation_id', e.conversation_id, 'message_id', e.message_id,
-            'user_id', e.actor_id, 'emoji', e.emoji, 'op', e.op)
+            'user_id', e.actor_id, 'emoji', e.emoji, 'op', e.op, 'count', e.count)
     END
 $$;

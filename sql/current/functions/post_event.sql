@@ -78,8 +78,10 @@ BEGIN
         END IF;
         INSERT INTO reactions (conversation_id, message_id, emoji, user_id, created_at)
         VALUES (p_conversation, p_message, p_emoji, p_actor, now_at);
-        INSERT INTO message_events (conversation_id, message_id, kind, actor_id, emoji, op, at)
-        VALUES (p_conversation, p_message, 'reaction', p_actor, p_emoji, 'add', now_at)
+        INSERT INTO message_events (conversation_id, message_id, kind, actor_id, emoji, op,
+                                    count, at)
+        VALUES (p_conversation, p_message, 'reaction', p_actor, p_emoji, 'add',
+                emoji_count(p_conversation, p_message, p_emoji), now_at)
         RETURNING * INTO ev;
     ELSIF p_kind = 'unreact' THEN
         DELETE FROM reactions r
@@ -88,8 +90,10 @@ BEGIN
         IF NOT FOUND THEN
             RETURN QUERY SELECT 'noop', NULL::jsonb, NULL::jsonb; RETURN;
         END IF;
-        INSERT INTO message_events (conversation_id, message_id, kind, actor_id, emoji, op, at)
-        VALUES (p_conversation, p_message, 'reaction', p_actor, p_emoji, 'remove', now_at)
+        INSERT INTO message_events (conversation_id, message_id, kind, actor_id, emoji, op,
+                                    count, at)
+        VALUES (p_conversation, p_message, 'reaction', p_actor, p_emoji, 'remove',
+                emoji_count(p_conversation, p_message, p_emoji), now_at)
         RETURNING * INTO ev;
     ELSE
         RAISE EXCEPTION 'post_event: unknown kind %', p_kind;
