@@ -188,7 +188,7 @@ def test_deeply_nested_json_is_refused_without_a_5xx():
 
 
 def test_unknown_routes_are_404():
-    for path in ["/api/v1/nope", "/api/v1/users/1/nope", "/api/v1/conversations/1/messages/1",
+    for path in ["/api/v1/nope", "/api/v1/users/1/nope", "/api/v1/conversations/1/messages/1/nope",
                  "/api/v2/health", "/api/v1/", "/api/v1", "/api/v1/me/", "/api/v1//me", "/api/v1/ME"]:
         assert_error(request("GET", path, token=A.token), 404, "not_found")
     assert_error(request("POST", "/api/v1/nope", body={"a": 1}), 404, "not_found")
@@ -198,7 +198,9 @@ def test_wrong_method_is_405():
     for method, path in [("PUT", "/me"), ("DELETE", "/users"), ("GET", "/sessions"), ("PUT", "/sessions/current"),
                          ("PATCH", "/conversations/%d/messages" % AB), ("GET", "/sessions/refresh"),
                          ("DELETE", "/conversations"), ("POST", "/sync"), ("PUT", "/devices"),
-                         ("POST", "/discover"), ("DELETE", "/health")]:
+                         ("POST", "/discover"), ("DELETE", "/health"),
+                         ("GET", "/conversations/%d/messages/1" % AB),
+                         ("POST", "/conversations/%d/messages/1/reactions/x" % AB), ("PUT", "/blocks")]:
         assert_error(call(method, path, token=A.token), 405, "method_not_allowed")
 
 
