@@ -50,6 +50,10 @@ struct pl_config {
 	char *api_listen;
 	long long api_threads;
 	long long api_max_body_bytes;
+	long long api_max_attachment_bytes;
+	/* [attachments] */
+	char *attachments_dir;
+	long long attachments_image_concurrency;
 	/* [relay] */
 	long long relay_port;
 	char *relay_bind;

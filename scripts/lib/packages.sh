@@ -9,7 +9,7 @@ PACKAGES=(
 	libfcgi-dev libpq-dev libhiredis-dev libjansson-dev libwebsockets-dev
 	libcurl4-openssl-dev libssl-dev libjwt-dev libsodium-dev libinih-dev
 	libcmocka-dev libev-dev libwebsockets-evlib-ev libmicrohttpd-dev
-	libzookeeper-mt-dev
+	libzookeeper-mt-dev libvips-dev
 	postgresql-15 postgresql-client-15 redis-server redis-tools nginx
 	curl procps openssl
 )
