@@ -20,7 +20,7 @@ PACKAGES=(
 # reduced run (scripts/cluster check): ZooKeeper and its Java, iptables,
 # ping, kazoo.
 CHECK_PACKAGES=(
-	apache2 wrk python3 python3-websocket python3-websockets nodejs
+	apache2 libapache2-mod-xsendfile wrk python3 python3-websocket python3-websockets nodejs
 	clang libclang-rt-14-dev
 	zookeeper default-jre-headless iptables iputils-ping iproute2
 	util-linux python3-kazoo
