@@ -1,6 +1,7 @@
 /*
  * admin.h: what parley-admin's commands share (admin/main.c runs them,
- * admin/user.c holds "user", admin/stats.c "stats").
+ * admin/user.c holds "user", admin/stats.c "stats", admin/attachments.c
+ * "attachments").
  */
 #ifndef PL_ADMIN_H
 #define PL_ADMIN_H
@@ -47,6 +48,9 @@ int admin_hash_password(const struct pl_config *cfg, const char *password,
 
 /* stats [--window SECONDS] (admin/stats.c). */
 int admin_cmd_stats(struct admin *a, int argc, char **argv);
+
+/* attachments prune [--older-than SECONDS] (admin/attachments.c). */
+int admin_cmd_attachments(struct admin *a, int argc, char **argv);
 
 /* user revoke|disable|enable|reset-password USER [...] (admin/user.c). */
 int admin_cmd_user(struct admin *a, int argc, char **argv);

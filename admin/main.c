@@ -24,6 +24,9 @@
  *   parley-admin [-c FILE] user revoke|disable|enable|reset-password USER ...
  *       what an operator does to one account (admin/user.c).
  *
+ *   parley-admin [-c FILE] attachments prune [--older-than SECONDS]
+ *       removes uploads never posted, and their files (admin/attachments.c).
+ *
  *   parley-admin [-c FILE] session USER... [--platform web|ios|android]
  *       creates a new device and session for each USER exactly as a login
  *       does (the device's cursor at the user's newest seq) and prints one
@@ -608,6 +611,11 @@ static const struct admin_cmd {
 	  "      (default 10) and per minute, relays and their sockets, the\n"
 	  "      push queue\n" },
 	{ "user", admin_cmd_user, ADMIN_USER_HELP },
+	{ "attachments", admin_cmd_attachments,
+	  "  attachments prune [--older-than SECONDS]\n"
+	  "      remove the uploads no message posted within SECONDS (default\n"
+	  "      86400) and their files, and temporary files of uploads that\n"
+	  "      died; prints each (run it from cron)\n" },
 	{ "session", admin_cmd_session,
 	  "  session USER... [--platform web|ios|android]\n"
 	  "      a new device and session for each USER, as a login makes them;\n"

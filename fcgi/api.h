@@ -12,6 +12,7 @@
 
 #include <fcgiapp.h>
 #include <jansson.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 
 #include "config.h"
@@ -52,6 +53,8 @@ struct api_shared {
 	/* The relay registry every worker uses when its backend is
 	 * thread-safe (pl_registry_is_shared), else NULL. Owned. */
 	struct pl_registry *registry;
+	/* Uploaded images decoded at once ([attachments] image_concurrency). */
+	sem_t image_slots;
 };
 
 struct api_worker {
@@ -68,6 +71,9 @@ struct api_worker {
 
 #define API_MAX_PARAMS 4
 
+/* Room for the headers a handler adds with api_reply_header(). */
+#define API_REPLY_HEADERS_BYTES 8192
+
 struct api_request {
 	struct api_worker *w;
 	FCGX_Request *fcgx;
@@ -78,6 +84,10 @@ struct api_request {
 	long long params[API_MAX_PARAMS];	/* the route's {id} values */
 	int nparams;
 	json_t *body;			/* the JSON body for API_JSON_BODY routes */
+	/* API_UPLOAD routes: the announced length (-1: none, read to the
+	 * end) and how many bytes api_upload_read() gave so far. */
+	long long upload_length;
+	long long upload_read;
 	char request_id[17];
 	/* Set for API_AUTH routes from the verified token and its session. */
 	long long user_id;
@@ -97,6 +107,10 @@ struct api_request {
 	int status;
 	json_t *reply;
 	char *reply_text;	/* or the body as JSON text, owned */
+	/* Headers of a successful reply, "Name: value\r\n" each; an error
+	 * reply drops them. */
+	char reply_headers[API_REPLY_HEADERS_BYTES];
+	size_t reply_headers_len;
 	enum pl_err err;
 	char err_message[512];
 };
@@ -110,6 +124,9 @@ enum api_route_flag {
 	/* Its reads (api_sql with retry_ok) may go to a standby that has
 	 * caught up with the primary (replica.h); needs API_AUTH. */
 	API_REPLICA = 1 << 2,
+	/* The body is a file of up to [api] max_attachment_bytes (not
+	 * max_body_bytes) that the handler reads with api_upload_read(). */
+	API_UPLOAD = 1 << 3,
 };
 
 struct api_route {
@@ -168,6 +185,24 @@ void api_request_handle(struct api_worker *w, FCGX_Request *fcgx);
 
 /* Sets the reply: status and body (stolen; NULL for no body). */
 void api_reply(struct api_request *req, int status, json_t *body);
+
+/*
+ * Adds one header to a successful reply ("Name: value", without CRLF).
+ * Returns PL_OK, or fails the request (PL_INTERNAL) when the headers would
+ * be over API_REPLY_HEADERS_BYTES or the value holds a CR or LF.
+ */
+enum pl_err api_reply_header(struct api_request *req, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/*
+ * Reads the next bytes of an API_UPLOAD route's body into buf (at most len)
+ * and sets *got to their count, 0 at the end of the body. Returns PL_OK;
+ * PL_TOO_LARGE once the body is over [api] max_attachment_bytes;
+ * PL_BAD_REQUEST when the body ends short of its Content-Length (the
+ * client went away). Failures fail the request.
+ */
+enum pl_err api_upload_read(struct api_request *req, void *buf, size_t len,
+			    size_t *got);
 
 /*
  * Sets the reply to JSON that is text already (from PostgreSQL), sent as it
@@ -293,6 +328,10 @@ enum pl_err api_blocked_by(struct api_request *req, const long long *users,
 			   size_t n, long long user, int *blocked);
 
 enum pl_err api_sync_get(struct api_request *req);
+
+enum pl_err api_attachments_upload(struct api_request *req);
+enum pl_err api_attachments_get(struct api_request *req);
+enum pl_err api_attachments_thumbnail(struct api_request *req);
 
 enum pl_err api_devices_register(struct api_request *req);
 enum pl_err api_devices_list(struct api_request *req);

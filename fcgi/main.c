@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "image.h"
 #include "log.h"
 #include "metrics_http.h"
 #include "program.h"
@@ -45,6 +46,7 @@ static void *worker_main(void *arg)
 		FCGX_Finish_r(fcgx);
 	}
 	FCGX_Free(fcgx, 1);
+	pl_image_thread_done();
 	return NULL;
 }
 
@@ -114,6 +116,11 @@ static int shared_init(struct api_shared *shared, struct pl_config *cfg)
 		shared->registry = pl_registry_open(cfg, NULL);
 		if (!shared->registry)
 			return -1;
+	}
+	if (sem_init(&shared->image_slots, 0,
+		     (unsigned)cfg->attachments_image_concurrency) != 0) {
+		pl_log_errno(PL_LOG_ERR, "api: cannot set up image decoding");
+		return -1;
 	}
 	return 0;
 }
@@ -243,6 +250,9 @@ int main(int argc, char **argv)
 		pl_log(PL_LOG_ERR, "api: cannot initialize libsodium or libfcgi");
 		goto out;
 	}
+	/* libvips starts once, before the threads that share it. */
+	if (pl_image_init(argv[0]))
+		goto out;
 	if (shared_init(&shared, &cfg))
 		goto out;
 	fd = open_listener(cfg.api_listen);
@@ -273,6 +283,8 @@ int main(int argc, char **argv)
 	if (!all_joined)
 		return status;	/* exit() ends the stragglers; their memory stays */
 	pl_registry_free(shared.registry);
+	sem_destroy(&shared.image_slots);
+	pl_image_shutdown();
 out:
 	pl_metrics_http_stop(metrics);
 	api_metrics_release(&shared.metrics);

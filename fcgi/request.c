@@ -1,5 +1,6 @@
 #include <curl/curl.h>
 #include <errno.h>
+#include <limits.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,7 +44,31 @@ enum pl_err api_fail(struct api_request *req, enum pl_err rc, const char *fmt,
 	req->reply_text = NULL;
 	req->err = rc ? rc : PL_INTERNAL;
 	req->status = pl_err_http_status(req->err);
+	/* No header of a reply that was being made goes out with an error. */
+	req->reply_headers_len = 0;
+	req->reply_headers[0] = '\0';
 	return req->err;
+}
+
+enum pl_err api_reply_header(struct api_request *req, const char *fmt, ...)
+{
+	size_t room = sizeof(req->reply_headers) - req->reply_headers_len;
+	char *at = req->reply_headers + req->reply_headers_len;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(at, room, fmt, ap);
+	va_end(ap);
+	/* Room for the CRLF, and no header smuggled inside a value. */
+	if (n < 0 || (size_t)n + 3 > room || strpbrk(at, "\r\n")) {
+		*at = '\0';
+		return api_fail(req, PL_INTERNAL, "a reply header is too long "
+				"or malformed");
+	}
+	memcpy(at + n, "\r\n", 3);
+	req->reply_headers_len += (size_t)n + 2;
+	return PL_OK;
 }
 
 static const char *reason_phrase(int status)
@@ -52,6 +77,7 @@ static const char *reason_phrase(int status)
 	case 200: return "OK";
 	case 201: return "Created";
 	case 204: return "No Content";
+	case 304: return "Not Modified";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
 	case 403: return "Forbidden";
@@ -106,8 +132,10 @@ static void write_response(struct api_request *req, const char *extra_headers)
 			      "Content-Type: application/json\r\n"
 			      "Cache-Control: no-store\r\n"
 			      "Content-Length: %zu\r\n", strlen(payload) + 1);
-	n += snprintf(head + n, sizeof(head) - (size_t)n, "\r\n");
 	FCGX_PutStr(head, n, out);
+	/* A handler's own headers (api_reply_header()), then the blank line. */
+	FCGX_PutStr(req->reply_headers, (int)req->reply_headers_len, out);
+	FCGX_PutStr("\r\n", 2, out);
 	if (payload) {
 		FCGX_PutStr(payload, (int)strlen(payload), out);
 		FCGX_PutStr("\n", 1, out);
@@ -168,6 +196,57 @@ static enum pl_err read_body(struct api_request *req, char **out, size_t *len)
 	buf[want] = '\0';
 	*out = buf;
 	*len = want;
+	return PL_OK;
+}
+
+/*
+ * An API_UPLOAD route's body is left for its handler to stream through
+ * api_upload_read(); only its announced length is checked here, so that an
+ * upload known to be too large is refused before a byte of it is read.
+ */
+static enum pl_err upload_begin(struct api_request *req)
+{
+	const char *cl = FCGX_GetParam("CONTENT_LENGTH", req->fcgx->envp);
+	size_t want;
+	enum pl_err rc;
+
+	req->upload_length = -1;
+	req->upload_read = 0;
+	if (!cl || !*cl)
+		return PL_OK;
+	rc = api_request_content_length(req, cl,
+					req->w->cfg->api_max_attachment_bytes,
+					&want);
+	if (rc == PL_OK)
+		req->upload_length = (long long)want;
+	return rc;
+}
+
+enum pl_err api_upload_read(struct api_request *req, void *buf, size_t len,
+			    size_t *got)
+{
+	long long max = req->w->cfg->api_max_attachment_bytes;
+	int n;
+
+	*got = 0;
+	if (len > INT_MAX)
+		len = INT_MAX;
+	n = FCGX_GetStr(buf, (int)len, req->fcgx->in);
+	if (n < 0)
+		return api_fail(req, PL_BAD_REQUEST, "request body is incomplete");
+	if (n == 0) {
+		if (req->upload_length >= 0 &&
+		    req->upload_read != req->upload_length)
+			return api_fail(req, PL_BAD_REQUEST,
+					"request body is incomplete");
+		return PL_OK;
+	}
+	req->upload_read += n;
+	/* Without a Content-Length, the limit holds all the same. */
+	if (req->upload_read > max)
+		return api_fail(req, PL_TOO_LARGE, "the upload is over %lld "
+				"bytes ([api] max_attachment_bytes)", max);
+	*got = (size_t)n;
 	return PL_OK;
 }
 
@@ -316,6 +395,10 @@ static enum pl_err dispatch(struct api_request *req, char *allow,
 		rc = authenticate(req, route->flags);
 		if (rc)
 			return rc;
+	}
+	if (route->flags & API_UPLOAD) {
+		rc = upload_begin(req);
+		return rc ? rc : route->fn(req);
 	}
 	rc = read_body(req, &text, &len);
 	if (rc)

@@ -6,12 +6,14 @@
  * request.c checks before the handler runs: API_AUTH a live session's
  * bearer token (and the per-user REST rate limit), API_JSON_BODY a JSON
  * object body; API_REPLICA lets the route's reads go to a standby that has
- * caught up (fcgi/api.h).
+ * caught up; API_UPLOAD a raw body of up to [api] max_attachment_bytes that
+ * the handler streams (fcgi/api.h).
  */
 #define V1 "/api/v1"
 #define AUTH API_AUTH
 #define BODY API_JSON_BODY
 #define READ API_REPLICA
+#define UPLOAD API_UPLOAD
 
 const struct api_route api_routes[] = {
 	{ "GET", "/health", api_health_get, 0 },
@@ -58,6 +60,11 @@ const struct api_route api_routes[] = {
 	{ "POST", V1 "/devices", api_devices_register, AUTH | BODY },
 	{ "GET", V1 "/devices", api_devices_list, AUTH },
 	{ "DELETE", V1 "/devices/{id}", api_devices_remove, AUTH },
+
+	{ "POST", V1 "/attachments", api_attachments_upload, AUTH | UPLOAD },
+	{ "GET", V1 "/attachments/{id}", api_attachments_get, AUTH | READ },
+	{ "GET", V1 "/attachments/{id}/thumbnail", api_attachments_thumbnail,
+	  AUTH | READ },
 
 	{ "POST", V1 "/blocks", api_blocks_add, AUTH | BODY },
 	{ "GET", V1 "/blocks", api_blocks_list, AUTH },

@@ -100,6 +100,17 @@ static const struct key keys[] = {
 	    "largest accepted request body"),
 	INT("api", "metrics_port", 0, 0, 65535, api_metrics_port,
 	    "TCP port of GET /metrics on 127.0.0.1 (0: off)"),
+	INT("api", "max_attachment_bytes", 26214400, 1024, 1073741824,
+	    api_max_attachment_bytes,
+	    "largest accepted upload (POST /api/v1/attachments); the web "
+	    "server's body limit on that route must be the same"),
+	STR("attachments", "dir", "/var/lib/parley/attachments", attachments_dir,
+	    "directory of uploaded files and their thumbnails: parley-api "
+	    "writes it, the web server serves from it"),
+	INT("attachments", "image_concurrency", 2, 1, 64,
+	    attachments_image_concurrency,
+	    "uploaded images decoded at once for their size and thumbnail "
+	    "(each may hold 4 bytes a pixel, up to 50 megapixels); more wait"),
 	INT("relay", "port", 8091, 1, 65535, relay_port,
 	    "TCP port the relay listens on"),
 	STR("relay", "bind", "127.0.0.1", relay_bind,

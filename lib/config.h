@@ -51,6 +51,10 @@ struct pl_config {
 	long long api_threads;
 	long long api_max_body_bytes;
 	long long api_metrics_port;
+	long long api_max_attachment_bytes;
+	/* [attachments] */
+	char *attachments_dir;
+	long long attachments_image_concurrency;
 	/* [relay] */
 	long long relay_port;
 	char *relay_bind;

@@ -22,6 +22,18 @@
 #define PL_ATTACHMENTS_PER_MESSAGE_MAX 10
 #define PL_EMOJI_MAX_BYTES 32
 #define PL_REACTIONS_PER_MESSAGE_MAX 20
+/* An attachment's file name, in characters (the schema's). */
+#define PL_ATTACHMENT_NAME_MAX_CHARS 255
+/*
+ * Images: the most pixels (width times height) parley-api decodes for a
+ * thumbnail, the longest side of a thumbnail, and how long making one may
+ * take (doc/protocol.md "Attachments").
+ */
+#define PL_IMAGE_MAX_PIXELS 50000000LL
+#define PL_IMAGE_THUMB_SIDE 320
+#define PL_IMAGE_DECODE_MAX_MS 10000
+/* Scans of a progressive JPEG: encoders write about 10. */
+#define PL_IMAGE_JPEG_MAX_SCANS 100
 /* Sends in one post_messages() call. */
 #define PL_POST_BATCH_MAX 256
 

@@ -115,5 +115,6 @@ apache_conf() {
 
 apache_site() {
 	render "$TOP/deploy/apache/parley-site.inc" API_SOCKET="$RUNDIR/run/api.sock" \
-		RELAY="127.0.0.1:$RELAY_PORT" WWW="$RUNDIR/www" ERRORS="$RUNDIR/errors"
+		RELAY="127.0.0.1:$RELAY_PORT" WWW="$RUNDIR/www" ERRORS="$RUNDIR/errors" \
+		ATTACHMENTS="$RUNDIR/attachments"
 }

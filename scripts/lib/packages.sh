@@ -9,7 +9,7 @@ PACKAGES=(
 	libfcgi-dev libpq-dev libhiredis-dev libjansson-dev libwebsockets-dev
 	libcurl4-openssl-dev libssl-dev libjwt-dev libsodium-dev libinih-dev
 	libcmocka-dev libev-dev libwebsockets-evlib-ev libmicrohttpd-dev
-	libzookeeper-mt-dev
+	libzookeeper-mt-dev libvips-dev
 	postgresql-15 postgresql-client-15 redis-server redis-tools nginx
 	curl procps openssl
 )
@@ -21,8 +21,8 @@ PACKAGES=(
 # bed's reduced run (scripts/cluster check): ZooKeeper and its Java,
 # iptables, ping, kazoo.
 CHECK_PACKAGES=(
-	apache2 wrk python3 python3-websocket python3-websockets python3-yaml nodejs
-	clang libclang-rt-14-dev groff-base man-db
+	apache2 libapache2-mod-xsendfile wrk python3 python3-websocket python3-websockets
+	python3-yaml nodejs clang libclang-rt-14-dev groff-base man-db
 	zookeeper default-jre-headless iptables iputils-ping iproute2
 	util-linux python3-kazoo
 )

@@ -88,7 +88,7 @@ prepare_rundir() {
 			die "$RUNDIR belongs to the '$(cat "$marker")' stack, not '$STACK': set PARLEY_RUNDIR"
 		fi
 	fi
-	mkdir -p "$RUNDIR"/{bin,etc,pg,redis,log,run/nginx}
+	mkdir -p "$RUNDIR"/{bin,etc,pg,redis,log,run/nginx,attachments}
 	echo "$STACK" >"$marker"
 	chmod 0700 "$RUNDIR/pg"
 
@@ -132,7 +132,7 @@ prepare_rundir() {
 	done
 	if is_root; then
 		chown -R parley:parley "$RUNDIR/bin" "$RUNDIR/etc" "$RUNDIR/sql" "$RUNDIR/www" "$RUNDIR/errors" \
-			"$RUNDIR/log" "$RUNDIR/run" "$RUNDIR/redis"
+			"$RUNDIR/log" "$RUNDIR/run" "$RUNDIR/redis" "$RUNDIR/attachments"
 		chown parley:parley "$RUNDIR" "$RUNDIR/pg" "$marker"
 	fi
 }

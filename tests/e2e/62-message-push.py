@@ -1,10 +1,12 @@
 """62 pushes for what happens to messages (doc/protocol.md "Pushes"): an
 edit or a reaction wakes no phone, a message deleted before its push went
-out is not pushed, and a blocked user's group messages never push to the
-blocker. Each case ends with a positive control (30-push.py's)."""
+out is not pushed, a blocked user's group messages never push to the
+blocker, and a message of attachments alone reads "Photo" or "File: name".
+Each case ends with a positive control (30-push.py's)."""
 
 import secrets
 
+import attach
 import parley_test
 import push
 import rest
@@ -63,5 +65,18 @@ def test_blocked_users_group_messages_never_push_to_the_blocker():
     assert req["body"]["aps"]["alert"]["body"] == "from a friend", req["body"]
     assert req["body"]["aps"]["badge"] == 1, req["body"]
 
+
+def test_attachments_alone_push_photo_or_the_file_name():
+    photo = attach.uploaded(A, attach.png(64, 48), "image/png", "cat.png")
+    notes = attach.uploaded(A, b"minutes of the meeting\n", "text/plain", "notes.txt")
+    # One recipient each: pushes of one conversation may be collapsed.
+    for att, want in ((photo, "Photo"), (notes, "File: notes.txt")):
+        b = rest.new_user("qf")
+        tok = push.register(b, "apns")
+        expect(A.call("POST", "/conversations/%d/messages" % rest.direct(A, b), {
+            "client_msg_id": secrets.token_hex(8), "body": "", "attachment_ids": [att["id"]]}), 201)
+        [req] = push.wait_requests(tok, 1, status=200)
+        alert = req["body"]["aps"]["alert"]
+        assert alert["body"] == want and alert["title"] == "Alice Edits", alert
 
 parley_test.run()

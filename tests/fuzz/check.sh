@@ -27,7 +27,7 @@ fi
 src=${abs_top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/fuzz
 bin=${abs_top_builddir:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/fuzz
 seconds=${PARLEY_FUZZ_SECONDS:-15}
-targets=(fuzz_config fuzz_frame fuzz_request fuzz_push)
+targets=(fuzz_config fuzz_frame fuzz_request fuzz_push fuzz_attachment)
 work=$(mktemp -d "${TMPDIR:-/tmp}/parley-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 # libFuzzer reports leaks itself; UBSan reports stop the run.

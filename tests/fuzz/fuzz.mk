@@ -23,7 +23,7 @@ FCGI_SRC = $(filter-out %/main.c,$(wildcard $(top_srcdir)/fcgi/*.c))
 NOTIFY_SRC = $(addprefix $(top_srcdir)/notify/,http2.c apns.c fcm.c)
 RELAY_SRC = $(top_srcdir)/relay/frame.c
 
-TARGETS = fuzz_config fuzz_frame fuzz_request fuzz_push
+TARGETS = fuzz_config fuzz_frame fuzz_request fuzz_push fuzz_attachment
 all: $(addprefix $(O)/,$(TARGETS))
 
 # Objects live under $(O)/obj, mirroring the source tree.
@@ -46,6 +46,8 @@ $(O)/fuzz_frame: $(call obj,$(top_srcdir)/tests/fuzz/fuzz_frame.c $(RELAY_SRC)) 
 $(O)/fuzz_request: $(call obj,$(top_srcdir)/tests/fuzz/fuzz_request.c $(FCGI_SRC)) $(COMMON)
 	$(LINK)
 $(O)/fuzz_push: $(call obj,$(top_srcdir)/tests/fuzz/fuzz_push.c $(NOTIFY_SRC)) $(COMMON)
+	$(LINK)
+$(O)/fuzz_attachment: $(call obj,$(top_srcdir)/tests/fuzz/fuzz_attachment.c) $(COMMON)
 	$(LINK)
 
 -include $(shell find $(O)/obj -name '*.d' 2>/dev/null)
