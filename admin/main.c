@@ -42,9 +42,9 @@
 
 #include "admin.h"
 #include "db.h"
-#include "limits.h"
 #include "log.h"
 #include "password.h"
+#include "pl_limits.h"
 #include "program.h"
 #include "token.h"
 #include "validate.h"

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "api.h"
-#include "limits.h"
+#include "pl_limits.h"
 #include "publish.h"
 #include "receipt.h"
 #include "validate.h"

@@ -10,7 +10,7 @@
 
 #include "api.h"
 #include "change.h"
-#include "limits.h"
+#include "pl_limits.h"
 #include "publish.h"
 #include "validate.h"
 #include "banned.h"

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "limits.h"
+#include "pl_limits.h"
 #include "banned.h"
 
 static const char *const kinds[] = {

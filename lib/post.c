@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "limits.h"
 #include "log.h"
+#include "pl_limits.h"
 #include "validate.h"
 #include "banned.h"
 

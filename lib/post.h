@@ -19,7 +19,7 @@
 
 #include "db.h"
 #include "err.h"
-#include "limits.h"
+#include "pl_limits.h"
 
 /* One send. Strings are borrowed for the duration of the call. */
 struct pl_post_item {

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "limits.h"
+#include "pl_limits.h"
 #include "banned.h"
 
 int pl_validate_utf8(const char *str, size_t len)

@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #include "cursor.h"
-#include "limits.h"
+#include "pl_limits.h"
 
 enum relay_job_kind {
 	JOB_AUTH,		/* a hello or an HTTP stream's session check */

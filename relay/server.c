@@ -12,9 +12,9 @@
 #include <time.h>
 
 #include "conn.h"
-#include "limits.h"
 #include "log.h"
 #include "metrics.h"
+#include "pl_limits.h"
 #include "relay.h"
 #include "server.h"
 #include "service.h"

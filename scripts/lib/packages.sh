@@ -27,12 +27,22 @@ CHECK_PACKAGES=(
 	util-linux python3-kazoo
 )
 
+# And what building the Debian packages needs besides PACKAGES (debian/control's
+# Build-Depends, and lintian) and testing them (ss), for "package-test"
+# (tests/package/run.sh).
+PACKAGE_TEST_PACKAGES=(
+	debhelper dpkg-dev fakeroot lintian groff-base iproute2
+)
 
-# ensure_packages [--check]: installs the packages of PACKAGES (with
-# --check, and of CHECK_PACKAGES) that are missing (apt-get update once).
+# ensure_packages [--check | --package]: installs the packages of PACKAGES
+# (with --check, and of CHECK_PACKAGES; with --package, and of
+# PACKAGE_TEST_PACKAGES) that are missing (apt-get update once).
 ensure_packages() {
 	local missing=() p st want=("${PACKAGES[@]}")
-	[ "${1:-}" != --check ] || want+=("${CHECK_PACKAGES[@]}")
+	case ${1:-} in
+	--check) want+=("${CHECK_PACKAGES[@]}") ;;
+	--package) want+=("${PACKAGE_TEST_PACKAGES[@]}") ;;
+	esac
 	command -v dpkg-query >/dev/null || die "dpkg-query not found: Parley's scripts expect Debian bookworm"
 	for p in "${want[@]}"; do
 		st=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)

@@ -5,7 +5,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "limits.h"
+#include "pl_limits.h"
 #include "validate.h"
 
 static char why[256];

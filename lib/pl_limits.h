@@ -3,6 +3,11 @@
  *
  * Configurable limits (request body, rates) live in config.h; these are the
  * fixed limits of the contract that validation and the schema agree on.
+ *
+ * Not named limits.h: GCC's own <limits.h> reaches the C library's through
+ * #include_next, which also searches the -iquote directories, so a
+ * limits.h in lib/ replaced the system's (MB_LEN_MAX went undefined, and
+ * with _FORTIFY_SOURCE, as Debian builds, <stdlib.h> failed to compile).
  */
 #ifndef PL_LIMITS_H
 #define PL_LIMITS_H
