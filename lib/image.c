@@ -7,7 +7,7 @@
 #include <vips/vips.h>
 
 #include "clock.h"
-#include "limits.h"
+#include "pl_limits.h"
 #include "log.h"
 #include "banned.h"
 

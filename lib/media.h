@@ -18,7 +18,7 @@
 
 #include <stddef.h>
 
-#include "limits.h"
+#include "pl_limits.h"
 
 /* How many leading bytes pl_media_sniff() looks at. */
 #define PL_MEDIA_SNIFF_BYTES 12

@@ -18,7 +18,7 @@
 
 #include "fuzz.h"
 #include "image.h"
-#include "limits.h"
+#include "pl_limits.h"
 #include "media.h"
 #include "validate.h"
 
