@@ -66,16 +66,36 @@ export class Api {
       throw new ApiError(0, 'network', 'the server cannot be reached');
     }
     if (res.status === 204) return null;
+    if (!res.ok) throw await this.errorOf(res, auth);
+    try { return await res.json(); } catch { return null; }
+  }
+
+  // The error a failed answer (res, not ok) stands for; a 401 logs out.
+  async errorOf(res, auth = true) {
     let data = null;
     try { data = await res.json(); } catch { data = null; }
-    if (!res.ok) {
-      const err = (data && data.error) || {};
-      const e = new ApiError(res.status, err.code || 'http_' + res.status,
-        err.message || res.statusText, Number(res.headers.get('Retry-After')) || 0);
-      if (res.status === 401 && auth && this.token && this.onUnauthorized) this.onUnauthorized(e);
-      throw e;
+    const err = (data && data.error) || {};
+    const e = new ApiError(res.status, err.code || 'http_' + res.status,
+      err.message || res.statusText, Number(res.headers.get('Retry-After')) || 0);
+    if (res.status === 401 && auth && this.token && this.onUnauthorized) this.onUnauthorized(e);
+    return e;
+  }
+
+  // A file the API serves to the bearer of the token (an attachment, its
+  // thumbnail), as a Blob: a plain <img src> or link cannot send the token.
+  async blob(path) {
+    let res;
+    try {
+      res = await fetch(this.base + path, { headers: this.token ? { Authorization: 'Bearer ' + this.token } : {} });
+    } catch {
+      throw new ApiError(0, 'network', 'the server cannot be reached');
     }
-    return data;
+    if (!res.ok) throw await this.errorOf(res);
+    try {
+      return await res.blob();
+    } catch {
+      throw new ApiError(0, 'network', 'the download was cut off');
+    }
   }
 
   get(path, opts) { return this.request('GET', path, undefined, opts); }
@@ -126,7 +146,7 @@ export class Api {
   updateConversation(id, fields) { return this.patch(`/conversations/${id}`, fields); }
   addMember(id, user_id) { return this.post(`/conversations/${id}/members`, { user_id }); }
   removeMember(id, user_id) { return this.del(`/conversations/${id}/members/${user_id}`); }
-  // extras: what a send may carry besides the body ({reply_to}).
+  // extras: what a send may carry besides the body ({reply_to, attachment_ids}).
   sendMessage(id, client_msg_id, body, extras = {}) {
     return this.post(`/conversations/${id}/messages`, { client_msg_id, body, ...extras });
   }
@@ -134,6 +154,40 @@ export class Api {
   deleteMessage(id, mid) { return this.del(`/conversations/${id}/messages/${mid}`); }
   react(id, mid, emoji) { return this.put(`/conversations/${id}/messages/${mid}/reactions/${encodeURIComponent(emoji)}`); }
   unreact(id, mid, emoji) { return this.del(`/conversations/${id}/messages/${mid}/reactions/${encodeURIComponent(emoji)}`); }
+  // Attachments (PROTOCOL.md "Attachments"). upload() sends a file's raw
+  // bytes with XMLHttpRequest, whose upload progress fetch() cannot report:
+  // onProgress(loaded, total) as they go. Returns {promise, abort}; the
+  // promise gives the attachment {id, content_type, size, name, ...} or
+  // throws an ApiError (status 0, code "network", when the connection
+  // failed; code "aborted" after abort()).
+  upload(file, onProgress) {
+    const xhr = new XMLHttpRequest();
+    const promise = new Promise((resolve, reject) => {
+      xhr.open('POST', this.base + '/attachments');
+      if (this.token) xhr.setRequestHeader('Authorization', 'Bearer ' + this.token);
+      xhr.setRequestHeader('Content-Type', file.type || 'application/octet-stream');
+      if (file.name) xhr.setRequestHeader('X-Filename', encodeURIComponent(file.name));
+      xhr.responseType = 'text';
+      if (onProgress) xhr.upload.addEventListener('progress', (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size));
+      xhr.addEventListener('load', () => {
+        let data = null;
+        try { data = JSON.parse(xhr.responseText); } catch { data = null; }
+        if (xhr.status >= 200 && xhr.status < 300 && data && data.id) { resolve(data); return; }
+        const err = (data && data.error) || {};
+        const e = new ApiError(xhr.status, err.code || (xhr.status === 413 ? 'too_large' : 'http_' + xhr.status),
+          err.message || xhr.statusText, Number(xhr.getResponseHeader('Retry-After')) || 0);
+        if (xhr.status === 401 && this.token && this.onUnauthorized) this.onUnauthorized(e);
+        reject(e);
+      });
+      xhr.addEventListener('error', () => reject(new ApiError(0, 'network', 'the server cannot be reached')));
+      xhr.addEventListener('timeout', () => reject(new ApiError(0, 'network', 'the upload timed out')));
+      xhr.addEventListener('abort', () => reject(new ApiError(0, 'aborted', 'the upload was cancelled')));
+      xhr.send(file);
+    });
+    return { promise, abort: () => xhr.abort() };
+  }
+  attachment(id) { return this.blob(`/attachments/${id}`); }
+  thumbnail(id) { return this.blob(`/attachments/${id}/thumbnail`); }
   // {before} or {after} (a message_id); newest first, or oldest first with after.
   messages(id, { before, after, limit = 30 } = {}) {
     let q = `limit=${limit}`;

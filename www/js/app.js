@@ -7,12 +7,15 @@
 // until the server confirms them ("sent", or the REST reply), and are resent
 // with the same client_msg_id after a reconnect. Edits, deletions and
 // reactions arrive as inbox events of their own and change the message
-// shown in place (message-events.js).
+// shown in place (message-events.js). Files are uploaded as soon as they are
+// picked or dropped, shown as chips above the composer, and sent by id with
+// the next message (attachments.js fetches them back with the token).
 
 import { Api } from './api.js';
 import { Live } from './live.js';
 import { applyEvent, applyReaction, reactedWith } from './message-events.js';
 import { openMenu, closeMenu, menuOpenFor } from './menu.js';
+import { formatSize, isPicture, thumbnailUrl, fileBlob, forget, forgetAll, saveBlob } from './attachments.js';
 
 const $ = (id) => document.getElementById(id);
 const api = new Api();
@@ -36,6 +39,8 @@ const S = {
   blocked: new Map(),    // user id -> {id, username, display_name}: the users this user blocked
   compose: null,         // what the composer does besides sending: {kind: "reply"|"edit", cid, mid, draft}
   quotes: new Map(),     // "cid:mid" -> a replied-to message not in the view: the message, "loading" or null
+  uploads: [],           // files for the next message, by conversation: {key, cid, file, state, loaded, att, ...}
+  downloading: new Set(), // attachment ids being fetched for a download
 };
 
 // The quick reactions, with the names screen readers and tooltips give them.
@@ -286,7 +291,14 @@ function resetState() {
   S.blocked.clear();
   S.compose = null;
   S.quotes.clear();
+  for (const u of S.uploads) dropUpload(u);
+  S.uploads = [];
+  S.downloading.clear();
   closeMenu(false);
+  if ($('dlg-image').open) $('dlg-image').close();
+  forgetAll();
+  pictures.clear();
+  renderUploads();
   $('find-list').replaceChildren();
   $('conv-list').replaceChildren();
   $('messages').replaceChildren();
@@ -309,8 +321,8 @@ function onUnauthorized() {
 const outboxKey = () => `parley.outbox.${S.me.id}`;
 function saveOutbox() {
   localStorage.setItem(outboxKey(), JSON.stringify(S.outbox.map(
-    ({ conversation_id, client_msg_id, body, created_at, failed, reply_to }) =>
-      ({ conversation_id, client_msg_id, body, created_at, failed, reply_to }))));
+    ({ conversation_id, client_msg_id, body, created_at, failed, reply_to, attachments }) =>
+      ({ conversation_id, client_msg_id, body, created_at, failed, reply_to, attachments }))));
 }
 
 async function enterApp() {
@@ -419,7 +431,7 @@ function previewOf(c) {
   if (!m) return c.kind === 'group' ? 'Group created' : 'No messages yet';
   if (m.deleted_at) return 'Message deleted';
   const who = m.sender_id === S.me.id ? 'You: ' : c.kind === 'group' ? nameOf(m.sender_id) + ': ' : '';
-  return who + (m.body || (m.attachments && m.attachments.length ? 'Attachment' : ''));
+  return who + (m.body || filesLabel(m));
 }
 
 function renderConversations() {
@@ -472,9 +484,11 @@ async function openConversation(cid, { around } = {}) {
   $('chat-none').hidden = true;
   $('chat-view').hidden = false;
   $('typing').textContent = '';
+  hideDropTarget();
   renderChatHead();
   renderMessages();
   renderConversations();
+  renderUploads();
   const view = S.view;
   try {
     if (around) {
@@ -692,7 +706,8 @@ function renderMessages() {
     },
     group && !own && prevSender !== m.sender_id ? h('span', { class: 'sender', text: nameOf(m.sender_id) }) : null,
     m.reply_to && !deleted ? quoteOf(m.conversation_id, m.reply_to, keyOf(m)) : null,
-    deleted ? h('span', { class: 'body', text: 'Message deleted' }) : h('span', { class: 'body' }, linkify(m.body)),
+    deleted ? h('span', { class: 'body', text: 'Message deleted' })
+      : m.body || !(m.attachments || []).length ? h('span', { class: 'body' }, linkify(m.body)) : null,
     deleted ? null : attachmentsOf(m),
     deleted ? null : reactionsOf(m),
     h('span', { class: 'meta' },
@@ -708,7 +723,8 @@ function renderMessages() {
     items.push(h('li', { class: 'msg own pending' + (o.failed ? ' failed' : ''), 'data-client-id': o.client_msg_id,
       'data-state': o.failed ? 'failed' : 'pending' },
     o.reply_to ? quoteOf(o.conversation_id, o.reply_to, o.client_msg_id) : null,
-    h('span', { class: 'body', text: o.body }),
+    o.body ? h('span', { class: 'body', text: o.body }) : null,
+    attachmentsOf(o),
     h('span', { class: 'meta' },
       o.failed ? h('button', { type: 'button', class: 'link', onclick: () => retry(o), text: 'Not sent. Retry' })
         : h('span', { class: 'status', 'aria-label': 'sending', text: '🕓 Sending…' }))));
@@ -726,7 +742,7 @@ function quoteOf(cid, mid, fkey) {
   const o = originalOf(cid, mid);
   const who = o && o !== 'loading' ? nameOf(o.sender_id) : '';
   const text = o === 'loading' ? '…' : !o ? 'Message unavailable' : o.deleted_at ? 'Message deleted'
-    : firstLine(o.body) || (o.attachments && o.attachments.length ? 'Attachment' : '');
+    : firstLine(o.body) || filesLabel(o);
   return h('button', { type: 'button', class: 'quote', 'data-fkey': 'quote:' + fkey, 'data-reply-to': mid,
     'aria-label': `Go to the message${who ? ' from ' + who : ''} this replies to: ${text}`,
     onclick: () => jumpTo(cid, mid) },
@@ -751,16 +767,134 @@ function originalOf(cid, mid) {
   return 'loading';
 }
 
-// A message's files, by name and size. Fetching them takes the bearer
-// token (GET /api/v1/attachments/{id}), which uploads will bring along.
+// What a message of files alone says in the conversation list, a quote or
+// a notification: "Photo" when its first file is a picture, else "File: "
+// and that file's name (as the server's push notifications say it).
+function filesLabel(m) {
+  const f = (m.attachments || [])[0];
+  if (!f) return '';
+  return /^image\//.test(f.content_type || '') ? 'Photo' : `File: ${f.name || 'file'}`;
+}
+
+// A message's files: pictures as their thumbnail, at its size (the space
+// is kept before it loads, so nothing below jumps), opening the whole image
+// when clicked; other files as a link with name and size that downloads
+// the file. A picture's button is made once per attachment and moved into
+// every redraw of the list, so its image is not loaded again.
+const pictures = new Map(); // attachment id -> its button
+
 function attachmentsOf(m) {
   const files = m.attachments || [];
   if (!files.length) return null;
-  const size = (n) => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1024))} kB`);
-  return h('ul', { class: 'attachments', 'aria-label': 'Attachments' }, files.map((f) =>
-    h('li', { class: 'attachment', 'data-attachment': f.id },
-      h('span', { 'aria-hidden': 'true', text: (f.content_type || '').startsWith('image/') ? '🖼 ' : '📎 ' }),
-      `${f.name || 'file'} (${size(f.size || 0)})`)));
+  return h('ul', { class: 'attachments', 'aria-label': files.length > 1 ? `${files.length} attachments` : 'Attachment' },
+    files.map((f) => h('li', { class: 'attachment' + (isPicture(f) ? ' picture' : ' file'), 'data-attachment': f.id },
+      isPicture(f) ? pictureOf(f) : fileLinkOf(f))));
+}
+
+function pictureOf(f) {
+  let b = pictures.get(f.id);
+  if (b) return b;
+  const name = f.name || 'Photo';
+  const img = h('img', { alt: name, width: f.thumbnail.width, height: f.thumbnail.height, decoding: 'async' });
+  const label = h('span', { class: 'att-failed', text: 'Image not loaded. Try again' });
+  b = h('button', { type: 'button', class: 'att-picture', 'data-fkey': 'att:' + f.id, 'data-state': 'loading',
+    'aria-label': `Open image ${name}, ${formatSize(f.size)}`, title: name }, img, label);
+  // The thumbnail's width at most; CSS scales it down in a narrow bubble.
+  b.style.width = `${f.thumbnail.width}px`;
+  const load = () => {
+    b.dataset.state = 'loading';
+    const t = thumbnailUrl(api, f.id);
+    const show = (url) => {
+      if (url) { img.src = url; b.dataset.state = 'loaded'; } else b.dataset.state = 'failed';
+    };
+    if (t.url) show(t.url);
+    else t.promise.then(show);
+  };
+  b.addEventListener('click', () => {
+    if (b.dataset.state === 'failed') load();
+    else openLightbox(f, b);
+  });
+  pictures.set(f.id, b);
+  load();
+  return b;
+}
+
+function fileLinkOf(f) {
+  const name = f.name || 'file';
+  const busy = S.downloading.has(f.id);
+  return h('button', { type: 'button', class: 'att-file', 'data-fkey': 'att:' + f.id, 'aria-busy': busy ? 'true' : null,
+    'aria-label': `Download ${name}, ${formatSize(f.size)}`, title: 'Download', onclick: () => downloadAttachment(f) },
+  fileIcon('att-icon'),
+  h('span', { class: 'att-text' }, h('span', { class: 'att-name', text: name }),
+    h('span', { class: 'att-size', text: busy ? 'Downloading…' : formatSize(f.size) })));
+}
+
+// A document icon, drawn (emoji fonts are not everywhere).
+function fileIcon(cls) {
+  const NS = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(NS, 'svg');
+  for (const [k, v] of Object.entries({ class: 'ico' + (cls ? ' ' + cls : ''), viewBox: '0 0 24 24', width: '22',
+    height: '22', 'aria-hidden': 'true', focusable: 'false' })) svg.setAttribute(k, v);
+  const path = document.createElementNS(NS, 'path');
+  path.setAttribute('d', 'M14 3H7a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h10a2 2 0 0 0 2-2V8zM14 3v5h5M9 13h6M9 17h6');
+  svg.append(path);
+  return svg;
+}
+
+// Fetches the file with the token and saves it under its name.
+async function downloadAttachment(f) {
+  if (S.downloading.has(f.id)) return;
+  S.downloading.add(f.id);
+  scheduleRender();
+  try {
+    saveBlob(await fileBlob(api, f.id), f.name || 'file');
+  } catch (e) {
+    showToast(`${f.name || 'The file'} could not be downloaded: ${errorText(e)}`);
+  } finally {
+    S.downloading.delete(f.id);
+    scheduleRender();
+  }
+}
+
+// The whole image over the page (a modal dialog: Escape, the × or a click
+// beside the image closes it, and the focus goes back to the thumbnail).
+let lightbox = null; // {f, url, fkey}
+async function openLightbox(f, opener) {
+  const dlg = $('dlg-image');
+  const img = $('lightbox-img');
+  const mine = { f, url: null, fkey: opener && opener.dataset.fkey };
+  lightbox = mine;
+  $('lightbox-title').textContent = f.name || 'Photo';
+  $('lightbox-info').textContent = [f.width && f.height ? `${f.width} × ${f.height}` : '', formatSize(f.size)]
+    .filter(Boolean).join(' · ');
+  img.removeAttribute('src');
+  img.alt = f.name || 'Photo';
+  img.hidden = true;
+  $('lightbox-status').textContent = 'Loading…';
+  if (!dlg.open) dlg.showModal();
+  $('lightbox-close').focus();
+  try {
+    const blob = await fileBlob(api, f.id);
+    if (lightbox !== mine) return;
+    mine.url = URL.createObjectURL(blob);
+    img.src = mine.url;
+    img.hidden = false;
+    $('lightbox-status').textContent = '';
+  } catch (e) {
+    if (lightbox === mine) $('lightbox-status').textContent = errorText(e);
+  }
+}
+
+function onLightboxClose() {
+  const lb = lightbox;
+  lightbox = null;
+  const img = $('lightbox-img');
+  img.removeAttribute('src');
+  img.hidden = true;
+  if (!lb) return;
+  if (lb.url) URL.revokeObjectURL(lb.url);
+  const back = lb.fkey && $('messages').querySelector(`[data-fkey="${CSS.escape(lb.fkey)}"]`);
+  if (back) back.focus({ preventScroll: true });
 }
 
 // The reactions under a message: one button each, its emoji and count,
@@ -781,12 +915,17 @@ function reactionsOf(m) {
 // ---------------------------------------------------------------------------
 // Sending: outbox, confirmation, resend
 
-// Sends body in the open conversation; reply_to: the message it answers.
-function sendMessage(body, reply_to) {
+// Sends body in the open conversation; reply_to: the message it answers;
+// attachments: the files uploaded for it (the server's answers).
+function sendMessage(body, reply_to, attachments) {
   const v = S.view;
   if (!v) return;
   const item = { conversation_id: v.cid, client_msg_id: newId(), body, created_at: new Date().toISOString(), lastTry: 0 };
   if (reply_to) item.reply_to = reply_to;
+  if (attachments && attachments.length) {
+    item.attachments = attachments.map(({ id, content_type, size, name, width, height, thumbnail }) =>
+      ({ id, content_type, size, name, width, height, thumbnail }));
+  }
   S.outbox.push(item);
   saveOutbox();
   if (!v.atEnd) { openConversation(v.cid); }
@@ -795,8 +934,13 @@ function sendMessage(body, reply_to) {
   trySend(item);
 }
 
-// What a send carries besides its body (attachment_ids will join reply_to).
-const extrasOf = (item) => (item.reply_to ? { reply_to: item.reply_to } : {});
+// What a send carries besides its body: the message it answers, its files.
+function extrasOf(item) {
+  const x = {};
+  if (item.reply_to) x.reply_to = item.reply_to;
+  if (item.attachments && item.attachments.length) x.attachment_ids = item.attachments.map((f) => f.id);
+  return x;
+}
 
 function trySend(item) {
   if (item.failed) return;
@@ -847,7 +991,8 @@ function confirm(clientId, m) {
     if (!(S.view && S.view.msgs.has(key))) {
       addToView({ conversation_id: item.conversation_id, message_id: m.message_id, sender_id: S.me.id,
         body: item.body, created_at: m.created_at || item.created_at, client_msg_id: clientId,
-        reply_to: item.reply_to || null, attachments: [], edited_at: null, deleted_at: null, reactions: [] });
+        reply_to: item.reply_to || null, attachments: m.attachments || item.attachments || [], edited_at: null,
+        deleted_at: null, reactions: [] });
     }
   }
   return true;
@@ -958,6 +1103,10 @@ function onMessageEvent(ev) {
   if (c && c.last_message && c.last_message.message_id === ev.message_id) copies.add(c.last_message);
   const quoted = S.quotes.get(key);
   if (quoted && typeof quoted === 'object') copies.add(quoted);
+  // A deleted message's files are no longer shown, nor fetchable.
+  if (ev.type === 'delete') {
+    for (const m of copies) for (const f of m.attachments || []) { forget(f.id); pictures.delete(f.id); }
+  }
   let changed = false;
   for (const m of copies) changed = applyEvent(m, ev, S.me.id) || changed;
   // A message being answered or edited here was deleted: the composer lets go.
@@ -1113,6 +1262,9 @@ function renderComposer() {
   const x = S.compose;
   const send = $('composer-send');
   const editing = !!x && x.kind === 'edit';
+  // A message may be files alone: the text is then not required.
+  $('composer-input').required = editing || !(S.view && uploadsOf(S.view.cid).length);
+  $('btn-attach').disabled = editing;
   send.textContent = editing ? 'Save' : 'Send';
   send.setAttribute('aria-label', editing ? 'Save edit' : 'Send message');
   $('composer-context').hidden = !x;
@@ -1196,7 +1348,7 @@ function notifyMessage(c, msg) {
   let n;
   try {
     n = new Notification(group ? titleOf(c) : sender, {
-      body: ((group ? sender + ': ' : '') + msg.body).slice(0, 200),
+      body: ((group ? sender + ': ' : '') + (msg.body || filesLabel(msg))).slice(0, 200),
       tag: `parley-conversation-${c.id}`,
     });
   } catch { return; } // some browsers only notify from a service worker
@@ -1671,23 +1823,202 @@ function onComposerInput() {
   if (live) live.send({ type: 'typing', conversation_id: S.view.cid });
 }
 
+// Sends the text and the files uploaded for this conversation (a message
+// may be files alone); an edit saves the text only.
 function onComposerSubmit(ev) {
   ev.preventDefault();
   const ta = $('composer-input');
   const body = ta.value.trim();
   const x = S.compose;
-  if (!body) {
-    if (x && x.kind === 'edit') showToast('A message cannot be empty: delete it instead.');
+  const editing = !!x && x.kind === 'edit';
+  const ups = editing || !S.view ? [] : uploadsOf(S.view.cid);
+  if (!body && !ups.length) {
+    if (editing) showToast('A message cannot be empty: delete it instead.');
     return;
   }
   if (new TextEncoder().encode(body).length > 4096) { showToast('A message has at most 4096 bytes.'); return; }
-  if (x && x.kind === 'edit') { saveEdit(body); return; }
+  if (editing) { saveEdit(body); return; }
+  if (ups.some((u) => u.state === 'uploading')) { showToast('Wait until your files are uploaded.'); return; }
+  if (ups.some((u) => u.state === 'error')) { showToast('Retry or remove the files that could not be uploaded.'); return; }
   ta.value = '';
   ta.style.height = 'auto';
   lastTyping = 0;
   S.compose = null;
+  for (const u of ups) dropUpload(u);
+  S.uploads = S.uploads.filter((u) => !ups.includes(u));
+  renderUploads();
   renderComposer();
-  sendMessage(body, x && x.kind === 'reply' ? x.mid : null);
+  sendMessage(body, x && x.kind === 'reply' ? x.mid : null, ups.map((u) => u.att));
+}
+
+// ---------------------------------------------------------------------------
+// Files for the next message: picked with the paperclip, dropped on the
+// conversation or pasted. Each is uploaded at once (its chip shows the
+// progress), and is sent by id with the next message of its conversation.
+
+const MAX_FILES = 10; // per message (PROTOCOL.md)
+const uploadsOf = (cid) => S.uploads.filter((u) => u.cid === cid);
+
+function addFiles(list) {
+  const v = S.view;
+  const files = [...(list || [])];
+  if (!v || !files.length) return;
+  const room = MAX_FILES - uploadsOf(v.cid).length;
+  if (files.length > room) showToast(`A message takes at most ${MAX_FILES} files.`);
+  for (const file of files.slice(0, Math.max(0, room))) {
+    const u = { key: newId(), cid: v.cid, file, name: file.name || 'file', size: file.size, loaded: 0,
+      state: 'uploading', error: '', att: null, req: null, preview: null, el: null };
+    if (/^image\//.test(file.type)) u.preview = URL.createObjectURL(file);
+    S.uploads.push(u);
+    startUpload(u);
+  }
+  renderUploads();
+  renderComposer();
+}
+
+function startUpload(u) {
+  u.state = 'uploading';
+  u.loaded = 0;
+  u.error = '';
+  if (!u.size) { uploadFailed(u, { code: 'empty' }); return; }
+  u.req = api.upload(u.file, (loaded, total) => {
+    u.loaded = Math.min(loaded, total || u.size);
+    updateChip(u);
+  });
+  const req = u.req;
+  req.promise.then((att) => {
+    if (u.req !== req) return;
+    u.req = null;
+    u.att = att;
+    u.loaded = u.size;
+    u.state = 'done';
+    updateChip(u);
+  }, (e) => {
+    if (u.req !== req || e.code === 'aborted') return;
+    u.req = null;
+    uploadFailed(u, e);
+  });
+  updateChip(u);
+}
+
+function uploadFailed(u, e) {
+  u.state = 'error';
+  u.tooLarge = e.code === 'too_large' || e.status === 413;
+  u.error = e.code === 'empty' ? 'This file is empty.'
+    : u.tooLarge ? 'Too large to send.'
+      : `Not uploaded. ${errorText(e)}`;
+  updateChip(u);
+}
+
+// Lets go of an upload: stops it if it is under way, frees its preview.
+function dropUpload(u) {
+  const req = u.req;
+  u.req = null;
+  if (req) req.abort();
+  if (u.preview) URL.revokeObjectURL(u.preview);
+  u.preview = null;
+}
+
+function removeUpload(u) {
+  const list = $('composer-files');
+  const chips = [...list.children];
+  const i = chips.indexOf(u.el);
+  dropUpload(u);
+  S.uploads = S.uploads.filter((x) => x !== u);
+  renderUploads();
+  renderComposer();
+  // The focus goes to the next chip's Remove, else back to the message box.
+  const next = list.children[Math.min(i, list.children.length - 1)];
+  (next ? next.querySelector('.chip-remove') : $('composer-input')).focus();
+}
+
+// The chips of the open conversation's files, above the composer. A chip
+// is made once and updated in place as its upload goes on.
+function renderUploads() {
+  const list = $('composer-files');
+  const ups = S.view ? uploadsOf(S.view.cid) : [];
+  const els = ups.map(chipOf);
+  if (list.hidden === !ups.length && els.length === list.children.length &&
+      els.every((el, i) => list.children[i] === el)) return;
+  // The chips take room from the messages: the newest stay in sight.
+  const stick = S.view && nearBottom();
+  list.hidden = !ups.length;
+  redraw(list, els);
+  if (stick) scrollToBottom();
+}
+
+function chipOf(u) {
+  if (u.el) return u.el;
+  const progress = h('progress', { class: 'chip-progress', max: '100', value: '0', 'aria-label': `Upload of ${u.name}` });
+  u.el = h('li', { class: 'chip', 'data-key': u.key },
+    u.preview ? h('img', { class: 'chip-thumb', src: u.preview, alt: '' })
+      : h('span', { class: 'chip-thumb chip-icon' }, fileIcon()),
+    h('span', { class: 'chip-main' },
+      h('span', { class: 'chip-name', title: u.name, text: u.name }),
+      h('span', { class: 'chip-info' }),
+      progress,
+      h('span', { class: 'chip-error', role: 'alert' })),
+    h('button', { type: 'button', class: 'small chip-retry', 'data-fkey': 'retry:' + u.key, 'aria-label': `Retry ${u.name}`,
+      text: 'Retry', hidden: true, onclick: () => { startUpload(u); u.el.querySelector('.chip-remove').focus(); } }),
+    h('button', { type: 'button', class: 'icon chip-remove', 'data-fkey': 'remove:' + u.key,
+      'aria-label': `Remove ${u.name}`, title: 'Remove', text: '×', onclick: () => removeUpload(u) }));
+  updateChip(u);
+  return u.el;
+}
+
+function updateChip(u) {
+  const el = u.el;
+  if (!el) return;
+  const pct = u.size ? Math.floor((100 * u.loaded) / u.size) : 100;
+  el.dataset.state = u.state;
+  el.querySelector('.chip-info').textContent = formatSize(u.size) + (u.state === 'uploading' ? ` · ${pct}%`
+    : u.state === 'done' ? ' · Uploaded' : '');
+  const bar = el.querySelector('.chip-progress');
+  bar.value = u.state === 'done' ? 100 : pct;
+  bar.hidden = u.state === 'error';
+  el.querySelector('.chip-error').textContent = u.state === 'error' ? u.error : '';
+  el.querySelector('.chip-retry').hidden = !(u.state === 'error' && !u.tooLarge && u.size);
+}
+
+// Dragging files over the conversation shows where to drop them. Files
+// dropped anywhere else are ignored rather than opened in place of the app.
+let dragDepth = 0;
+const hasFiles = (e) => !!e.dataTransfer && [...(e.dataTransfer.types || [])].includes('Files');
+function hideDropTarget() {
+  dragDepth = 0;
+  $('drop-target').hidden = true;
+}
+
+function wireDrop() {
+  const view = $('chat-view');
+  view.addEventListener('dragenter', (e) => {
+    if (!hasFiles(e) || !S.view) return;
+    e.preventDefault();
+    dragDepth++;
+    $('drop-title').textContent = `Drop files to send to ${titleOf(S.convs.get(S.view.cid))}`;
+    $('drop-target').hidden = false;
+  });
+  view.addEventListener('dragover', (e) => {
+    if (!hasFiles(e) || !S.view) return;
+    e.preventDefault();
+    e.dataTransfer.dropEffect = 'copy';
+  });
+  view.addEventListener('dragleave', (e) => {
+    if (!hasFiles(e)) return;
+    if (--dragDepth <= 0) hideDropTarget();
+  });
+  view.addEventListener('drop', (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    hideDropTarget();
+    addFiles(e.dataTransfer.files);
+    $('composer-input').focus({ preventScroll: true });
+  });
+  for (const type of ['dragover', 'drop']) {
+    window.addEventListener(type, (e) => {
+      if (hasFiles(e) && !view.contains(e.target)) { e.preventDefault(); e.dataTransfer.dropEffect = 'none'; }
+    });
+  }
 }
 
 function wire() {
@@ -1718,6 +2049,21 @@ function wire() {
     if (e.key === 'Escape' && S.compose) { e.preventDefault(); cancelCompose(); }
   });
   $('cc-cancel').addEventListener('click', () => { cancelCompose(); $('composer-input').focus(); });
+  $('btn-attach').addEventListener('click', () => $('file-input').click());
+  $('file-input').addEventListener('change', (e) => {
+    addFiles(e.target.files);
+    e.target.value = ''; // picking the same file again is a change too
+    $('composer-input').focus();
+  });
+  $('composer-input').addEventListener('paste', (e) => {
+    const files = e.clipboardData && e.clipboardData.files;
+    if (files && files.length) { e.preventDefault(); addFiles(files); }
+  });
+  wireDrop();
+  $('dlg-image').addEventListener('close', onLightboxClose);
+  $('dlg-image').addEventListener('click', (e) => { if (e.target === e.currentTarget) $('dlg-image').close(); });
+  $('lightbox-close').addEventListener('click', () => $('dlg-image').close());
+  $('lightbox-download').addEventListener('click', () => { if (lightbox) downloadAttachment(lightbox.f); });
   $('btn-person').addEventListener('click', (e) => {
     const peer = S.view && peerOf(S.convs.get(S.view.cid));
     if (peer) personMenu(e.currentTarget, peer, null);
