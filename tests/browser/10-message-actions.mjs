@@ -121,7 +121,7 @@ test('a reply quotes its message; the quote leads back to it, loaded or not', as
     await rest('POST', `/conversations/${direct.id}/messages`, { client_msg_id: `f-${i}`, body: `filler ${i}` },
       (i % 2 ? b : a).token);
   }
-  await seeMessage(B.page, 'filler 32');
+  await seeMessage(B.page, 'filler 32', 20000);
   await messageAction(B.page, 'Which film tonight?', 'Reply');
   const context = B.page.locator('#composer-context');
   await context.locator('.cc-title', { hasText: 'Replying to Nadia' }).waitFor();
