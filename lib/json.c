@@ -23,24 +23,20 @@ json_t *pl_json_message(const struct pl_message *m)
 			 "edited_at", "deleted_at", "reactions");
 }
 
-json_t *pl_json_event(const struct pl_message *m, long long seq)
+json_t *pl_json_message_frame(const struct pl_message *m)
 {
 	json_t *o = pl_json_message(m);
 
-	if (o && json_object_set_new(o, "seq", json_integer(seq))) {
+	if (o && json_object_set_new(o, "type", json_string("message"))) {
 		json_decref(o);
 		return NULL;
 	}
 	return o;
 }
 
-char *pl_json_message_frame(const struct pl_message *m, long long seq)
+char *pl_json_frame_with_seq(json_t *frame, long long seq)
 {
-	json_t *o = pl_json_event(m, seq);
-	char *text = NULL;
-
-	if (o && json_object_set_new(o, "type", json_string("message")) == 0)
-		text = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	return text;
+	if (json_object_set_new(frame, "seq", json_integer(seq)))
+		return NULL;
+	return json_dumps(frame, JSON_COMPACT);
 }

@@ -30,13 +30,19 @@ struct pl_message {
  */
 json_t *pl_json_message(const struct pl_message *m);
 
-/* The inbox event: the message object with "seq" added. */
-json_t *pl_json_event(const struct pl_message *m, long long seq);
+/*
+ * The WebSocket/Redis "message" frame of m without its seq: the message
+ * object with "type":"message" (NULL when out of memory). A message goes
+ * to each recipient with that recipient's seq: pl_json_frame_with_seq()
+ * then writes it, so the object is built once per message, not once per
+ * recipient (a group of 100 would build it 100 times).
+ */
+json_t *pl_json_message_frame(const struct pl_message *m);
 
 /*
- * The WebSocket/Redis "message" frame for one recipient: the inbox event
- * with "type":"message", as compact text (freed by the caller).
+ * frame (a frame object, borrowed) as compact text with "seq" set to seq:
+ * a newly allocated string the caller frees, or NULL when out of memory.
  */
-char *pl_json_message_frame(const struct pl_message *m, long long seq);
+char *pl_json_frame_with_seq(json_t *frame, long long seq);
 
 #endif

@@ -97,10 +97,12 @@ static int publish_batch(struct pl_redis *r, const struct pl_message *m,
 		return 0;
 	for (size_t k = 0; k < count; k++) {
 		long long created_us = pl_clock_parse_rfc3339_us(m[k].created_at);
+		json_t *obj = pl_json_message_frame(&m[k]);
 
-		for (size_t i = 0; i < n_deliveries[k]; i++) {
+		for (size_t i = 0; obj && i < n_deliveries[k]; i++) {
 			char ch[PL_EVENT_CHANNEL_BYTES];
-			char *frame = pl_json_message_frame(&m[k], deliveries[k][i].seq);
+			char *frame = pl_json_frame_with_seq(obj,
+							     deliveries[k][i].seq);
 			char *payload = frame ? pl_event_encode_message(
 				deliveries[k][i].seq, created_us, frame) : NULL;
 			const char *argv[3] = { publish_verb(r), ch, payload };
@@ -113,6 +115,7 @@ static int publish_batch(struct pl_redis *r, const struct pl_message *m,
 			/* Fails only with the connection, replies and all. */
 			if (pl_redis_append(r, 3, argv, NULL)) {
 				free(payload);
+				json_decref(obj);
 				goto out;
 			}
 			free(payload);
@@ -121,11 +124,13 @@ static int publish_batch(struct pl_redis *r, const struct pl_message *m,
 				if (collect(r, m, deliveries, pending, npending,
 					    &offline, &noffline, &cap)) {
 					resend = 1;
+					json_decref(obj);
 					goto out;
 				}
 				npending = 0;
 			}
 		}
+		json_decref(obj);
 	}
 	if (collect(r, m, deliveries, pending, npending, &offline, &noffline,
 		    &cap)) {

@@ -86,6 +86,7 @@ CREATE TABLE public.messages (
     edited_at timestamp with time zone,
     deleted_at timestamp with time zone,
     deleted_by bigint,
+    reacted boolean DEFAULT false NOT NULL,
     CONSTRAINT messages_body_check CHECK ((octet_length(body) <= 4096)),
     CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
     CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
@@ -381,6 +382,7 @@ CREATE TABLE public.messages_p0 (
     edited_at timestamp with time zone,
     deleted_at timestamp with time zone,
     deleted_by bigint,
+    reacted boolean DEFAULT false NOT NULL,
     CONSTRAINT messages_body_check CHECK ((octet_length(body) <= 4096)),
     CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
     CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
@@ -403,6 +405,7 @@ CREATE TABLE public.messages_p1 (
     edited_at timestamp with time zone,
     deleted_at timestamp with time zone,
     deleted_by bigint,
+    reacted boolean DEFAULT false NOT NULL,
     CONSTRAINT messages_body_check CHECK ((octet_length(body) <= 4096)),
     CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
     CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
@@ -425,6 +428,7 @@ CREATE TABLE public.messages_p2 (
     edited_at timestamp with time zone,
     deleted_at timestamp with time zone,
     deleted_by bigint,
+    reacted boolean DEFAULT false NOT NULL,
     CONSTRAINT messages_body_check CHECK ((octet_length(body) <= 4096)),
     CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
     CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
@@ -447,6 +451,7 @@ CREATE TABLE public.messages_p3 (
     edited_at timestamp with time zone,
     deleted_at timestamp with time zone,
     deleted_by bigint,
+    reacted boolean DEFAULT false NOT NULL,
     CONSTRAINT messages_body_check CHECK ((octet_length(body) <= 4096)),
     CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
     CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
@@ -469,6 +474,7 @@ CREATE TABLE public.messages_p4 (
     edited_at timestamp with time zone,
     deleted_at timestamp with time zone,
     deleted_by bigint,
+    reacted boolean DEFAULT false NOT NULL,
     CONSTRAINT messages_body_check CHECK ((octet_length(body) <= 4096)),
     CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
     CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
@@ -491,6 +497,7 @@ CREATE TABLE public.messages_p5 (
     edited_at timestamp with time zone,
     deleted_at timestamp with time zone,
     deleted_by bigint,
+    reacted boolean DEFAULT false NOT NULL,
     CONSTRAINT messages_body_check CHECK ((octet_length(body) <= 4096)),
     CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
     CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
@@ -513,6 +520,7 @@ CREATE TABLE public.messages_p6 (
     edited_at timestamp with time zone,
     deleted_at timestamp with time zone,
     deleted_by bigint,
+    reacted boolean DEFAULT false NOT NULL,
     CONSTRAINT messages_body_check CHECK ((octet_length(body) <= 4096)),
     CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
     CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
@@ -535,6 +543,7 @@ CREATE TABLE public.messages_p7 (
     edited_at timestamp with time zone,
     deleted_at timestamp with time zone,
     deleted_by bigint,
+    reacted boolean DEFAULT false NOT NULL,
     CONSTRAINT messages_body_check CHECK ((octet_length(body) <= 4096)),
     CONSTRAINT messages_client_msg_id_check CHECK (((octet_length(client_msg_id) >= 1) AND (octet_length(client_msg_id) <= 64))),
     CONSTRAINT messages_message_id_check CHECK ((message_id > 0))
@@ -1470,6 +1479,12 @@ ALTER INDEX public.messages_words ATTACH PARTITION public.messages_p7_to_tsvecto
 --
 
 CREATE TRIGGER conversations_drop_messages AFTER DELETE ON public.conversations REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION public.conversations_drop_messages();
+
+--
+-- Name: reactions reactions_mark; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER reactions_mark AFTER INSERT ON public.reactions FOR EACH ROW EXECUTE FUNCTION public.reactions_mark();
 
 --
 -- Name: users users_add_head; Type: TRIGGER; Schema: public; Owner: -

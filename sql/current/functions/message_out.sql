@@ -20,7 +20,9 @@ CREATE FUNCTION public.message_out(m public.messages, p_viewer bigint, p_seq big
             'attachments', coalesce(m.attachments, '[]'),
             'edited_at', rfc3339(m.edited_at),
             'deleted_at', rfc3339(m.deleted_at),
-            'reactions', reactions_json(m.conversation_id, m.message_id, p_viewer))
+            'reactions', CASE WHEN m.reacted THEN
+                reactions_json(m.conversation_id, m.message_id, p_viewer)
+                ELSE '[]'::json END)
         ELSE json_build_object(
             'conversation_id', m.conversation_id,
             'message_id', m.message_id,
@@ -32,6 +34,8 @@ CREATE FUNCTION public.message_out(m public.messages, p_viewer bigint, p_seq big
             'attachments', coalesce(m.attachments, '[]'),
             'edited_at', rfc3339(m.edited_at),
             'deleted_at', rfc3339(m.deleted_at),
-            'reactions', reactions_json(m.conversation_id, m.message_id, p_viewer))
+            'reactions', CASE WHEN m.reacted THEN
+                reactions_json(m.conversation_id, m.message_id, p_viewer)
+                ELSE '[]'::json END)
     END
 $$;
