@@ -158,8 +158,10 @@ BEGIN
         WITH heads AS (
             UPDATE user_heads h SET last_seq = h.last_seq + 1
              WHERE h.user_id = ANY (mem)
-               AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.user_id = h.user_id
-                                 AND b.blocked_id = senders[i])
+               AND (NOT EXISTS (SELECT 1 FROM blocks b0
+                                 WHERE b0.blocked_id = senders[i])
+                    OR NOT EXISTS (SELECT 1 FROM blocks b WHERE b.user_id = h.user_id
+                                     AND b.blocked_id = senders[i]))
             RETURNING h.user_id, h.last_seq
         ), rows AS (
             INSERT INTO inbox (user_id, seq, conversation_id, message_id)

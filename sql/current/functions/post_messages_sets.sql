@@ -159,8 +159,10 @@ BEGIN
                count(*) OVER (PARTITION BY m.user_id) AS n
           FROM pm_items p JOIN members m ON m.conversation_id = p.c
          WHERE p.st = 'ok'
-           AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.user_id = m.user_id
-                             AND b.blocked_id = p.s)
+           AND (NOT EXISTS (SELECT 1 FROM blocks b0 JOIN pm_items p0
+                             ON p0.s = b0.blocked_id WHERE p0.st = 'ok')
+                OR NOT EXISTS (SELECT 1 FROM blocks b WHERE b.user_id = m.user_id
+                                 AND b.blocked_id = p.s))
     ), heads AS (
         UPDATE user_heads h SET last_seq = h.last_seq + x.n
           FROM (SELECT DISTINCT fan.user_id, fan.n FROM fan) x
