@@ -29,6 +29,8 @@ struct client {
 	long long inflight;		/* sends waiting for "sent" */
 	long long sent, acked;
 	long long next_send_ns;
+	long long due_ns;		/* when the send being written was due */
+	long long sent_in_window;	/* sends due within the measured window */
 	long long last_heartbeat_ns;
 	int group;			/* index of the first member */
 	unsigned char *seen;		/* others' messages received, by message_id */

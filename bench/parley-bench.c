@@ -415,7 +415,7 @@ static long long count_lost(void)
 /* pairs and groups: sends until B.stop_ns, then the counts and latencies. */
 static void run_traffic(void)
 {
-	long long sent = 0, acked = 0, lost, delivered_window = 0;
+	long long sent = 0, acked = 0, lost, delivered_window = 0, due = 0;
 
 	bench_service_until(B.stop_ns, 0);
 	/* Let what is in flight arrive. */
@@ -423,12 +423,17 @@ static void run_traffic(void)
 	for (int i = 0; i < B.clients; i++) {
 		sent += B.c[i].sent;
 		acked += B.c[i].acked;
+		due += B.c[i].sent_in_window;
 	}
 	lost = count_lost();
 	qsort(B.lat_us, B.nlat, sizeof(*B.lat_us), cmp_ll);
 	delivered_window = (long long)B.nlat;
 	printf("sent=%lld acked=%lld delivered=%lld lost=%lld duplicated=%lld\n",
 	       sent, acked, B.delivered, lost, B.duplicated);
+	/* What was offered, and what the clients managed to send of it: a
+	 * rate the generator could not keep is no measurement of it. */
+	printf("offered_per_s=%.0f sent_per_s=%.0f\n", B.rate,
+	       (double)due / B.duration_s);
 	printf("group_size=%d ", B.group_size);
 	printf("delivered_per_s=%.0f latency_ms p50=%.2f p90=%.2f p99=%.2f max=%.2f\n",
 	       (double)delivered_window / B.duration_s,
