@@ -37,33 +37,6 @@ static enum pl_err fail(struct pl_change_result *r, enum pl_err err,
 	return err;
 }
 
-/* Parses "[[user_id, seq], ...]" into r's deliveries. */
-static enum pl_err read_deliveries(const char *text,
-				   struct pl_change_result *r)
-{
-	json_t *arr = json_loads(text, 0, NULL), *pair;
-	size_t i;
-
-	if (!json_is_array(arr)) {
-		json_decref(arr);
-		return PL_INTERNAL;
-	}
-	r->deliveries = calloc(json_array_size(arr) + 1,
-			       sizeof(*r->deliveries));
-	if (!r->deliveries) {
-		json_decref(arr);
-		return PL_INTERNAL;
-	}
-	json_array_foreach(arr, i, pair) {
-		r->deliveries[i].user_id =
-			json_integer_value(json_array_get(pair, 0));
-		r->deliveries[i].seq = json_integer_value(json_array_get(pair, 1));
-	}
-	r->n_deliveries = json_array_size(arr);
-	json_decref(arr);
-	return PL_OK;
-}
-
 /* Reads post_event()'s one row into r. */
 static enum pl_err read_result(PGresult *res, struct pl_change_result *r)
 {
@@ -79,7 +52,8 @@ static enum pl_err read_result(PGresult *res, struct pl_change_result *r)
 		return fail(r, PL_INTERNAL, "internal error");
 	r->event = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
 	if (!json_is_object(r->event) ||
-	    read_deliveries(PQgetvalue(res, 0, 2), r))
+	    pl_post_parse_deliveries(PQgetvalue(res, 0, 2), &r->deliveries,
+				     &r->n_deliveries))
 		return fail(r, PL_INTERNAL, "internal error");
 	json_object_del(r->event, "seq");
 	return PL_OK;

@@ -86,29 +86,30 @@ out:
 	return out;
 }
 
-/* Parses the [[user_id, seq], ...] deliveries of one stored message. */
-static enum pl_err parse_deliveries(const char *text,
-				    struct pl_post_result *r)
+enum pl_err pl_post_parse_deliveries(const char *text,
+				     struct pl_delivery **out, size_t *n)
 {
 	json_error_t jerr;
 	json_t *arr = json_loads(text, 0, &jerr);
 	size_t i;
 	json_t *pair;
 
+	*out = NULL;
+	*n = 0;
 	if (!json_is_array(arr)) {
 		json_decref(arr);
 		return PL_INTERNAL;
 	}
-	r->deliveries = calloc(json_array_size(arr) + 1, sizeof(*r->deliveries));
-	if (!r->deliveries) {
+	*out = calloc(json_array_size(arr) + 1, sizeof(**out));
+	if (!*out) {
 		json_decref(arr);
 		return PL_INTERNAL;
 	}
 	json_array_foreach(arr, i, pair) {
-		r->deliveries[i].user_id = json_integer_value(json_array_get(pair, 0));
-		r->deliveries[i].seq = json_integer_value(json_array_get(pair, 1));
+		(*out)[i].user_id = json_integer_value(json_array_get(pair, 0));
+		(*out)[i].seq = json_integer_value(json_array_get(pair, 1));
 	}
-	r->n_deliveries = json_array_size(arr);
+	*n = json_array_size(arr);
 	json_decref(arr);
 	return PL_OK;
 }
@@ -138,7 +139,8 @@ static enum pl_err read_row(PGresult *res, int row, const size_t *map,
 		snprintf(r->created_at, sizeof(r->created_at), "%s",
 			 PQgetvalue(res, row, 3));
 	if (r->err == PL_OK && !r->duplicate && !PQgetisnull(res, row, 4))
-		return parse_deliveries(PQgetvalue(res, row, 4), r);
+		return pl_post_parse_deliveries(PQgetvalue(res, row, 4),
+						&r->deliveries, &r->n_deliveries);
 	return PL_OK;
 }
 
@@ -195,7 +197,8 @@ static void reclaim_duplicates(struct pl_db *db,
 			       2, params, 1, &res, NULL))
 			continue;
 		text = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : NULL;
-		if (text && parse_deliveries(text, r) == PL_OK)
+		if (text && pl_post_parse_deliveries(text, &r->deliveries,
+						     &r->n_deliveries) == PL_OK)
 			r->duplicate = 0;
 		PQclear(res);
 	}

@@ -88,6 +88,14 @@ enum pl_err pl_post_batch(struct pl_db *db, const struct pl_post_item *items,
 enum pl_err pl_post_item_extras(const json_t *obj, struct pl_post_item *item,
 				char *why, size_t whylen);
 
+/*
+ * Parses the deliveries the posting functions return, "[[user_id, seq],
+ * ...]", into *out (n of them, freed by the caller). PL_OK, or PL_INTERNAL
+ * (malformed, or out of memory) with *out NULL.
+ */
+enum pl_err pl_post_parse_deliveries(const char *text,
+				     struct pl_delivery **out, size_t *n);
+
 /* Frees the deliveries and attachments of results[0..n). */
 void pl_post_results_release(struct pl_post_result *results, size_t n);
 

@@ -22,12 +22,19 @@
 #include "media.h"
 #include "validate.h"
 
-static char upload_path[4096], thumb_path[4096 + 16];
+static char dir[4096], upload_path[4096 + 16], thumb_path[4096 + 32];
+
+/* The scratch directory goes with the process. */
+static void remove_scratch(void)
+{
+	unlink(thumb_path);
+	unlink(upload_path);
+	rmdir(dir);
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	const char *tmp = getenv("TMPDIR");
-	char dir[4096];
 
 	fuzz_setup();
 	snprintf(dir, sizeof(dir), "%s/parley-fuzz-attachment.XXXXXX",
@@ -36,6 +43,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		abort();
 	snprintf(upload_path, sizeof(upload_path), "%s/upload", dir);
 	snprintf(thumb_path, sizeof(thumb_path), "%s/upload.thumb", dir);
+	atexit(remove_scratch);
 	return 0;
 }
 
