@@ -181,6 +181,21 @@ void pl_publish_message(struct pl_redis *r, const struct pl_message *m,
 	pl_publish_messages(r, m, &deliveries, &n, 1);
 }
 
+/* Reads (and drops) the replies of queued commands: how many came. */
+static size_t read_replies(struct pl_redis *r, size_t queued)
+{
+	size_t got = 0;
+
+	for (; got < queued; got++) {
+		redisReply *rep;
+
+		if (pl_redis_read(r, &rep))
+			break;
+		freeReplyObject(rep);
+	}
+	return got;
+}
+
 void pl_publish_event(struct pl_redis *r, json_t *event,
 		      const struct pl_delivery *deliveries, size_t n)
 {
@@ -194,10 +209,7 @@ void pl_publish_event(struct pl_redis *r, json_t *event,
 			const char *argv[3] = { publish_verb(r), ch, NULL };
 			int failed;
 
-			if (json_object_set_new(event, "seq",
-					json_integer(deliveries[i].seq)))
-				continue;
-			frame = json_dumps(event, JSON_COMPACT);
+			frame = pl_json_frame_with_seq(event, deliveries[i].seq);
 			payload = frame ? pl_event_encode_message(
 				deliveries[i].seq, pl_clock_now_ms() * 1000, frame) : NULL;
 			free(frame);
@@ -214,13 +226,7 @@ void pl_publish_event(struct pl_redis *r, json_t *event,
 			}
 			queued++;
 		}
-		for (; got < queued; got++) {
-			redisReply *rep;
-
-			if (pl_redis_read(r, &rep))
-				break;
-			freeReplyObject(rep);
-		}
+		got = read_replies(r, queued);
 		/* A relay drops a seq it has sent already. */
 		if (!broke && got == queued)
 			return;
@@ -243,13 +249,7 @@ void pl_publish_frame(struct pl_redis *r, const long long *users, size_t n,
 				break;
 			queued++;
 		}
-		for (; got < queued; got++) {
-			redisReply *rep;
-
-			if (pl_redis_read(r, &rep))
-				break;
-			freeReplyObject(rep);
-		}
+		got = read_replies(r, queued);
 		if (got > 0 || got == queued)
 			return;
 	}
