@@ -41,7 +41,14 @@ struct client {
 	long long hello_ns, welcome_ns;	/* storm: hello sent, welcome read */
 	long long backlog;		/* storm: distinct messages received */
 	long long backlog_done_ns;	/* storm: when the K-th arrived */
+	long long ack_due, ack_sent;	/* highest seq received, and acked */
+	long long read_due, read_sent;	/* --chatter: message to mark read */
+	long long last_read_ns;
+	long long last_typing_ns;
+	int typing_due;			/* --chatter: a typing frame to write */
 };
+
+#define BENCH_CPU_PARTS 8
 
 #define BENCH_RELAYS 8
 
@@ -81,6 +88,14 @@ struct bench {
 		char path[128];
 	} relay[BENCH_RELAYS];
 	int nrelays;
+	int chatter;			/* typing every 3 s, read receipts */
+	/* --cpu NAME=PID: CPU of each (and its children) over the traffic. */
+	struct {
+		char name[16];
+		int pid;
+		long long jiffies0;
+	} cpu[BENCH_CPU_PARTS];
+	int ncpu;
 };
 
 extern struct bench B;
@@ -102,6 +117,9 @@ int bench_setup_accounts(void);
 
 /* A new lws context in B.ctx with the send pacer running. 0, or -1. */
 int bench_start_context(void);
+
+/* Stops the pacer and destroys B.ctx. */
+void bench_stop_context(void);
 
 /* Connects B.c[0 .. B.clients) as fast as lws takes them. */
 void bench_connect_all(void);

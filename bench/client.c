@@ -83,6 +83,11 @@ static void on_message(struct client *c, json_t *o)
 	}
 	mark(&c->seen, &c->seen_cap, mid);
 	B.delivered++;
+	/* --chatter: a read receipt for the newest message, once a second. */
+	if (B.chatter && now - c->last_read_ns >= 1000000000LL) {
+		c->read_due = mid;
+		c->last_read_ns = now;
+	}
 	/* Every send due within the window counts, however late it arrives
 	 * (after the window too, while the run drains): the tail is the
 	 * tail. */
@@ -113,6 +118,11 @@ static void on_receive(struct client *c, const void *in, size_t len)
 			mark(&c->acked_mid, &c->acked_cap, mid);
 	} else if (type && strcmp(type, "message") == 0) {
 		on_message(c, o);
+	}
+	/* Whatever carries a seq is acknowledged, as an app does. */
+	if (json_integer_value(json_object_get(o, "seq")) > c->ack_due) {
+		c->ack_due = json_integer_value(json_object_get(o, "seq"));
+		lws_callback_on_writable(c->wsi);
 	} else if (type && strcmp(type, "error") == 0) {
 		c->inflight--;
 	}
@@ -120,13 +130,47 @@ static void on_receive(struct client *c, const void *in, size_t len)
 }
 
 /*
+ * The frames a welcomed client writes besides its sends: an ack of the
+ * newest seq, a read receipt and a typing frame (--chatter). Writes one
+ * and returns 1 (asking to write again while more wait), or returns 0.
+ */
+static int write_side_frame(struct client *c, int *rc)
+{
+	char frame[160];
+
+	if (c->ack_due > c->ack_sent) {
+		c->ack_sent = c->ack_due;
+		snprintf(frame, sizeof(frame), "{\"type\":\"ack\",\"seq\":%lld}", c->ack_sent);
+	} else if (c->read_due > c->read_sent) {
+		c->read_sent = c->read_due;
+		snprintf(frame, sizeof(frame), "{\"type\":\"read\",\"conversation_id\":%lld,"
+			 "\"message_id\":%lld}", c->conversation_id, c->read_sent);
+	} else if (c->typing_due) {
+		c->typing_due = 0;
+		snprintf(frame, sizeof(frame), "{\"type\":\"typing\",\"conversation_id\":%lld}",
+			 c->conversation_id);
+	} else {
+		return 0;
+	}
+	*rc = write_frame(c, frame);
+	if (c->want_write || c->ack_due > c->ack_sent || c->read_due > c->read_sent ||
+	    c->typing_due)
+		lws_callback_on_writable(c->wsi);
+	return 1;
+}
+
+/*
  * Writes what c wants written (want_write: 1 hello or a send, 2 a
- * heartbeat), one frame. Returns lws's verdict: 0, or -1 to close.
+ * heartbeat; or a side frame first), one frame. Returns lws's verdict: 0,
+ * or -1 to close.
  */
 static int on_writeable(struct client *c)
 {
 	char frame[2048];
+	int rc;
 
+	if (c->welcomed && write_side_frame(c, &rc))
+		return rc;
 	if (!c->welcomed && c->want_write) {
 		c->want_write = 0;
 		/* Storm clients resume from their device's stored cursor. */
@@ -247,14 +291,23 @@ static void drive(long long now)
 	for (int i = 0; i < B.clients; i++) {
 		struct client *c = &B.c[i];
 
-		if (!c->wsi || !c->welcomed || c->want_write)
+		if (!c->wsi || !c->welcomed)
+			continue;
+		if (B.chatter && c->conversation_id && now < B.stop_ns &&
+		    now - c->last_typing_ns >= 3000000000LL) {
+			c->typing_due = 1;
+			c->last_typing_ns = now;
+			lws_callback_on_writable(c->wsi);
+		}
+		if (c->want_write)
 			continue;
 		if (now - c->last_heartbeat_ns > heartbeat_ns) {
 			c->want_write = 2;
 			lws_callback_on_writable(c->wsi);
 			continue;
 		}
-		if (!c->conversation_id || now >= B.stop_ns || B.storm_phase ||
+		/* Sends start once every socket is welcomed (B.start_ns). */
+		if (!c->conversation_id || !B.start_ns || now >= B.stop_ns || B.storm_phase ||
 		    (B.max_sends && c->sent >= B.max_sends))
 			continue;
 		if (per_client > 0) {
@@ -348,6 +401,16 @@ int bench_start_context(void)
 		return -1;
 	lws_sul_schedule(B.ctx, 0, &pace, on_pace, 1000);
 	return 0;
+}
+
+/* Stops the pacer and destroys B.ctx: the pacer's timer must leave the
+ * context's list before the context goes, or the next context's schedule
+ * of it writes into the freed one. */
+void bench_stop_context(void)
+{
+	lws_sul_cancel(&pace);
+	lws_context_destroy(B.ctx);
+	B.ctx = NULL;
 }
 
 /* Connects every client and serves until all are welcomed (60 s at most);

@@ -13,6 +13,11 @@
  *          send->deliver latency and checks each message arrives exactly
  *          once. Reports sent, acked (sent frames), delivered, lost,
  *          duplicated, delivered msgs/s and p50/p90/p99/max latency.
+ *          Every client acks what it receives, as an app does; with
+ *          --chatter 1 it also sends typing every 3 s and a read receipt
+ *          at most once a second. --cpu NAME=PID adds the CPU a process
+ *          (with its children) spent over the traffic, and per 1,000
+ *          messages stored.
  *   groups like pairs, but in groups of --group-size members: every message
  *          fans out to the other members, each checked exactly once.
  *   idle   N authenticated sockets that only heartbeat; reports the relay's
@@ -117,6 +122,86 @@ static long long redis_used_memory(int port)
 	return used;
 }
 
+/* Fields 14-17 of /proc/PID/stat (utime, stime, cutime, cstime), or the
+ * first two alone: CPU in clock ticks, 0 when the process is gone. */
+static long long stat_jiffies(int pid, int with_reaped)
+{
+	char path[64], line[1024], *p;
+	unsigned long long ut, st;
+	long long cut, cst;
+	FILE *f;
+	int n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	p = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
+	fclose(f);
+	n = p ? sscanf(p, ") %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %lld %lld",
+		       &ut, &st, &cut, &cst) : 0;
+	if (n != 4)
+		return 0;
+	return (long long)(ut + st) + (with_reaped ? cut + cst : 0);
+}
+
+/* A process's CPU in clock ticks: its own, its reaped children's and its
+ * live children's (a postmaster's backends, nginx's workers). */
+static long long proc_jiffies(int pid)
+{
+	char path[64];
+	long long sum = stat_jiffies(pid, 1);
+	int kid;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
+	f = fopen(path, "r");
+	if (!f)
+		return sum;
+	while (fscanf(f, "%d", &kid) == 1)
+		sum += stat_jiffies(kid, 0);
+	fclose(f);
+	return sum;
+}
+
+/* --cpu NAME=PID: one more process whose CPU over the traffic is shown. */
+static int parse_cpu(const char *v)
+{
+	const char *eq = strchr(v, '=');
+	char *end;
+	long pid = eq ? strtol(eq + 1, &end, 10) : 0;
+
+	if (!eq || eq == v || eq - v >= (long)sizeof(B.cpu[0].name) ||
+	    B.ncpu == BENCH_CPU_PARTS || pid <= 0 || pid > INT32_MAX || *end)
+		return -1;
+	memcpy(B.cpu[B.ncpu].name, v, (size_t)(eq - v));
+	B.cpu[B.ncpu].name[eq - v] = '\0';
+	B.cpu[B.ncpu++].pid = (int)pid;
+	return 0;
+}
+
+static void cpu_mark(void)
+{
+	for (int i = 0; i < B.ncpu; i++)
+		B.cpu[i].jiffies0 = proc_jiffies(B.cpu[i].pid);
+}
+
+/* Prints cpu_ms_NAME=MS for each --cpu process since cpu_mark(), and
+ * cpu_ms_NAME_per_1000=MS per 1,000 of the messages stored. */
+static void cpu_report(long long stored)
+{
+	long hz = sysconf(_SC_CLK_TCK);
+
+	for (int i = 0; i < B.ncpu; i++) {
+		double ms = (double)(proc_jiffies(B.cpu[i].pid) - B.cpu[i].jiffies0) *
+			    1000.0 / (double)(hz > 0 ? hz : 100);
+
+		printf("cpu_ms_%s=%.0f cpu_ms_%s_per_1000=%.1f%s", B.cpu[i].name, ms,
+		       B.cpu[i].name, stored ? ms * 1000.0 / (double)stored : 0,
+		       i + 1 < B.ncpu ? " " : "\n");
+	}
+}
+
 /* --ws URL[,URL...]: the relays the clients spread over. Returns 0 or -1. */
 static int parse_relays(const char *list)
 {
@@ -147,7 +232,8 @@ static void usage(void)
 		"  [--scenario pairs|groups|idle|storm] [--clients N] [--group-size M]\n"
 		"  [--rate MSGS_PER_S|0] [--window W] [--duration S] [--warmup S]\n"
 		"  [--relay-pid PID] [--redis-port PORT] [--heartbeat S] [--prefix NAME]\n"
-		"  [--backlog K] [--admin PATH [--admin-config FILE]]\n");
+		"  [--backlog K] [--admin PATH [--admin-config FILE]] [--chatter 0|1]\n"
+		"  [--cpu NAME=PID]...\n");
 }
 
 /*
@@ -163,6 +249,7 @@ static int storm_backlogs(int nsenders)
 	B.clients = nsenders;
 	B.max_sends = B.backlog;
 	B.rate = 0;
+	B.start_ns = bench_now_ns();
 	B.stop_ns = INT64_MAX;
 	if (bench_start_context())
 		return 1;
@@ -179,7 +266,7 @@ static int storm_backlogs(int nsenders)
 	}
 	for (int i = 0; i < nsenders; i++)
 		got += B.c[i].acked;
-	lws_context_destroy(B.ctx);
+	bench_stop_context();
 	fprintf(stderr, "storm set-up: %lld of %lld backlog messages acknowledged "
 		"in %.2f s\n", got, (long long)nsenders * B.backlog,
 		(double)(bench_now_ns() - t0) / 1e9);
@@ -264,7 +351,7 @@ static int run_storm(void)
 		settled = bench_all_backlogs();
 	}
 	done = storm_report(t0, settled);
-	lws_context_destroy(B.ctx);
+	bench_stop_context();
 	return done ? 0 : 1;
 }
 
@@ -341,6 +428,8 @@ static int parse_args(int argc, char **argv)
 		else if (!strcmp(argv[i], "--admin-config")) B.admin_config = v;
 		else if (!strcmp(argv[i], "--redis-port")) B.redis_port = (int)strtol(v, NULL, 10);
 		else if (!strcmp(argv[i], "--backlog")) B.backlog = (int)strtol(v, NULL, 10);
+		else if (!strcmp(argv[i], "--chatter")) B.chatter = !!strtol(v, NULL, 10);
+		else if (!strcmp(argv[i], "--cpu") && !parse_cpu(v)) ;
 		else {
 			usage();
 			return 2;
@@ -377,6 +466,7 @@ static void run_idle(long rss_before, long long redis_before)
 		rss_after = rss_kib(B.relay_pid);
 	if (B.redis_port)
 		redis_after = redis_used_memory(B.redis_port);
+	printf("connect_errors=%d closed=%d\n", B.connect_errors, B.closed);
 	printf("idle sockets=%d relay_rss_before_kib=%ld relay_rss_after_kib=%ld "
 	       "per_socket_kib=%.2f\n", B.welcomed, rss_before, rss_after,
 	       B.welcomed ? (double)(rss_after - rss_before) / B.welcomed : 0);
@@ -430,10 +520,15 @@ static void run_traffic(void)
 	delivered_window = (long long)B.nlat;
 	printf("sent=%lld acked=%lld delivered=%lld lost=%lld duplicated=%lld\n",
 	       sent, acked, B.delivered, lost, B.duplicated);
+	cpu_report(acked);
+	printf("connect_errors=%d closed=%d\n", B.connect_errors, B.closed);
+	if (B.closed)
+		fprintf(stderr, "%d sockets closed early (first: %s)\n", B.closed,
+			B.first_error);
 	/* What was offered, and what the clients managed to send of it: a
 	 * rate the generator could not keep is no measurement of it. */
-	printf("offered_per_s=%.0f sent_per_s=%.0f\n", B.rate,
-	       (double)due / B.duration_s);
+	printf("offered_per_s=%.0f sent_per_s=%.0f offered_deliveries_per_s=%.0f\n",
+	       B.rate, (double)due / B.duration_s, B.rate * (B.group_size - 1));
 	printf("group_size=%d ", B.group_size);
 	printf("delivered_per_s=%.0f latency_ms p50=%.2f p90=%.2f p99=%.2f max=%.2f\n",
 	       (double)delivered_window / B.duration_s,
@@ -477,6 +572,9 @@ int main(int argc, char **argv)
 	t0 = bench_connect_welcomed();
 	printf("scenario=%s clients=%d welcomed=%d connect_s=%.2f\n", B.scenario,
 	       B.clients, B.welcomed, (double)(bench_now_ns() - t0) / 1e9);
+	/* Seen at once by a script waiting for the sockets (bench/run's
+	 * mixed scenario). */
+	fflush(stdout);
 	if (B.welcomed < B.clients)
 		fprintf(stderr, "only %d of %d sockets were welcomed\n", B.welcomed,
 			B.clients);
@@ -484,11 +582,12 @@ int main(int argc, char **argv)
 	B.start_ns = bench_now_ns();
 	B.measure_ns = B.start_ns + (long long)B.warmup_s * 1000000000LL;
 	B.stop_ns = B.measure_ns + (long long)B.duration_s * 1000000000LL;
+	cpu_mark();
 	if (strcmp(B.scenario, "idle") == 0)
 		run_idle(rss_before, redis_before);
 	else
 		run_traffic();
-	lws_context_destroy(B.ctx);
+	bench_stop_context();
 	curl_global_cleanup();
 	return 0;
 }
