@@ -68,6 +68,58 @@ static void test_post_answers_each_item_on_its_own(void **state)
 	pl_post_results_release(r, 4);
 }
 
+/*
+ * A batch of the plain shape (no reply, attachment or repeated key, nobody
+ * blocked) takes post_messages' short way (sql/020): the same answers as
+ * the long way gives, item by item, for new messages in several
+ * conversations, a retry, a reused key with another body and a sender who
+ * is not a member.
+ */
+static void test_post_plain_batch_answers_each_item(void **state)
+{
+	struct fixture *f = *state;
+	struct pl_post_item first = item(f->u[1], f->direct23, "p-0", "stored before");
+	struct pl_post_item items[5] = {
+		item(f->u[0], f->group1234, "p-1", "to the group"),
+		item(f->u[2], f->direct12, "p-2", "not my conversation"),
+		item(f->u[1], f->direct23, "p-0", "stored before"),
+		item(f->u[0], f->group1234, "p-3", "again to the group"),
+		item(f->u[2], f->direct23, "p-0", "same key, cat's own"),
+	};
+	struct pl_post_item conflict = item(f->u[1], f->direct23, "p-0", "another body");
+	struct pl_post_result r0, r[5], rc;
+
+	assert_int_equal(pl_post_batch(&f->db, &first, 1, &r0), PL_OK);
+	assert_int_equal(pl_post_batch(&f->db, items, 5, r), PL_OK);
+	assert_int_equal(r[0].err, PL_OK);
+	assert_false(r[0].duplicate);
+	assert_int_equal(r[0].message_id, 1);
+	assert_int_equal(r[0].n_deliveries, 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(r[0].deliveries[i].user_id, f->u[i]);
+	assert_int_equal(r[1].err, PL_NOT_FOUND);
+	assert_int_equal(r[2].err, PL_OK);
+	assert_true(r[2].duplicate);
+	assert_int_equal(r[2].message_id, r0.message_id);
+	assert_string_equal(r[2].created_at, r0.created_at);
+	assert_int_equal(r[2].n_deliveries, 0);
+	assert_int_equal(r[3].err, PL_OK);
+	assert_int_equal(r[3].message_id, 2);
+	/* ann's seqs follow the batch's order: 1 then 2. */
+	assert_int_equal(r[0].deliveries[0].seq, 1);
+	assert_int_equal(r[3].deliveries[0].seq, 2);
+	assert_string_equal(r[3].created_at, r[0].created_at);
+	/* The key is the sender's: cat's "p-0" is a new message after bob's. */
+	assert_int_equal(r[4].err, PL_OK);
+	assert_false(r[4].duplicate);
+	assert_int_equal(r[4].message_id, 2);
+	assert_int_equal(pl_post_batch(&f->db, &conflict, 1, &rc), PL_OK);
+	assert_int_equal(rc.err, PL_CONFLICT);
+	pl_post_results_release(&r0, 1);
+	pl_post_results_release(r, 5);
+	pl_post_results_release(&rc, 1);
+}
+
 static void test_post_retry_returns_the_original(void **state)
 {
 	struct fixture *f = *state;
@@ -631,6 +683,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_post_answers_each_item_on_its_own,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_post_plain_batch_answers_each_item,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_post_retry_returns_the_original,
 						setup, teardown),
