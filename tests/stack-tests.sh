@@ -14,12 +14,15 @@
 #   - every tests/e2e/NN-*.py in name order, with /usr/bin/python3;
 #   - every tests/browser/NN-*.mjs (the web client in headless Chromium),
 #     with node (PARLEY_NODE, else /usr/bin/node, else the first on PATH);
+#   - every clients/js/test/NN-*.test.mjs (the client library), with the
+#     same node's test runner;
 #   - last, tests/faults/run.py --reduced: the fault suite's short form
 #     (services killed and restarted under a load; "scripts/dev faults" runs
 #     the full one).
 # Their output goes to stderr (the test log) as "# " comments, so stdout
 # stays clean TAP. A suite that cannot run here (no servers, no Apache for
-# the second run, no Chromium, node or playwright-core for the browser tests)
+# the second run, no Chromium, node or playwright-core for the browser tests,
+# no ws package for the client library's)
 # is one skipped test naming what is missing, and under CI=true one failed
 # test instead: CI must not pass with part of the suite quietly left out.
 # PARLEY_STACK_TESTS=no (configure --disable-stack-tests) skips them all.
@@ -194,6 +197,25 @@ else
 		names+=("browser/${f##*/}")
 	done
 fi
+# The client library's tests (clients/js/test/NN-*.test.mjs, node --test)
+# against the same stack, with the ws package (npm ci in clients/js) as
+# Node's WebSocket.
+clientjs=$top_srcdir/clients/js
+clientjs_skip=
+if [ -z "$node" ] || [ ! -x "$node" ]; then
+	clientjs_skip="node is not installed (${node:-no node on PATH}; apt-get install nodejs)"
+elif [ ! -f "$clientjs/node_modules/ws/package.json" ]; then
+	clientjs_skip="the ws package is not installed (npm ci in clients/js)"
+fi
+if [ -n "$clientjs_skip" ]; then
+	cannot_run "clients/js tests" "$clientjs_skip"
+else
+	for f in "$clientjs"/test/[0-9][0-9]-*.test.mjs; do
+		[ -f "$f" ] || continue
+		tests+=("nodetest:$f")
+		names+=("clients/js/${f##*/}")
+	done
+fi
 # Last, as it kills and restarts services (it waits until they serve again).
 if [ -f "$here/faults/run.py" ]; then
 	tests+=("faults:$here/faults/run.py")
@@ -243,6 +265,7 @@ for i in "${!tests[@]}"; do
 	cluster:*) cmd=("${tests[$i]#cluster:}" check) ;;
 	sqlcurrent:*) cmd=(/usr/bin/python3 "${tests[$i]#sqlcurrent:}" --check) ;;
 	*.py) cmd=(/usr/bin/python3 "${tests[$i]}") ;;
+	nodetest:*) cmd=("$node" --test --test-reporter=spec "${tests[$i]#nodetest:}") ;;
 	*.mjs) cmd=("$node" "${tests[$i]}") ;;
 	skip:*)
 		if [ -n "$ci" ]; then

@@ -64,7 +64,9 @@ ensure_packages() {
 
 # What the browser tests (tests/browser) need: Debian's Chromium, node and
 # npm, and playwright-core from npm (pinned by tests/browser/package-lock.json
-# to a version that runs on Debian bookworm's Node.js 18). Installed by
+# to a version that runs on Debian bookworm's Node.js 18); the client
+# library's tests (clients/js/test) need node, npm and the ws package
+# (clients/js/package-lock.json). Installed by
 # "check" when missing; without them tests/stack-tests.sh reports the browser
 # tests skipped, or failed under CI=true. npm is Debian's package only where
 # no npm exists: NodeSource's nodejs bundles its own and conflicts with it.
@@ -102,22 +104,29 @@ ensure_browser_tests() {
 			warn "${missing[*]} not installed: the browser tests cannot run (apt-get install ${missing[*]})"
 		fi
 	fi
-	local dir=$TOP/tests/browser
+	npm_ci_in "$TOP/tests/browser" playwright-core
+	npm_ci_in "$TOP/clients/js" ws
+}
+
+# npm_ci_in DIR MODULE: npm ci in DIR (pinned by its package-lock.json)
+# when node_modules is missing, lacks MODULE or is older than the lock file.
+# Failures are warnings: tests/stack-tests.sh then reports what cannot run.
+npm_ci_in() {
+	local dir=$1 module=$2 node
 	[ -f "$dir/package-lock.json" ] || return 0
 	node=$(node_bin)
 	if [ -z "$node" ] || [ ! -x "$node" ] || ! command -v npm >/dev/null; then
-		warn "node and npm not found: the browser tests cannot run (apt-get install nodejs npm)"
+		warn "node and npm not found: the tests in ${dir#"$TOP"/} cannot run (apt-get install nodejs npm)"
 		return 0
 	fi
-	# npm ci only when node_modules is missing or older than the lock file.
-	if [ -f "$dir/node_modules/.package-lock.json" ] && [ -d "$dir/node_modules/playwright-core" ] &&
+	if [ -f "$dir/node_modules/.package-lock.json" ] && [ -d "$dir/node_modules/$module" ] &&
 		[ ! "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
 		return 0
 	fi
-	say "npm ci in tests/browser (node $("$node" --version 2>/dev/null))"
+	say "npm ci in ${dir#"$TOP"/} (node $("$node" --version 2>/dev/null))"
 	# npm runs under "#!/usr/bin/env node": the same node as the tests.
 	(cd "$dir" && PATH=$(dirname "$node"):$PATH npm ci --no-audit --no-fund) ||
-		warn "npm ci failed in tests/browser: the browser tests cannot run"
+		warn "npm ci failed in ${dir#"$TOP"/}: its tests cannot run"
 }
 
 # build_tree DIR [CONFIGURE_ARGS...]: ./autogen.sh if there is no configure,

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # scripts/lib/rundir.sh, sourced by scripts/dev: a stack's runtime dir, laid
-# out and refreshed by "up": copies of the binaries, sql/ and www/, and the
-# configuration (scripts/lib/config.sh) in etc/.
+# out and refreshed by "up": copies of the binaries, sql/ and www/ (with the
+# client library, scripts/lib/www.sh), and the configuration
+# (scripts/lib/config.sh) in etc/.
 
 # Services whose binary or configuration prepare_rundir found changed.
 declare -A CHANGED=()
@@ -42,9 +43,14 @@ replace_dir() {
 	elif [ -d "$1" ]; then
 		cp -R "$1/." "$2.new/"
 	fi
-	chmod -R a+rX "$2.new"
-	rm -rf "$2"
-	mv "$2.new" "$2"
+	swap_in_dir "$2"
+}
+
+# swap_in_dir DST: DST.new, made readable by all, replaces DST.
+swap_in_dir() {
+	chmod -R a+rX "$1.new"
+	rm -rf "$1"
+	mv "$1.new" "$1"
 }
 
 # check_local_conf: with the operator's settings (local_conf), both relays'
@@ -109,7 +115,10 @@ prepare_rundir() {
 	# A running supervisor keeps its own copy of the script open: no restart.
 	copy_if_changed "$TOP/scripts/supervise" "$RUNDIR/bin/supervise" || true
 	replace_dir "$TOP/sql" "$RUNDIR/sql" '*.sql'
-	replace_dir "$TOP/www" "$RUNDIR/www"
+	# www/ with the client library at js/parley-client/ (scripts/lib/www.sh).
+	rm -rf "$RUNDIR/www.new" && mkdir -p "$RUNDIR/www.new" &&
+		copy_www "$TOP" "$RUNDIR/www.new" && swap_in_dir "$RUNDIR/www" ||
+		die "cannot lay out the web client in $RUNDIR/www"
 	replace_dir "$TOP/deploy/apache/errors" "$RUNDIR/errors" '*.json'
 
 	if parley_conf 1 | write_if_changed "$RUNDIR/etc/parley.conf"; then

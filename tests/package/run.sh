@@ -414,6 +414,10 @@ else
 fi
 check "GET / serves /usr/share/parley/www/index.html" \
 	cmp -s <(curl -fsS --max-time 5 "$URL/") /usr/share/parley/www/index.html
+# The web client imports the client library (clients/js/src) from there.
+check "GET /js/parley-client/index.js serves the client library" \
+	cmp -s <(curl -fsS --max-time 5 "$URL/js/parley-client/index.js") \
+	/usr/share/parley/www/js/parley-client/index.js
 discover=
 wait_for "the relay's registration" 30 bash -c "curl -fsS --max-time 5 '$URL/api/v1/discover' | grep -q 'r/1/ws'" || true
 discover=$(curl -sS --max-time 5 "$URL/api/v1/discover" 2>&1 || true)

@@ -3,23 +3,23 @@
 // State lives in the object S; render functions redraw one area from it.
 // Messages are keyed by conversation_id:message_id so a message shown once is
 // never shown twice, whether it came from history, the live connection or a
-// replay after a reconnect. Own messages wait in an outbox (localStorage)
-// until the server confirms them ("sent", or the REST reply), and are resent
-// with the same client_msg_id after a reconnect. Edits, deletions and
+// replay after a reconnect. The REST API, the live connection and the outbox
+// of own messages waiting for the server (localStorage; resent with the same
+// client_msg_id after a reconnect) are the client library's (ParleyClient,
+// clients/js/, served as js/parley-client/). Edits, deletions and
 // reactions arrive as inbox events of their own and change the message
 // shown in place (message-events.js). Files are uploaded as soon as they are
 // picked or dropped, shown as chips above the composer, and sent by id with
 // the next message (attachments.js fetches them back with the token).
 
-import { Api } from './api.js';
-import { Live } from './live.js';
+import { ParleyClient, newClientMsgId as newId } from './parley-client/index.js';
 import { applyEvent, applyReaction, reactedWith } from './message-events.js';
 import { openMenu, closeMenu, menuOpenFor } from './menu.js';
 import { formatSize, isPicture, thumbnailUrl, fileBlob, forget, forgetAll, saveBlob } from './attachments.js';
 
 const $ = (id) => document.getElementById(id);
-const api = new Api();
-let live = null;
+const client = new ParleyClient();
+const api = client.api;
 
 const PAGE = 30;
 const S = {
@@ -30,7 +30,6 @@ const S = {
   presence: new Map(),   // user id -> "online" | "offline"
   convs: new Map(),      // id -> conversation (+ activity)
   view: null,            // the open conversation
-  outbox: [],            // unsent own messages
   typing: new Map(),     // conversation id -> Map(user id -> timer)
   reads: new Map(),      // conversation id -> Map(user id -> message_id)
   tab: 'chats',
@@ -67,12 +66,6 @@ function h(tag, attrs, ...children) {
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
   return el;
-}
-
-function newId() {
-  const b = new Uint8Array(16);
-  crypto.getRandomValues(b);
-  return 'w' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
 
 const keyOf = (m) => `${m.conversation_id}:${m.message_id}`;
@@ -249,8 +242,8 @@ async function onAuthSubmit(ev) {
   }
   $('auth-submit').disabled = true;
   try {
-    if (signupMode) await api.signup(username, password, $('auth-display').value.trim());
-    await api.login(username, password);
+    if (signupMode) await client.signup(username, password, $('auth-display').value.trim());
+    await client.login(username, password);
     $('auth-password').value = '';
     await enterApp();
   } catch (e) {
@@ -271,8 +264,7 @@ function showAuth() {
 }
 
 async function logout() {
-  if (live) { live.stop(); live = null; }
-  await api.logout();
+  await client.logout();
   resetState();
   showAuth();
 }
@@ -283,7 +275,6 @@ function resetState() {
   S.convs.clear();
   S.presence.clear();
   S.view = null;
-  S.outbox = [];
   S.reads.clear();
   S.typing.clear();
   S.search = null;
@@ -307,9 +298,8 @@ function resetState() {
   document.body.classList.remove('chat-open');
 }
 
+// The client has closed the connection and forgotten the session.
 function onUnauthorized() {
-  if (live) { live.stop(); live = null; }
-  api.saveSession(null);
   resetState();
   showAuth();
   $('auth-error').textContent = 'Your session ended. Please log in again.';
@@ -317,13 +307,6 @@ function onUnauthorized() {
 
 // ---------------------------------------------------------------------------
 // Entering the app
-
-const outboxKey = () => `parley.outbox.${S.me.id}`;
-function saveOutbox() {
-  localStorage.setItem(outboxKey(), JSON.stringify(S.outbox.map(
-    ({ conversation_id, client_msg_id, body, created_at, failed, reply_to, attachments }) =>
-      ({ conversation_id, client_msg_id, body, created_at, failed, reply_to, attachments }))));
-}
 
 async function enterApp() {
   try {
@@ -335,19 +318,13 @@ async function enterApp() {
     return;
   }
   rememberUser(S.me);
-  try { S.outbox = JSON.parse(localStorage.getItem(outboxKey()) || '[]'); } catch { S.outbox = []; }
   $('loading').hidden = true;
   $('auth').hidden = true;
   $('app').hidden = false;
   renderMe();
   renderNotifyBar();
   await Promise.all([refreshConversations(), refreshFriends(), refreshBlocks()]);
-  live = new Live(api, api.session.device_id);
-  live.addEventListener('frame', (e) => onFrame(e.detail));
-  live.addEventListener('status', (e) => renderConn(e.detail));
-  live.addEventListener('ready', () => onReady());
-  live.addEventListener('unauthorized', () => onUnauthorized());
-  live.start();
+  client.connect();
   const wanted = Number(sessionStorage.getItem('parley.open'));
   if (wanted && S.convs.has(wanted)) openConversation(wanted);
 }
@@ -367,13 +344,12 @@ function renderConn({ state, mode }) {
 }
 
 // After every (re)connection: the live-only events of the gap are lost, so
-// refetch the lists, and resend what is still unsent.
+// refetch the lists (the client resends what is still unsent).
 function onReady() {
   refreshConversations();
   refreshFriends();
   refreshBlocks();
   if (S.view && S.view.atEnd) loadNewer(true);
-  flushOutbox(true);
 }
 
 // ---------------------------------------------------------------------------
@@ -616,9 +592,7 @@ function markRead() {
   if (last > (c.last_read_message_id || 0) || c.unread) {
     c.last_read_message_id = Math.max(last, c.last_read_message_id || 0);
     c.unread = 0;
-    if (!(live && live.send({ type: 'read', conversation_id: v.cid, message_id: last }))) {
-      api.markRead(v.cid, last).catch(() => {});
-    }
+    client.markRead(v.cid, last).catch(() => {});
     renderConversations();
   }
 }
@@ -662,7 +636,7 @@ function renderMessages() {
   const c = S.convs.get(v.cid);
   const group = c && c.kind === 'group';
   const confirmed = [...v.msgs.values()].sort((a, b) => a.message_id - b.message_id);
-  const pending = v.atEnd ? S.outbox.filter((o) => o.conversation_id === v.cid) : [];
+  const pending = v.atEnd ? client.outbox.items.filter((o) => o.conversation_id === v.cid) : [];
   // The newest own message someone has read carries the "Read" label.
   let lastReadOwn = 0;
   for (const m of confirmed) {
@@ -726,7 +700,7 @@ function renderMessages() {
     o.body ? h('span', { class: 'body', text: o.body }) : null,
     attachmentsOf(o),
     h('span', { class: 'meta' },
-      o.failed ? h('button', { type: 'button', class: 'link', onclick: () => retry(o), text: 'Not sent. Retry' })
+      o.failed ? h('button', { type: 'button', class: 'link', onclick: () => client.outbox.retry(o.client_msg_id), text: 'Not sent. Retry' })
         : h('span', { class: 'status', 'aria-label': 'sending', text: '🕓 Sending…' }))));
   }
   if (!confirmed.length && !pending.length) items.push(h('li', { class: 'start', text: 'No messages yet. Say hello!' }));
@@ -916,118 +890,48 @@ function reactionsOf(m) {
 // Sending: outbox, confirmation, resend
 
 // Sends body in the open conversation; reply_to: the message it answers;
-// attachments: the files uploaded for it (the server's answers).
+// attachments: the files uploaded for it (the server's answers). The
+// client's outbox keeps it until the server confirms it, and sends it again
+// after a reconnect with the same client_msg_id.
 function sendMessage(body, reply_to, attachments) {
   const v = S.view;
   if (!v) return;
-  const item = { conversation_id: v.cid, client_msg_id: newId(), body, created_at: new Date().toISOString(), lastTry: 0 };
-  if (reply_to) item.reply_to = reply_to;
+  const options = {};
+  if (reply_to) options.reply_to = reply_to;
   if (attachments && attachments.length) {
-    item.attachments = attachments.map(({ id, content_type, size, name, width, height, thumbnail }) =>
+    options.attachments = attachments.map(({ id, content_type, size, name, width, height, thumbnail }) =>
       ({ id, content_type, size, name, width, height, thumbnail }));
   }
-  S.outbox.push(item);
-  saveOutbox();
+  client.send(v.cid, body, options);
   if (!v.atEnd) { openConversation(v.cid); }
   renderMessages();
   scrollToBottom();
-  trySend(item);
 }
 
-// What a send carries besides its body: the message it answers, its files.
-function extrasOf(item) {
-  const x = {};
-  if (item.reply_to) x.reply_to = item.reply_to;
-  if (item.attachments && item.attachments.length) x.attachment_ids = item.attachments.map((f) => f.id);
-  return x;
-}
-
-function trySend(item) {
-  if (item.failed) return;
-  item.lastTry = Date.now();
-  if (live && live.send({ type: 'send', conversation_id: item.conversation_id,
-    client_msg_id: item.client_msg_id, body: item.body, ...extrasOf(item) })) return; // "sent" confirms
-  // No WebSocket (long-poll, or reconnecting): the REST endpoint has the same
-  // semantics, and a repeat of the client_msg_id gets the original back.
-  api.sendMessage(item.conversation_id, item.client_msg_id, item.body, extrasOf(item))
-    .then((m) => { confirm(item.client_msg_id, m); onMessage(m); })
-    .catch((e) => onSendError(item, e));
-}
-
-function onSendError(item, e) {
-  if (!e || e.code === 'network' || e.code === 'unavailable' || e.code === 'rate_limited' ||
-      e.code === 'internal' || e.status === 0) return; // retried by the timer or on reconnect
-  item.failed = true;
-  saveOutbox();
+// A send the server refused for good: it stays, marked, with Retry.
+function onSendFailed(e) {
   showToast('Message not sent: ' + errorText(e));
   if (S.view) renderMessages();
 }
 
-function retry(item) {
-  item.failed = false;
-  saveOutbox();
-  renderMessages();
-  trySend(item);
-}
-
-// Sends every unsent message again (same client_msg_id: the server answers
-// a repeat with the original). force: also those tried a moment ago.
-function flushOutbox(force) {
-  const now = Date.now();
-  for (const item of S.outbox) {
-    if (!item.failed && (force || now - (item.lastTry || 0) > 8000)) trySend(item);
-  }
-}
-
-// The server stored an own message: it leaves the outbox, and shows as sent.
-function confirm(clientId, m) {
-  const i = S.outbox.findIndex((o) => o.client_msg_id === clientId);
-  if (i < 0) return false;
-  const item = S.outbox[i];
-  S.outbox.splice(i, 1);
-  saveOutbox();
+// The server stored an own message: it left the outbox, and shows as sent.
+// A REST answer is the whole message, news for the list as well.
+function onConfirmed({ item, message: m, via }) {
   if (m && m.message_id) {
     const key = `${item.conversation_id}:${m.message_id}`;
     if (!(S.view && S.view.msgs.has(key))) {
       addToView({ conversation_id: item.conversation_id, message_id: m.message_id, sender_id: S.me.id,
-        body: item.body, created_at: m.created_at || item.created_at, client_msg_id: clientId,
+        body: item.body, created_at: m.created_at || item.created_at, client_msg_id: item.client_msg_id,
         reply_to: item.reply_to || null, attachments: m.attachments || item.attachments || [], edited_at: null,
         deleted_at: null, reactions: [] });
     }
   }
-  return true;
+  if (via === 'rest' && m && m.sender_id) onMessage(m);
+  else if (S.view && S.view.cid === item.conversation_id) renderMessages();
 }
 
 // ---------------------------------------------------------------------------
 // Live frames
-
-function onFrame(f) {
-  switch (f.type) {
-    case 'message': onMessage(f); break;
-    case 'edit':
-    case 'delete':
-    case 'reaction': onMessageEvent(f); break;
-    case 'sent':
-      confirm(f.client_msg_id, f);
-      if (S.view && S.view.cid === f.conversation_id) renderMessages();
-      break;
-    case 'presence':
-      S.presence.set(f.user_id, f.status);
-      scheduleRender();
-      break;
-    case 'typing': onTyping(f); break;
-    case 'read': onRead(f); break;
-    case 'conversation': onConversation(f); break;
-    case 'friend': onFriend(f); break;
-    case 'error':
-      if (f.ref) {
-        const item = S.outbox.find((o) => o.client_msg_id === f.ref);
-        if (item) onSendError(item, f.error);
-      }
-      break;
-    default: break;
-  }
-}
 
 function onMessage(m) {
   // A message read back from the inbox later shows it as it stands now
@@ -1037,7 +941,6 @@ function onMessage(m) {
     attachments: m.attachments || [], edited_at: m.edited_at || null, deleted_at: m.deleted_at || null,
     reactions: m.reactions || [] };
   const own = msg.sender_id === S.me.id;
-  if (own && msg.client_msg_id) confirm(msg.client_msg_id, msg);
   // Whoever sent a message has stopped typing it, wherever that shows.
   clearTyping(msg.conversation_id, msg.sender_id);
   const c = S.convs.get(msg.conversation_id);
@@ -1820,7 +1723,7 @@ function onComposerInput() {
   autosizeComposer();
   if (!S.view || !ta.value || (S.compose && S.compose.kind === 'edit') || Date.now() - lastTyping < 2000) return;
   lastTyping = Date.now();
-  if (live) live.send({ type: 'typing', conversation_id: S.view.cid });
+  client.typing(S.view.cid);
 }
 
 // Sends the text and the files uploaded for this conversation (a message
@@ -2074,21 +1977,33 @@ function wire() {
   $('btn-notify').addEventListener('click', enableNotifications);
   $('btn-notify-dismiss').addEventListener('click', dismissNotifyBar);
   document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') markRead(); });
-  // Unsent messages are retried now and then. Friend changes come as live
-  // events on the WebSocket, but long-poll carries only inbox events: there
-  // the friend list is refetched while it is on screen.
-  setInterval(() => { if (S.me) flushOutbox(false); }, 4000);
+  // Friend changes come as live events on the WebSocket, but long-poll
+  // carries only inbox events: there the friend list is refetched while it
+  // is on screen.
   setInterval(() => {
-    if (S.me && S.tab === 'friends' && document.visibilityState === 'visible' && !(live && live.mode === 'ws')) {
+    if (S.me && S.tab === 'friends' && document.visibilityState === 'visible' && client.mode !== 'ws') {
       refreshFriends();
     }
   }, 5000);
-  api.onUnauthorized = onUnauthorized;
+  client.addEventListener('status', (e) => renderConn(e.detail));
+  client.addEventListener('ready', () => onReady());
+  client.addEventListener('unauthorized', () => onUnauthorized());
+  client.addEventListener('message', (e) => onMessage(e.detail));
+  for (const type of ['edit', 'delete', 'reaction']) client.addEventListener(type, (e) => onMessageEvent(e.detail));
+  client.addEventListener('presence', (e) => {
+    S.presence.set(e.detail.user_id, e.detail.status);
+    scheduleRender();
+  });
+  client.addEventListener('typing', (e) => onTyping(e.detail));
+  client.addEventListener('read', (e) => onRead(e.detail));
+  client.addEventListener('conversation', (e) => onConversation(e.detail));
+  client.addEventListener('friend', (e) => onFriend(e.detail));
+  client.outbox.addEventListener('confirmed', (e) => onConfirmed(e.detail));
+  client.outbox.addEventListener('failed', (e) => onSendFailed(e.detail.error));
 }
 
 wire();
 if (api.token) {
-  api.scheduleRefresh();
   enterApp();
 } else {
   showAuth();
