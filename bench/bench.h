@@ -42,6 +42,8 @@ struct client {
 	long long backlog;		/* storm: distinct messages received */
 	long long backlog_done_ns;	/* storm: when the K-th arrived */
 	long long ack_due, ack_sent;	/* highest seq received, and acked */
+	long long last_ack_ns;
+	int ack_now;			/* an ack to write (drive() sets it) */
 	long long read_due, read_sent;	/* --chatter: message to mark read */
 	long long last_read_ns;
 	long long last_typing_ns;

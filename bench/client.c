@@ -87,6 +87,7 @@ static void on_message(struct client *c, json_t *o)
 	if (B.chatter && now - c->last_read_ns >= 1000000000LL) {
 		c->read_due = mid;
 		c->last_read_ns = now;
+		lws_callback_on_writable(c->wsi);
 	}
 	/* Every send due within the window counts, however late it arrives
 	 * (after the window too, while the run drains): the tail is the
@@ -119,11 +120,10 @@ static void on_receive(struct client *c, const void *in, size_t len)
 	} else if (type && strcmp(type, "message") == 0) {
 		on_message(c, o);
 	}
-	/* Whatever carries a seq is acknowledged, as an app does. */
-	if (json_integer_value(json_object_get(o, "seq")) > c->ack_due) {
-		c->ack_due = json_integer_value(json_object_get(o, "seq"));
-		lws_callback_on_writable(c->wsi);
-	} else if (type && strcmp(type, "error") == 0) {
+	/* Whatever carries a seq is acknowledged, as an app does: the
+	 * newest one, every ACK_EVERY_NS at most (drive()). */
+	if (json_integer_value(json_object_get(o, "seq")) > c->ack_due)
+		c->ack_due = json_integer_value(json_object_get(o, "seq")); else if (type && strcmp(type, "error") == 0) {
 		c->inflight--;
 	}
 	json_decref(o);
@@ -138,7 +138,8 @@ static int write_side_frame(struct client *c, int *rc)
 {
 	char frame[160];
 
-	if (c->ack_due > c->ack_sent) {
+	if (c->ack_due > c->ack_sent && c->ack_now) {
+		c->ack_now = 0;
 		c->ack_sent = c->ack_due;
 		snprintf(frame, sizeof(frame), "{\"type\":\"ack\",\"seq\":%lld}", c->ack_sent);
 	} else if (c->read_due > c->read_sent) {
@@ -153,8 +154,7 @@ static int write_side_frame(struct client *c, int *rc)
 		return 0;
 	}
 	*rc = write_frame(c, frame);
-	if (c->want_write || c->ack_due > c->ack_sent || c->read_due > c->read_sent ||
-	    c->typing_due)
+	if (c->want_write || c->ack_now || c->read_due > c->read_sent || c->typing_due)
 		lws_callback_on_writable(c->wsi);
 	return 1;
 }
@@ -282,7 +282,10 @@ static void connect_client(struct client *c)
 	lws_client_connect_via_info(&info);
 }
 
-/* Schedules sends and heartbeats: called between service rounds. */
+/* Acks are coalesced as apps coalesce them (parley-client: 200 ms). */
+#define ACK_EVERY_NS 200000000LL
+
+/* Schedules sends, heartbeats and acks: called between service rounds. */
 static void drive(long long now)
 {
 	double per_client = B.rate > 0 ? B.rate / B.clients : 0;
@@ -293,6 +296,11 @@ static void drive(long long now)
 
 		if (!c->wsi || !c->welcomed)
 			continue;
+		if (c->ack_due > c->ack_sent && now - c->last_ack_ns >= ACK_EVERY_NS) {
+			c->ack_now = 1;
+			c->last_ack_ns = now;
+			lws_callback_on_writable(c->wsi);
+		}
 		if (B.chatter && c->conversation_id && now < B.stop_ns &&
 		    now - c->last_typing_ns >= 3000000000LL) {
 			c->typing_due = 1;

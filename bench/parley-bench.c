@@ -13,9 +13,9 @@
  *          send->deliver latency and checks each message arrives exactly
  *          once. Reports sent, acked (sent frames), delivered, lost,
  *          duplicated, delivered msgs/s and p50/p90/p99/max latency.
- *          Every client acks what it receives, as an app does; with
- *          --chatter 1 it also sends typing every 3 s and a read receipt
- *          at most once a second. --cpu NAME=PID adds the CPU a process
+ *          Every client acks the newest seq it has every 200 ms, as an
+ *          app does; with --chatter 1 it also sends typing every 3 s and
+ *          a read receipt at most once a second. --cpu NAME=PID adds the CPU a process
  *          (with its children) spent over the traffic, and per 1,000
  *          messages stored.
  *   groups like pairs, but in groups of --group-size members: every message

@@ -57,12 +57,21 @@ BEGIN
     UPDATE pm_items p SET st = 'not_found'
      WHERE st IS NULL AND NOT EXISTS (SELECT 1 FROM members m
                                       WHERE m.conversation_id = p.c AND m.user_id = p.s);
-    UPDATE pm_items p SET st = 'forbidden'
-     WHERE st IS NULL AND blocked_in_direct(p.c, p.s);
-    UPDATE pm_items p SET st = 'bad_reply'
-     WHERE st IS NULL AND r IS NOT NULL
-       AND NOT EXISTS (SELECT 1 FROM messages m
-                        WHERE m.conversation_id = p.c AND m.message_id = p.r);
+    -- Whether a direct conversation's other member blocked the sender is
+    -- asked item by item only when someone blocked one of the senders
+    -- (020): nearly never, and a call of blocked_in_direct() per item cost
+    -- 1.4 ms of a batch of 43. Replies are looked up only when there are.
+    IF EXISTS (SELECT 1 FROM blocks b JOIN pm_items p ON b.blocked_id = p.s
+                WHERE p.st IS NULL) THEN
+        UPDATE pm_items p SET st = 'forbidden'
+         WHERE st IS NULL AND blocked_in_direct(p.c, p.s);
+    END IF;
+    IF EXISTS (SELECT 1 FROM pm_items p WHERE p.r IS NOT NULL AND p.st IS NULL) THEN
+        UPDATE pm_items p SET st = 'bad_reply'
+         WHERE st IS NULL AND r IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM messages m
+                            WHERE m.conversation_id = p.c AND m.message_id = p.r);
+    END IF;
 
     -- Lock in the global order: conversations, then users (002, step 2).
     SELECT array_agg(DISTINCT p.c ORDER BY p.c) INTO convs
