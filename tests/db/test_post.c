@@ -115,6 +115,10 @@ static void test_post_plain_batch_answers_each_item(void **state)
 	assert_int_equal(r[4].message_id, 2);
 	assert_int_equal(pl_post_batch(&f->db, &conflict, 1, &rc), PL_OK);
 	assert_int_equal(rc.err, PL_CONFLICT);
+	/* Each went the short way: only the long way makes its scratch table
+	 * (the fixture's connection is new to this test). */
+	assert_int_equal(sql_ll(&f->db, "SELECT (to_regclass('pg_temp.pm_items') "
+				"IS NULL)::int", 0, NULL), 1);
 	pl_post_results_release(&r0, 1);
 	pl_post_results_release(r, 5);
 	pl_post_results_release(&rc, 1);
