@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "clock.h"
 #include "conn.h"
@@ -19,6 +20,10 @@
 #define OUT_MAX_FRAMES 1024
 #define OUT_MAX_BYTES (4 * 1024 * 1024)
 #define HELLO_TIMEOUT_US (10 * 1000000LL)
+/* A socket being closed reads what is still arriving, for this long at most,
+ * looking every CLOSE_DRAIN_STEP_US (relay_conn_writeable). */
+#define CLOSE_DRAIN_MS 1000
+#define CLOSE_DRAIN_STEP_US 5000
 
 struct relay_tables {
 	struct conn *conns[TABLE_SIZE];
@@ -199,6 +204,7 @@ void relay_conn_close(struct conn *c, int code, const char *reason)
 	c->state = CONN_CLOSING;
 	c->poll_done = 1;
 	c->close_code = code;
+	c->closing_ms = pl_clock_now_ms();
 	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
 	lws_callback_on_writable(c->wsi);
 }
@@ -226,11 +232,32 @@ int relay_conn_write_next(struct conn *c, enum lws_write_protocol protocol)
 	return rc;
 }
 
+/* Bytes the peer sent that the socket has not read yet. */
+static int input_waiting(struct conn *c)
+{
+	int n = 0;
+
+	if (ioctl(lws_get_socket_fd(c->wsi), FIONREAD, &n) < 0)
+		return 0;
+	return n > 0;
+}
+
 int relay_conn_writeable(struct conn *c)
 {
 	if (c->out)
 		return relay_conn_write_next(c, LWS_WRITE_TEXT);
 	if (c->state == CONN_CLOSING) {
+		/*
+		 * Closing with input unread makes the kernel reset the
+		 * connection, and a client still writing (a flood, a frame
+		 * over the limit) loses the close frame that says why: read
+		 * on (receive() drops it) for up to CLOSE_DRAIN_MS first.
+		 */
+		if (input_waiting(c) &&
+		    pl_clock_now_ms() - c->closing_ms < CLOSE_DRAIN_MS) {
+			lws_set_timer_usecs(c->wsi, CLOSE_DRAIN_STEP_US);
+			return 0;
+		}
 		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
 				 (unsigned char *)c->close_reason,
 				 strlen(c->close_reason));

@@ -93,6 +93,7 @@ struct conn {
 
 	int close_code;
 	char close_reason[64];
+	long long closing_ms;	/* monotonic: when the close was decided */
 
 	/* Long-poll: the events gathered for the answer, and its limit. */
 	json_t *poll_events;

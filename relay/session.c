@@ -92,6 +92,8 @@ void relay_session_timer(struct conn *c)
 {
 	if (c->state == CONN_HELLO || c->state == CONN_AUTH)
 		relay_conn_close(c, 4001, "no hello within 10 s");
+	else if (c->state == CONN_CLOSING)
+		lws_callback_on_writable(c->wsi);	/* see if it drained */
 }
 
 int relay_session_begin(struct conn *c, const struct pl_token_claims *claims,
