@@ -13,6 +13,44 @@ CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
 
 COMMENT ON EXTENSION pg_trgm IS 'text similarity measurement and index searching based on trigrams';
 
+--
+-- Name: message_wire; Type: TYPE; Schema: public; Owner: -
+--
+
+CREATE TYPE public.message_wire AS (
+	conversation_id bigint,
+	message_id bigint,
+	sender_id bigint,
+	body text,
+	created_at text,
+	client_msg_id text,
+	reply_to bigint,
+	attachments jsonb,
+	edited_at text,
+	deleted_at text,
+	reactions json
+);
+
+--
+-- Name: message_wire_seq; Type: TYPE; Schema: public; Owner: -
+--
+
+CREATE TYPE public.message_wire_seq AS (
+	type text,
+	seq bigint,
+	conversation_id bigint,
+	message_id bigint,
+	sender_id bigint,
+	body text,
+	created_at text,
+	client_msg_id text,
+	reply_to bigint,
+	attachments jsonb,
+	edited_at text,
+	deleted_at text,
+	reactions json
+);
+
 
 SET default_tablespace = '';
 

@@ -8,34 +8,22 @@
 CREATE FUNCTION public.message_out(m public.messages, p_viewer bigint, p_seq bigint DEFAULT NULL::bigint) RETURNS json
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
-    SELECT CASE WHEN p_seq IS NOT NULL THEN json_build_object(
-            'type', 'message', 'seq', p_seq,
-            'conversation_id', m.conversation_id,
-            'message_id', m.message_id,
-            'sender_id', m.sender_id,
-            'body', m.body,
-            'created_at', rfc3339(m.created_at),
-            'client_msg_id', m.client_msg_id,
-            'reply_to', m.reply_to,
-            'attachments', coalesce(m.attachments, '[]'),
-            'edited_at', rfc3339(m.edited_at),
-            'deleted_at', rfc3339(m.deleted_at),
-            'reactions', CASE WHEN m.reacted THEN
+    SELECT CASE WHEN p_seq IS NOT NULL THEN row_to_json(ROW(
+            'message', p_seq,
+            m.conversation_id, m.message_id, m.sender_id, m.body,
+            rfc3339(m.created_at), m.client_msg_id, m.reply_to,
+            coalesce(m.attachments, '[]'),
+            rfc3339(m.edited_at), rfc3339(m.deleted_at),
+            CASE WHEN m.reacted THEN
                 reactions_json(m.conversation_id, m.message_id, p_viewer)
-                ELSE '[]'::json END)
-        ELSE json_build_object(
-            'conversation_id', m.conversation_id,
-            'message_id', m.message_id,
-            'sender_id', m.sender_id,
-            'body', m.body,
-            'created_at', rfc3339(m.created_at),
-            'client_msg_id', m.client_msg_id,
-            'reply_to', m.reply_to,
-            'attachments', coalesce(m.attachments, '[]'),
-            'edited_at', rfc3339(m.edited_at),
-            'deleted_at', rfc3339(m.deleted_at),
-            'reactions', CASE WHEN m.reacted THEN
+                ELSE '[]'::json END)::message_wire_seq)
+        ELSE row_to_json(ROW(
+            m.conversation_id, m.message_id, m.sender_id, m.body,
+            rfc3339(m.created_at), m.client_msg_id, m.reply_to,
+            coalesce(m.attachments, '[]'),
+            rfc3339(m.edited_at), rfc3339(m.deleted_at),
+            CASE WHEN m.reacted THEN
                 reactions_json(m.conversation_id, m.message_id, p_viewer)
-                ELSE '[]'::json END)
+                ELSE '[]'::json END)::message_wire)
     END
 $$;
