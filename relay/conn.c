@@ -204,7 +204,7 @@ void relay_conn_close(struct conn *c, int code, const char *reason)
 	c->state = CONN_CLOSING;
 	c->poll_done = 1;
 	c->close_code = code;
-	c->closing_ms = pl_clock_now_ms();
+	c->closing_ms = pl_clock_mono_ms();
 	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
 	lws_callback_on_writable(c->wsi);
 }
@@ -254,7 +254,7 @@ int relay_conn_writeable(struct conn *c)
 		 * on (receive() drops it) for up to CLOSE_DRAIN_MS first.
 		 */
 		if (input_waiting(c) &&
-		    pl_clock_now_ms() - c->closing_ms < CLOSE_DRAIN_MS) {
+		    pl_clock_mono_ms() - c->closing_ms < CLOSE_DRAIN_MS) {
 			lws_set_timer_usecs(c->wsi, CLOSE_DRAIN_STEP_US);
 			return 0;
 		}

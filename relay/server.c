@@ -34,9 +34,10 @@ static int receive(struct conn *c, const void *in, size_t len, int final)
 	unsigned char *bigger;
 
 	/*
-	 * A socket being closed reads on to the peer's close frame, dropping
-	 * what it reads: closing with input unread would reset the connection
-	 * and the client could lose the close frame that says why.
+	 * A socket being closed drops what it still reads: its close waits
+	 * until the input has drained (relay_conn_writeable), since closing
+	 * with input unread resets the connection and the client could lose
+	 * the close frame that says why.
 	 */
 	if (c->state == CONN_CLOSING) {
 		free(c->rx);
